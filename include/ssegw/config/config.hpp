@@ -1,0 +1,110 @@
+#pragma once
+// The effective configuration of one gateway process: built-in defaults, then the JSON file,
+// then SSEGW_* environment variables, then command-line flags (config_loader.hpp does that).
+// Plain data, copied into each component at start; nothing here changes while running.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ssegw {
+
+/// How accepted sockets are spread over the shard threads.
+enum class accept_mode {
+    least_loaded, ///< one acceptor hands each socket to the shard with the fewest sessions
+    reuseport     ///< one SO_REUSEPORT acceptor per shard; the kernel balances by hash
+};
+
+struct server_config {
+    std::string host = "0.0.0.0";
+    std::uint16_t port = 8080;
+    /// The admin port carries /publish, so it listens on loopback unless told otherwise.
+    std::string admin_host = "127.0.0.1";
+    std::uint16_t admin_port = 9090;
+    unsigned threads = 0; ///< 0 = one shard thread per core
+    std::uint32_t max_connections = 200000;
+    std::uint32_t max_connections_per_user = 32;
+    accept_mode accept = accept_mode::least_loaded;
+    /// Time a client has to send a complete request head (slowloris guard).
+    std::uint32_t handshake_timeout_ms = 10000;
+    /// Upper bound on request line + headers; larger requests get 431.
+    std::uint32_t max_header_bytes = 8192;
+    /// On SIGTERM streams are closed spread over this window, then the process exits.
+    std::uint32_t drain_seconds = 5;
+};
+
+struct sse_config {
+    std::string path = "/events";
+    std::uint32_t heartbeat_seconds = 15;
+    std::uint32_t retry_ms = 2000;
+    /// A session whose unsent bytes exceed this is a slow consumer and is disconnected.
+    std::uint64_t max_queue_bytes = 1048576;
+    std::uint32_t max_topics = 32;
+    /// Largest payload accepted from a channel or /publish; larger ones are dropped and counted.
+    std::uint32_t max_event_bytes = 65536;
+    /// A write that makes no progress for this long disconnects the session.
+    std::uint32_t write_timeout_seconds = 30;
+};
+
+struct jwt_config {
+    std::string secret;                            ///< HS256 key; masked when printed
+    std::vector<std::string> algorithms = {"HS256"}; ///< accepted "alg" values
+    std::string public_key_file;                   ///< PEM for RS256 / ES256
+    std::string cookie = "sse_token";
+    std::string query_param = "token";
+    std::string user_claim = "sub";
+    std::string topics_claim = "topics";
+    std::uint32_t leeway_seconds = 30; ///< clock skew allowed on exp / nbf
+    std::string audience;              ///< when set, "aud" must contain it
+    std::string issuer;                ///< when set, "iss" must equal it
+};
+
+enum class auth_mode { jwt, none };
+
+struct auth_config {
+    auth_mode mode = auth_mode::jwt;
+    jwt_config jwt;
+};
+
+struct cors_config {
+    std::vector<std::string> allowed_origins; ///< exact origins; empty = no CORS headers
+    bool allow_credentials = false;
+};
+
+enum class subscribe_mode { per_channel, pattern };
+
+struct redis_config {
+    /// "redis://[:password@]host:port[/db]"; empty or "none" = standalone, no Redis.
+    std::string url = "redis://127.0.0.1:6379";
+    std::string prefix = "sse:";
+    subscribe_mode mode = subscribe_mode::per_channel;
+    std::uint32_t reconnect_min_ms = 100;
+    std::uint32_t reconnect_max_ms = 5000;
+
+    bool standalone() const { return url.empty() || url == "none"; }
+};
+
+struct history_config {
+    bool enabled = true;
+    std::uint32_t max_len = 1000;
+    std::uint32_t ttl_seconds = 86400;
+};
+
+enum class log_format { text, json };
+
+struct log_config {
+    std::string level = "info"; ///< trace, debug, info, warn, error, critical, off
+    log_format format = log_format::text;
+};
+
+struct gateway_config {
+    server_config server;
+    sse_config sse;
+    auth_config auth;
+    cors_config cors;
+    redis_config redis;
+    history_config history;
+    log_config log;
+};
+
+} // namespace ssegw
