@@ -1,0 +1,17 @@
+#pragma once
+// Renders /metrics: per-shard counters summed (or labelled by shard) at scrape time, plus the
+// router's and the broker's figures. Runs on the control thread.
+
+#include <string>
+#include <vector>
+
+namespace ssegw {
+
+class shard;
+class router;
+class broker;
+
+std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
+                           bool draining);
+
+} // namespace ssegw

@@ -1,0 +1,38 @@
+#pragma once
+// Accepts subscriber connections and hands each to a shard. In least-loaded mode one acceptor
+// (on the control thread) picks, per connection, the shard with the fewest connections and
+// accepts straight onto that shard's io_context; in reuseport mode each shard runs its own
+// SO_REUSEPORT acceptor and the kernel spreads connections by hash.
+
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace ssegw {
+
+class shard;
+
+class listener : public std::enable_shared_from_this<listener> {
+public:
+    /// Binds at once (throws boost::system::system_error when the address is taken).
+    listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& at,
+             std::vector<shard*> targets, bool reuse_port);
+
+    void start();
+    /// Closes the acceptor; connections already handed over are unaffected. Thread-safe.
+    void stop();
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+private:
+    void do_accept();
+    shard& pick() const;
+
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer backoff_;
+    std::vector<shard*> targets_;
+};
+
+} // namespace ssegw

@@ -1,0 +1,39 @@
+#pragma once
+// Per-shard index: channel name -> the sessions of this shard that joined it. Owned and touched
+// by one shard thread only, so no locking.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace ssegw {
+
+class session;
+
+class registry {
+public:
+    /// Adds s to channel; returns true when the channel was not held on this shard before
+    /// (the process may need to subscribe to it).
+    bool add(std::string_view channel, session* s);
+
+    /// Removes s from channel; returns true when no session of this shard holds it any more.
+    bool remove(std::string_view channel, session* s);
+
+    /// The sessions of a channel, or nullptr when none.
+    const std::vector<session*>* find(std::string_view channel) const;
+
+    std::size_t channel_count() const noexcept { return by_channel_.size(); }
+
+private:
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    std::unordered_map<std::string, std::vector<session*>, string_hash, std::equal_to<>> by_channel_;
+};
+
+} // namespace ssegw

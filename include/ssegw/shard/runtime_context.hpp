@@ -1,0 +1,24 @@
+#pragma once
+// What every shard reads but none owns: the configuration and the few process-wide pieces of
+// state a handshake consults. Created by the server before the shards start, outlives them.
+
+#include <atomic>
+#include <cstddef>
+
+#include "ssegw/auth/authenticator.hpp"
+#include "ssegw/config/config.hpp"
+#include "ssegw/shard/user_limiter.hpp"
+
+namespace ssegw {
+
+struct runtime_context {
+    const gateway_config& config;
+    const authenticator& auth;
+    user_limiter& users;
+    /// Open streams plus handshakes in progress, all shards: checked against max_connections.
+    std::atomic<std::size_t>& connections_total;
+    /// Set once on SIGTERM: new requests get "come back later" (200 + retry + close).
+    std::atomic<bool>& draining;
+};
+
+} // namespace ssegw

@@ -1,0 +1,102 @@
+#pragma once
+// A shard: one thread running its own io_context, owning its sessions and its channel registry
+// outright. Other threads talk to it only by posting to context(); nothing mutable here is
+// shared, except the counters (owner-written relaxed atomics) and load().
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "ssegw/metrics/shard_counters.hpp"
+#include "ssegw/shard/registry.hpp"
+#include "ssegw/sse/routed_event.hpp"
+
+namespace ssegw {
+
+struct runtime_context;
+class session;
+
+/// Told (on the shard thread) when a channel appears on or disappears from this shard, so the
+/// process can subscribe to exactly what its sessions need.
+using interest_callback =
+    std::function<void(unsigned shard_id, const std::string& channel, bool held)>;
+
+class shard {
+public:
+    shard(unsigned id, const runtime_context& rt, interest_callback on_interest);
+    ~shard();
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+
+    unsigned id() const noexcept { return id_; }
+    boost::asio::io_context& context() noexcept { return ioc_; }
+    const runtime_context& runtime() const noexcept { return rt_; }
+    shard_counters& counters() noexcept { return counters_; }
+    const shard_counters& counters() const noexcept { return counters_; }
+
+    /// Sessions plus handshakes in progress; read from any thread to pick the least loaded.
+    std::size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
+
+    void start();
+    /// Stops the loop; pending work is abandoned (call after drain()).
+    void stop();
+    void join();
+
+    // ---- everything below runs on the shard thread ----
+
+    /// A connection was handed to this shard (any thread): counts toward load() and
+    /// max_connections until handshake_failed() or the session's detach().
+    void reserve_slot() noexcept;
+    /// A handshake ended without becoming a session.
+    void handshake_failed(close_reason why) noexcept;
+
+    /// Registers a session that passed its handshake and starts it.
+    void attach(const std::shared_ptr<session>& s, frame head);
+    /// Called by a session when it closes: unregisters it and releases its slots.
+    void detach(session& s, close_reason why);
+
+    /// Queues the event to every session of this shard that joined its channel.
+    void deliver(const routed_event& ev);
+
+    /// Closes every stream with a jittered retry hint, spread evenly over `window`.
+    void drain(std::chrono::milliseconds window);
+
+    std::uint32_t now_tick() const noexcept { return tick_count_; }
+    /// The idle keep-alive comment, shared by every session of the shard.
+    const frame& heartbeat() const noexcept { return heartbeat_; }
+    /// "retry: N" with N jittered in [retry_ms, 2 * retry_ms): clients told to come back
+    /// do not all come back in the same instant.
+    frame retry_hint();
+    std::size_t channel_count() const noexcept { return registry_.channel_count(); }
+
+private:
+    void schedule_tick();
+    void on_tick();
+    void drain_step(std::size_t per_step, std::chrono::milliseconds step);
+
+    unsigned id_;
+    const runtime_context& rt_;
+    interest_callback on_interest_;
+    boost::asio::io_context ioc_;
+    boost::asio::steady_timer tick_timer_;
+    boost::asio::steady_timer drain_timer_;
+    std::thread thread_;
+    registry registry_;
+    std::vector<std::shared_ptr<session>> sessions_;
+    frame heartbeat_;
+    shard_counters counters_;
+    std::atomic<std::size_t> load_{0};
+    std::uint32_t tick_count_ = 0;
+    std::uint64_t rng_state_;
+};
+
+} // namespace ssegw

@@ -1,0 +1,93 @@
+#include "ssegw/app/metrics_report.hpp"
+
+#include "ssegw/broker/broker.hpp"
+#include "ssegw/broker/router.hpp"
+#include "ssegw/core/prometheus_text.hpp"
+#include "ssegw/shard/shard.hpp"
+
+namespace ssegw {
+
+namespace {
+
+std::uint64_t sum(const std::vector<shard*>& shards,
+                  const std::atomic<std::uint64_t> shard_counters::*field) {
+    std::uint64_t total = 0;
+    for (const auto* s : shards) total += (s->counters().*field).load(std::memory_order_relaxed);
+    return total;
+}
+
+std::string label(std::string_view key, std::string_view value) {
+    std::string out(key);
+    out += "=\"";
+    out += value;
+    out += '"';
+    return out;
+}
+
+} // namespace
+
+std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
+                           bool draining) {
+    prometheus_text out;
+    for (const auto* s : shards)
+        out.gauge("ssegw_connections", "Open SSE streams.",
+                  s->counters().connections.load(std::memory_order_relaxed),
+                  label("shard", std::to_string(s->id())));
+    out.counter("ssegw_connections_opened_total", "SSE streams opened.",
+                sum(shards, &shard_counters::opened));
+    for (std::size_t i = 0; i < close_reason_names.size(); ++i) {
+        std::uint64_t n = 0;
+        for (const auto* s : shards) n += s->counters().closed[i].load(std::memory_order_relaxed);
+        out.counter("ssegw_connections_closed_total",
+                    "Connections closed, streams and refused handshakes, by reason.", n,
+                    label("reason", close_reason_names[i]));
+    }
+    for (std::size_t i = 0; i < reject_reason_names.size(); ++i) {
+        std::uint64_t n = 0;
+        for (const auto* s : shards)
+            n += s->counters().rejected[i].load(std::memory_order_relaxed);
+        out.counter("ssegw_requests_rejected_total", "Subscribe requests refused, by reason.", n,
+                    label("reason", reject_reason_names[i]));
+    }
+    out.counter("ssegw_slow_consumer_disconnects_total",
+                "Streams closed because their unsent bytes exceeded sse.max_queue_bytes.",
+                [&] {
+                    std::uint64_t n = 0;
+                    for (const auto* s : shards)
+                        n += s->counters()
+                                 .closed[static_cast<std::size_t>(close_reason::slow_consumer)]
+                                 .load(std::memory_order_relaxed);
+                    return n;
+                }());
+    constexpr std::string_view kinds[] = {"user", "topic", "broadcast"};
+    for (std::size_t k = 0; k < 3; ++k)
+        out.counter("ssegw_events_received_total", "Events received from the broker, by channel kind.",
+                    r.events_received(k), label("kind", kinds[k]));
+    for (std::size_t i = 0; i < route_drop_names.size(); ++i)
+        out.counter("ssegw_events_dropped_total", "Events that reached no stream, by reason.",
+                    r.dropped(static_cast<route_drop>(i)), label("reason", route_drop_names[i]));
+    out.counter("ssegw_frames_delivered_total", "Frames queued to streams (one per stream per event).",
+                sum(shards, &shard_counters::frames_delivered));
+    out.counter("ssegw_bytes_written_total", "Bytes written to streams.",
+                sum(shards, &shard_counters::bytes_written));
+    out.counter("ssegw_heartbeats_total", "Heartbeat comments sent to idle streams.",
+                sum(shards, &shard_counters::heartbeats));
+    out.gauge("ssegw_channels_held", "Channels at least one local stream joined.",
+              static_cast<std::int64_t>(r.channel_count()));
+    const auto stats = b.stats();
+    out.gauge("ssegw_redis_connected", "1 while the Redis subscriber is connected.",
+              stats.connected ? 1 : 0);
+    out.counter("ssegw_redis_reconnects_total", "Redis subscriber reconnects.", stats.reconnects);
+    out.gauge("ssegw_redis_subscribed_channels", "Channels the subscriber holds on Redis.",
+              static_cast<std::int64_t>(stats.subscribed_channels));
+    out.counter("ssegw_redis_protocol_errors_total", "Malformed replies from Redis.",
+                stats.protocol_errors);
+    out.gauge("ssegw_draining", "1 once shutdown has begun.", draining ? 1 : 0);
+    latency_histogram merged;
+    for (const auto* s : shards) s->counters().delivery_latency.merge_into(merged);
+    out.histogram("ssegw_delivery_latency_seconds",
+                  "From receipt by the process to queueing on the stream.", merged);
+    return std::move(out).str();
+}
+
+} // namespace ssegw

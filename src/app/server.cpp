@@ -1,0 +1,183 @@
+#include "ssegw/app/server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ssegw/app/metrics_report.hpp"
+#include "ssegw/auth/authenticator.hpp"
+#include "ssegw/broker/local_broker.hpp"
+#include "ssegw/broker/redis_broker.hpp"
+#include "ssegw/broker/router.hpp"
+#include "ssegw/config/config_loader.hpp"
+#include "ssegw/http/admin_server.hpp"
+#include "ssegw/http/listener.hpp"
+#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/user_limiter.hpp"
+
+namespace ssegw {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+unsigned shard_count(unsigned configured) {
+    unsigned n = configured != 0 ? configured : std::thread::hardware_concurrency();
+    return std::clamp(n, 1u, max_shards);
+}
+
+tcp::endpoint endpoint_of(const std::string& host, std::uint16_t port) {
+    return {asio::ip::make_address(host), port};
+}
+
+} // namespace
+
+struct server::impl {
+    explicit impl(gateway_config c)
+        : cfg(std::move(c)), auth(cfg.auth), users(cfg.server.max_connections_per_user),
+          rt{cfg, auth, users, connections_total, draining}, signals(control, SIGINT, SIGTERM),
+          drain_timer(control) {
+        const unsigned n = shard_count(cfg.server.threads);
+        for (unsigned i = 0; i < n; ++i) {
+            shards.push_back(std::make_unique<shard>(
+                i, rt, [this](unsigned id, const std::string& ch, bool held) {
+                    // Shard thread -> control thread, where the router's masks live.
+                    asio::post(control, [this, id, ch, held] { route->on_interest(id, ch, held); });
+                }));
+            shard_ptrs.push_back(shards.back().get());
+        }
+        route = std::make_unique<router>(
+            shard_ptrs, cfg.sse.max_event_bytes,
+            [this](const std::string& ch, bool wanted) { events->want(ch, wanted); });
+        if (cfg.redis.standalone())
+            events = std::make_unique<local_broker>(*route);
+        else
+            events = std::make_unique<redis_broker>(control, cfg.redis, *route);
+
+        const auto public_at = endpoint_of(cfg.server.host, cfg.server.port);
+        if (cfg.server.accept == accept_mode::reuseport) {
+            for (auto* s : shard_ptrs)
+                listeners.push_back(std::make_shared<listener>(s->context(), public_at,
+                                                               std::vector<shard*>{s}, true));
+        } else {
+            listeners.push_back(std::make_shared<listener>(control, public_at, shard_ptrs, false));
+        }
+
+        admin_routes routes;
+        routes.ready = [this] { return !draining.load() && events->ready(); };
+        routes.metrics = [this] {
+            return render_metrics(shard_ptrs, *route, *events, draining.load());
+        };
+        routes.publish = [this](std::string channel, std::string payload,
+                                std::function<void(unsigned, std::string)> reply) {
+            if (payload.size() > cfg.sse.max_event_bytes)
+                return reply(413, R"({"error":"payload larger than sse.max_event_bytes"})");
+            events->publish(std::move(channel), std::move(payload),
+                            [reply = std::move(reply)](bool ok, std::string detail) {
+                                nlohmann_reply(reply, ok, detail);
+                            });
+        };
+        routes.max_body_bytes = cfg.sse.max_event_bytes + 1024;
+        admin = std::make_shared<admin_server>(
+            control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port), std::move(routes));
+    }
+
+    static void nlohmann_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
+                               const std::string& detail) {
+        std::string body = ok ? R"({"ok":true})" : R"({"ok":false,"error":")";
+        if (!ok) {
+            for (char c : detail)
+                if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) body += c;
+            body += "\"}";
+        }
+        reply(ok ? 202 : 503, std::move(body));
+    }
+
+    int run() {
+        if (cfg.auth.mode == auth_mode::none)
+            spdlog::warn("auth.mode is \"none\": any client may read any user's events by "
+                         "naming it in ?user=; use this for development only");
+        for (auto& s : shards) s->start();
+        events->start();
+        for (auto& l : listeners) l->start();
+        admin->start();
+        spdlog::info("sse-gateway listening on {}:{} ({} shards), admin on {}:{}, {}",
+                     cfg.server.host, listeners.front()->local_endpoint().port(), shards.size(),
+                     cfg.server.admin_host, admin->local_endpoint().port(),
+                     cfg.redis.standalone() ? std::string("standalone (no Redis)")
+                                            : "redis " + mask_redis_url(cfg.redis.url));
+        signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (!ec) begin_drain(sig);
+        });
+        control.run();
+        for (auto& s : shards) s->stop();
+        for (auto& s : shards) s->join();
+        return 0;
+    }
+
+    void begin_drain(int sig) {
+        spdlog::info("signal {}: draining {} connections over {} s", sig,
+                     connections_total.load(), cfg.server.drain_seconds);
+        draining = true;
+        for (auto& l : listeners) l->stop();
+        const auto window = std::chrono::milliseconds(cfg.server.drain_seconds * 1000);
+        for (auto* s : shard_ptrs) asio::post(s->context(), [s, window] { s->drain(window); });
+        // Streams flush their retry hint and close; give slow ones a bounded grace.
+        drain_deadline = std::chrono::steady_clock::now() + window + std::chrono::seconds(3);
+        signals.async_wait([this](const boost::system::error_code& ec, int) {
+            if (!ec) finish(); // a second signal: stop now
+        });
+        poll_drained();
+    }
+
+    void poll_drained() {
+        if (connections_total.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline)
+            return finish();
+        drain_timer.expires_after(std::chrono::milliseconds(50));
+        drain_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) poll_drained();
+        });
+    }
+
+    void finish() {
+        spdlog::info("drained; {} connections left, exiting", connections_total.load());
+        admin->stop();
+        events->stop();
+        signals.cancel();
+        drain_timer.cancel();
+        control.stop();
+    }
+
+    gateway_config cfg;
+    authenticator auth;
+    user_limiter users;
+    std::atomic<std::size_t> connections_total{0};
+    std::atomic<bool> draining{false};
+    runtime_context rt;
+    asio::io_context control{1};
+    asio::signal_set signals;
+    asio::steady_timer drain_timer;
+    std::chrono::steady_clock::time_point drain_deadline;
+    std::vector<std::unique_ptr<shard>> shards;
+    std::vector<shard*> shard_ptrs;
+    std::unique_ptr<router> route;
+    std::unique_ptr<broker> events;
+    std::vector<std::shared_ptr<listener>> listeners;
+    std::shared_ptr<admin_server> admin;
+};
+
+server::server(gateway_config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+server::~server() = default;
+int server::run() { return impl_->run(); }
+
+} // namespace ssegw

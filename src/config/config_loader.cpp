@@ -1,0 +1,453 @@
+#include <ssegw/config/config_loader.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <type_traits>
+
+namespace ssegw {
+namespace {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+template <class E>
+struct enum_name {
+    E value;
+    const char* name;
+};
+
+constexpr enum_name<accept_mode> accept_names[] = {
+    {accept_mode::least_loaded, "least-loaded"}, {accept_mode::reuseport, "reuseport"}};
+constexpr enum_name<auth_mode> auth_mode_names[] = {{auth_mode::jwt, "jwt"}, {auth_mode::none, "none"}};
+constexpr enum_name<subscribe_mode> subscribe_mode_names[] = {
+    {subscribe_mode::per_channel, "per-channel"}, {subscribe_mode::pattern, "pattern"}};
+constexpr enum_name<log_format> log_format_names[] = {{log_format::text, "text"}, {log_format::json, "json"}};
+constexpr const char* log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+constexpr const char* jwt_algorithms[] = {"HS256", "RS256", "ES256"};
+
+// Every key of the config file is named exactly once, here. The reader (apply_json) and the
+// writer (effective_config_json) both walk this description, so the accepted file format and
+// the --check-config output cannot drift apart when a field is added.
+template <class Cfg, class Visitor>
+void describe(Cfg& c, Visitor& v) {
+    v.section("server", [&] {
+        auto& s = c.server;
+        v.field("host", s.host);
+        v.integer("port", s.port, 1, 65535);
+        v.field("admin_host", s.admin_host);
+        v.integer("admin_port", s.admin_port, 1, 65535);
+        v.integer("threads", s.threads);
+        v.integer("max_connections", s.max_connections);
+        v.integer("max_connections_per_user", s.max_connections_per_user);
+        v.enumeration("accept", s.accept, accept_names);
+        v.integer("handshake_timeout_ms", s.handshake_timeout_ms);
+        v.integer("max_header_bytes", s.max_header_bytes);
+        v.integer("drain_seconds", s.drain_seconds);
+    });
+    v.section("sse", [&] {
+        auto& s = c.sse;
+        v.field("path", s.path);
+        v.integer("heartbeat_seconds", s.heartbeat_seconds);
+        v.integer("retry_ms", s.retry_ms);
+        v.integer("max_queue_bytes", s.max_queue_bytes);
+        v.integer("max_topics", s.max_topics);
+        v.integer("max_event_bytes", s.max_event_bytes);
+        v.integer("write_timeout_seconds", s.write_timeout_seconds);
+    });
+    v.section("auth", [&] {
+        v.enumeration("mode", c.auth.mode, auth_mode_names);
+        v.section("jwt", [&] {
+            auto& j = c.auth.jwt;
+            v.field("secret", j.secret);
+            v.field("algorithms", j.algorithms);
+            v.field("public_key_file", j.public_key_file);
+            v.field("cookie", j.cookie);
+            v.field("query_param", j.query_param);
+            v.field("user_claim", j.user_claim);
+            v.field("topics_claim", j.topics_claim);
+            v.integer("leeway_seconds", j.leeway_seconds);
+            v.field("audience", j.audience);
+            v.field("issuer", j.issuer);
+        });
+    });
+    v.section("cors", [&] {
+        v.field("allowed_origins", c.cors.allowed_origins);
+        v.field("allow_credentials", c.cors.allow_credentials);
+    });
+    v.section("redis", [&] {
+        auto& r = c.redis;
+        v.field("url", r.url);
+        v.field("prefix", r.prefix);
+        v.enumeration("subscribe_mode", r.mode, subscribe_mode_names);
+        v.integer("reconnect_min_ms", r.reconnect_min_ms);
+        v.integer("reconnect_max_ms", r.reconnect_max_ms);
+    });
+    v.section("history", [&] {
+        v.field("enabled", c.history.enabled);
+        v.integer("max_len", c.history.max_len);
+        v.integer("ttl_seconds", c.history.ttl_seconds);
+    });
+    v.section("log", [&] {
+        v.one_of("level", c.log.level, log_levels);
+        v.enumeration("format", c.log.format, log_format_names);
+    });
+}
+
+// A value as it appears in an error message: JSON text, cut short so the message stays one line.
+std::string show(const json& value) {
+    std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    constexpr std::size_t limit = 60;
+    if (text.size() > limit) {
+        text.resize(limit);
+        text += "...";
+    }
+    return text;
+}
+
+template <std::size_t N>
+std::string list_names(const char* const (&names)[N]) {
+    std::string out;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (i) out += ", ";
+        out += '"';
+        out += names[i];
+        out += '"';
+    }
+    return out;
+}
+
+template <class E, std::size_t N>
+std::string list_names(const enum_name<E> (&names)[N]) {
+    const char* plain[N];
+    for (std::size_t i = 0; i < N; ++i) plain[i] = names[i].name;
+    return list_names(plain);
+}
+
+class json_reader {
+public:
+    explicit json_reader(const json& root) : current_(&root) {}
+
+    void run(gateway_config& cfg) {
+        if (!current_->is_object())
+            throw config_error("config: expected a JSON object at the top level, got " + show(*current_));
+        describe(cfg, *this);
+        reject_unknown();
+    }
+
+    template <class Body>
+    void section(const char* key, Body&& body) {
+        const json* value = find(key);
+        if (!value) return;
+        if (!value->is_object()) fail(key, "expected an object", *value);
+        const json* saved_current = current_;
+        std::string saved_path = path_;
+        std::set<std::string> saved_seen = std::move(seen_);
+        current_ = value;
+        path_ = dotted(key);
+        seen_.clear();
+        body();
+        reject_unknown();
+        current_ = saved_current;
+        path_ = std::move(saved_path);
+        seen_ = std::move(saved_seen);
+    }
+
+    void field(const char* key, std::string& out) {
+        if (const json* value = find(key)) {
+            if (!value->is_string()) fail(key, "expected a string", *value);
+            out = value->get<std::string>();
+        }
+    }
+
+    void field(const char* key, bool& out) {
+        if (const json* value = find(key)) {
+            if (!value->is_boolean()) fail(key, "expected true or false", *value);
+            out = value->get<bool>();
+        }
+    }
+
+    void field(const char* key, std::vector<std::string>& out) {
+        const json* value = find(key);
+        if (!value) return;
+        if (!value->is_array()) fail(key, "expected an array of strings", *value);
+        std::vector<std::string> items;
+        for (std::size_t i = 0; i < value->size(); ++i) {
+            const json& item = (*value)[i];
+            if (!item.is_string())
+                throw config_error(dotted(key) + "[" + std::to_string(i) + "]: expected a string, got " + show(item));
+            items.push_back(item.get<std::string>());
+        }
+        out = std::move(items);
+    }
+
+    template <class T>
+    void integer(const char* key, T& out, std::uint64_t min = 0,
+                 std::uint64_t max = std::numeric_limits<T>::max()) {
+        static_assert(std::is_unsigned_v<T>);
+        const json* value = find(key);
+        if (!value) return;
+        bool ok = value->is_number_unsigned();
+        std::uint64_t n = ok ? value->get<std::uint64_t>() : 0;
+        if (!ok || n < min || n > max)
+            fail(key, "expected an integer in " + std::to_string(min) + ".." + std::to_string(max), *value);
+        out = static_cast<T>(n);
+    }
+
+    template <class E, std::size_t N>
+    void enumeration(const char* key, E& out, const enum_name<E> (&names)[N]) {
+        const json* value = find(key);
+        if (!value) return;
+        if (value->is_string()) {
+            const auto& text = value->get_ref<const std::string&>();
+            for (const auto& n : names) {
+                if (text == n.name) {
+                    out = n.value;
+                    return;
+                }
+            }
+        }
+        fail(key, "expected one of " + list_names(names), *value);
+    }
+
+    template <std::size_t N>
+    void one_of(const char* key, std::string& out, const char* const (&names)[N]) {
+        const json* value = find(key);
+        if (!value) return;
+        if (value->is_string()) {
+            const auto& text = value->get_ref<const std::string&>();
+            if (std::find(std::begin(names), std::end(names), std::string_view(text)) != std::end(names)) {
+                out = text;
+                return;
+            }
+        }
+        fail(key, "expected one of " + list_names(names), *value);
+    }
+
+private:
+    const json* find(const char* key) {
+        seen_.insert(key);
+        auto it = current_->find(key);
+        return it == current_->end() ? nullptr : &*it;
+    }
+
+    std::string dotted(std::string_view key) const {
+        return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+    }
+
+    [[noreturn]] void fail(const char* key, const std::string& problem, const json& got) const {
+        throw config_error(dotted(key) + ": " + problem + ", got " + show(got));
+    }
+
+    void reject_unknown() const {
+        for (const auto& item : current_->items())
+            if (!seen_.count(item.key())) throw config_error("unknown key '" + dotted(item.key()) + "'");
+    }
+
+    const json* current_;
+    std::string path_;
+    std::set<std::string> seen_;
+};
+
+class json_writer {
+public:
+    ordered_json take(const gateway_config& cfg) {
+        describe(cfg, *this);
+        return std::move(root_);
+    }
+
+    template <class Body>
+    void section(const char* key, Body&& body) {
+        // Safe to hold: only the child gains keys while body runs, so the parent's storage
+        // (which owns the child) is not reallocated underneath us.
+        ordered_json* saved = current_;
+        current_ = &((*current_)[key] = ordered_json::object());
+        body();
+        current_ = saved;
+    }
+
+    template <class T>
+    void field(const char* key, const T& value) {
+        (*current_)[key] = value;
+    }
+
+    template <class T>
+    void integer(const char* key, const T& value, std::uint64_t = 0, std::uint64_t = 0) {
+        (*current_)[key] = static_cast<std::uint64_t>(value);
+    }
+
+    template <class E, std::size_t N>
+    void enumeration(const char* key, const E& value, const enum_name<E> (&names)[N]) {
+        for (const auto& n : names) {
+            if (n.value == value) {
+                (*current_)[key] = n.name;
+                return;
+            }
+        }
+        (*current_)[key] = nullptr; // unreachable with a well-formed enum value
+    }
+
+    template <std::size_t N>
+    void one_of(const char* key, const std::string& value, const char* const (&)[N]) {
+        (*current_)[key] = value;
+    }
+
+private:
+    ordered_json root_ = ordered_json::object();
+    ordered_json* current_ = &root_;
+};
+
+[[noreturn]] void invalid(const std::string& key, const std::string& problem) {
+    throw config_error(key + ": " + problem);
+}
+
+void check_range(const char* key, std::uint64_t value, std::uint64_t min, std::uint64_t max) {
+    if (value < min || value > max)
+        invalid(key, "must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                         std::to_string(value));
+}
+
+std::string one_line(std::string text) {
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    std::replace(text.begin(), text.end(), '\r', ' ');
+    return text;
+}
+
+bool has_space(const std::string& text) {
+    return std::any_of(text.begin(), text.end(), [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; });
+}
+
+} // namespace
+
+void apply_json(gateway_config& cfg, const nlohmann::json& j) {
+    // Work on a copy so a failure halfway leaves the caller's config untouched.
+    gateway_config next = cfg;
+    json_reader(j).run(next);
+    cfg = std::move(next);
+}
+
+gateway_config load_config_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw config_error(path + ": cannot read: is a directory");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(path + ": cannot open: " + std::strerror(errno));
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    if (in.bad()) throw config_error(path + ": cannot read: " + std::strerror(errno));
+
+    json parsed;
+    try {
+        parsed = json::parse(buffer.str());
+    } catch (const json::parse_error& e) {
+        // nlohmann prefixes "[json.exception.parse_error.101] "; operators only need the rest.
+        std::string message = e.what();
+        if (auto pos = message.find("] "); message.starts_with("[json.exception") && pos != std::string::npos)
+            message.erase(0, pos + 2);
+        throw config_error(path + ": invalid JSON: " + one_line(message));
+    }
+
+    gateway_config cfg;
+    try {
+        apply_json(cfg, parsed);
+    } catch (const config_error& e) {
+        throw config_error(path + ": " + e.what());
+    }
+    return cfg;
+}
+
+void validate(const gateway_config& cfg) {
+    const auto& server = cfg.server;
+    if (server.host.empty()) invalid("server.host", "must not be empty");
+    if (server.admin_host.empty()) invalid("server.admin_host", "must not be empty");
+    check_range("server.port", server.port, 1, 65535);
+    check_range("server.admin_port", server.admin_port, 1, 65535);
+    if (server.port == server.admin_port)
+        invalid("server.admin_port", "must differ from server.port (both are " + std::to_string(server.port) + ")");
+    check_range("server.threads", server.threads, 0, 64); // one bit per shard in a channel mask
+
+    const auto& sse = cfg.sse;
+    if (!sse.path.starts_with('/')) invalid("sse.path", "must start with '/', got \"" + sse.path + "\"");
+    check_range("sse.heartbeat_seconds", sse.heartbeat_seconds, 1, 3600);
+    check_range("sse.retry_ms", sse.retry_ms, 0, 3600000);
+    check_range("sse.max_queue_bytes", sse.max_queue_bytes, 4096, std::numeric_limits<std::uint64_t>::max());
+    check_range("sse.max_topics", sse.max_topics, 0, 1024);
+    check_range("sse.max_event_bytes", sse.max_event_bytes, 16, 16777216);
+
+    const auto& jwt = cfg.auth.jwt;
+    if (jwt.algorithms.empty()) invalid("auth.jwt.algorithms", "must list at least one of \"HS256\", \"RS256\", \"ES256\"");
+    bool wants_secret = false;
+    std::string wants_key; // first algorithm that needs a public key, for the message
+    for (const auto& alg : jwt.algorithms) {
+        if (std::find(std::begin(jwt_algorithms), std::end(jwt_algorithms), std::string_view(alg)) ==
+            std::end(jwt_algorithms))
+            invalid("auth.jwt.algorithms", "unsupported algorithm \"" + alg + "\" (expected " +
+                                               list_names(jwt_algorithms) + ")");
+        if (alg == "HS256") wants_secret = true;
+        else if (wants_key.empty()) wants_key = alg;
+    }
+    if (cfg.auth.mode == auth_mode::jwt) {
+        if (wants_secret && jwt.secret.empty())
+            invalid("auth.jwt.secret", "required when auth.mode is \"jwt\" and algorithms include HS256");
+        if (!wants_key.empty() && jwt.public_key_file.empty())
+            invalid("auth.jwt.public_key_file", "required when auth.mode is \"jwt\" and algorithms include " + wants_key);
+    }
+
+    for (const auto& origin : cfg.cors.allowed_origins) {
+        if (origin.empty()) invalid("cors.allowed_origins", "entries must not be empty");
+        if (origin.ends_with('/'))
+            invalid("cors.allowed_origins", "\"" + origin + "\" must not end with '/' (an origin has no path)");
+        if (origin == "*" && cfg.cors.allow_credentials)
+            invalid("cors.allowed_origins", "\"*\" is not allowed when cors.allow_credentials is true");
+    }
+
+    const auto& redis = cfg.redis;
+    if (!redis.standalone() && (!redis.url.starts_with("redis://") || redis.url.size() == 8))
+        invalid("redis.url", "expected \"redis://[:password@]host:port[/db]\", \"none\" or empty, got \"" +
+                                 mask_redis_url(redis.url) + "\"");
+    if (redis.prefix.empty()) invalid("redis.prefix", "must not be empty");
+    if (has_space(redis.prefix)) invalid("redis.prefix", "must not contain spaces, got \"" + redis.prefix + "\"");
+    if (redis.reconnect_min_ms > redis.reconnect_max_ms)
+        invalid("redis.reconnect_min_ms", "must not exceed redis.reconnect_max_ms (" +
+                                              std::to_string(redis.reconnect_min_ms) + " > " +
+                                              std::to_string(redis.reconnect_max_ms) + ")");
+
+    if (cfg.history.max_len < 1) invalid("history.max_len", "must be at least 1, got 0");
+
+    if (std::find(std::begin(log_levels), std::end(log_levels), std::string_view(cfg.log.level)) ==
+        std::end(log_levels))
+        invalid("log.level", "expected one of " + list_names(log_levels) + ", got \"" + cfg.log.level + "\"");
+}
+
+std::string mask_redis_url(const std::string& url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return url;
+    const auto authority = scheme_end + 3;
+    // The last '@' anywhere ends the userinfo: an unencoded password may contain '@' or '/',
+    // and leaking part of it is worse than masking a rare '@' in a path.
+    const auto at = url.rfind('@');
+    if (at == std::string::npos || at < authority) return url;
+    const std::string userinfo = url.substr(authority, at - authority);
+    if (userinfo.empty()) return url;
+    const auto colon = userinfo.find(':');
+    // Without a colon some clients read the lone userinfo as the password, so hide it too.
+    std::string masked = colon == std::string::npos ? "***"
+                         : colon + 1 == userinfo.size() ? userinfo
+                                                        : userinfo.substr(0, colon + 1) + "***";
+    return url.substr(0, authority) + masked + url.substr(at);
+}
+
+std::string effective_config_json(const gateway_config& cfg) {
+    ordered_json out = json_writer().take(cfg);
+    if (!cfg.auth.jwt.secret.empty()) out["auth"]["jwt"]["secret"] = "***";
+    out["redis"]["url"] = mask_redis_url(cfg.redis.url);
+    return out.dump(2, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+} // namespace ssegw

@@ -1,0 +1,221 @@
+#include "ssegw/http/handshake.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ssegw/core/channel.hpp"
+#include "ssegw/core/query_string.hpp"
+#include "ssegw/http/subscribe_request.hpp"
+#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/shard/session.hpp"
+#include "ssegw/shard/shard.hpp"
+
+namespace ssegw {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+class handshake : public std::enable_shared_from_this<handshake> {
+public:
+    handshake(shard& owner, asio::ip::tcp::socket socket)
+        : shard_(owner), rt_(owner.runtime()), stream_(std::move(socket)) {}
+
+    void start() {
+        parser_.emplace();
+        parser_->header_limit(rt_.config.server.max_header_bytes);
+        parser_->body_limit(0); // GET carries no body
+        stream_.expires_after(std::chrono::milliseconds(rt_.config.server.handshake_timeout_ms));
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    self->on_read(ec);
+                                });
+    }
+
+private:
+    void on_read(beast::error_code ec) {
+        if (ec == http::error::header_limit)
+            return reject(http::status::request_header_fields_too_large,
+                          "request headers too large", reject_reason::headers_too_large);
+        if (ec) {
+            // Timeout, reset, or bytes that are not HTTP: nothing useful to answer.
+            return fail(close_reason::handshake_failed);
+        }
+        const auto& req = parser_->get();
+        const auto target = split_target(req.target());
+        const auto& cfg = rt_.config;
+        origin_ = std::string(req[http::field::origin]);
+
+        if (target.path != cfg.sse.path)
+            return reject(http::status::not_found, "not found", reject_reason::not_found);
+        if (req.method() == http::verb::options) return preflight();
+        if (req.method() != http::verb::get)
+            return reject(http::status::method_not_allowed, "method not allowed",
+                          reject_reason::method_not_allowed);
+
+        subscribe_request_error perr;
+        auto sub = parse_subscribe_request(target.query, cfg.auth.jwt.query_param,
+                                           cfg.sse.max_topics, perr);
+        if (!sub) return reject(http::status::bad_request, perr.reason, reject_reason::bad_request);
+
+        credentials creds;
+        creds.authorization = req[http::field::authorization];
+        creds.cookie_header = req[http::field::cookie];
+        creds.query_token = sub->token;
+        creds.query_user = sub->user;
+        auto who = rt_.auth.authenticate(creds);
+        if (auto* failure = std::get_if<auth_failure>(&who))
+            return reject(static_cast<http::status>(failure->status), failure->reason,
+                          failure->status == 403 ? reject_reason::forbidden
+                                                 : reject_reason::unauthorized);
+        auto& user = std::get<principal>(who);
+        if (auto denied = rt_.auth.check_topics(user, sub->topics))
+            return reject(static_cast<http::status>(denied->status), denied->reason,
+                          reject_reason::forbidden);
+
+        // Transient refusals must be 200s: any other status makes EventSource give up for good.
+        if (rt_.draining.load(std::memory_order_relaxed))
+            return come_back_later(reject_reason::draining);
+        if (rt_.connections_total.load(std::memory_order_relaxed) > cfg.server.max_connections)
+            return come_back_later(reject_reason::instance_full);
+        if (!rt_.users.try_acquire(user.user))
+            return reject(http::status::too_many_requests, "too many connections for this user",
+                          reject_reason::too_many_per_user);
+
+        std::vector<std::string> channels;
+        channels.reserve(2 + sub->topics.size());
+        channels.push_back(user_channel(user.user));
+        channels.emplace_back(broadcast_channel);
+        for (const auto& t : sub->topics) channels.push_back(topic_channel(t));
+
+        std::int64_t expires_at = 0;
+        if (user.expires_at)
+            expires_at = std::chrono::duration_cast<std::chrono::seconds>(
+                             user.expires_at->time_since_epoch())
+                             .count();
+
+        auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
+                                                        std::to_string(cfg.sse.retry_ms) +
+                                                        "\n: connected\n\n");
+        // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
+        stream_.expires_never();
+        auto s = std::make_shared<session>(shard_, stream_.release_socket(), std::move(user.user),
+                                           std::move(channels), expires_at);
+        parser_.reset();
+        shard_.attach(s, std::move(head));
+    }
+
+    /// The response head of a stream, with CORS headers when the origin is allowed. Written by
+    /// hand: Beast's serializer would add Content-Length: 0 to a body-less response.
+    std::string stream_head() const {
+        std::string h =
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\n"
+            "X-Accel-Buffering: no\r\n"
+            "Connection: keep-alive\r\n";
+        h += cors_headers();
+        h += "\r\n";
+        return h;
+    }
+
+    std::string cors_headers() const {
+        const auto& cors = rt_.config.cors;
+        if (origin_.empty() || cors.allowed_origins.empty()) return {};
+        const bool any = std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(),
+                                   "*") != cors.allowed_origins.end();
+        const bool listed = std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(),
+                                      origin_) != cors.allowed_origins.end();
+        if (!listed && !any) return "Vary: Origin\r\n";
+        std::string h = "Access-Control-Allow-Origin: ";
+        h += listed ? origin_ : "*";
+        h += "\r\nVary: Origin\r\n";
+        if (cors.allow_credentials && listed) h += "Access-Control-Allow-Credentials: true\r\n";
+        return h;
+    }
+
+    void preflight() {
+        auto text = std::make_shared<std::string>(
+            "HTTP/1.1 204 No Content\r\n"
+            "Access-Control-Allow-Methods: GET, OPTIONS\r\n"
+            "Access-Control-Allow-Headers: Authorization, Last-Event-ID, Cache-Control\r\n"
+            "Access-Control-Max-Age: 600\r\n"
+            "Content-Length: 0\r\n"
+            "Connection: close\r\n");
+        *text += cors_headers();
+        *text += "\r\n";
+        write_and_close(std::move(text), close_reason::rejected);
+    }
+
+    void reject(http::status status, std::string_view reason, reject_reason why) {
+        shard_counters& c = shard_.counters();
+        c.count_reject(why);
+        auto text = std::make_shared<std::string>();
+        const std::string body = std::string(reason) + "\n";
+        *text += "HTTP/1.1 " + std::to_string(static_cast<unsigned>(status)) + " " +
+                 std::string(http::obsolete_reason(status)) + "\r\n";
+        *text += "Content-Type: text/plain; charset=utf-8\r\n";
+        *text += "Cache-Control: no-store\r\n";
+        if (status == http::status::unauthorized) *text += "WWW-Authenticate: Bearer\r\n";
+        if (status == http::status::method_not_allowed) *text += "Allow: GET, OPTIONS\r\n";
+        *text += cors_headers();
+        *text += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+        *text += "Connection: close\r\n\r\n";
+        *text += body;
+        write_and_close(std::move(text), close_reason::rejected);
+    }
+
+    void come_back_later(reject_reason why) {
+        shard_.counters().count_reject(why);
+        auto text = std::make_shared<std::string>(stream_head());
+        *text += *shard_.retry_hint();
+        write_and_close(std::move(text), close_reason::rejected);
+    }
+
+    void write_and_close(std::shared_ptr<std::string> text, close_reason why) {
+        parser_.reset();
+        stream_.expires_after(std::chrono::seconds(5));
+        asio::async_write(stream_, asio::buffer(*text),
+                          [self = shared_from_this(), text, why](beast::error_code, std::size_t) {
+                              beast::error_code ignored;
+                              self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send,
+                                                              ignored);
+                              self->stream_.close();
+                              self->shard_.handshake_failed(why);
+                          });
+    }
+
+    void fail(close_reason why) {
+        stream_.close();
+        shard_.handshake_failed(why);
+    }
+
+    shard& shard_;
+    const runtime_context& rt_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::empty_body>> parser_;
+    std::string origin_;
+};
+
+} // namespace
+
+void start_handshake(shard& owner, asio::ip::tcp::socket socket) {
+    std::make_shared<handshake>(owner, std::move(socket))->start();
+}
+
+} // namespace ssegw

@@ -1,0 +1,140 @@
+#include "ssegw/redis/redis_url.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace ssegw {
+
+namespace {
+
+[[noreturn]] void bad(std::string_view why) {
+    throw std::invalid_argument("invalid redis URL: " + std::string(why));
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string percent_decode(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out.push_back(in[i]);
+            continue;
+        }
+        if (i + 2 >= in.size()) bad("truncated percent escape in credentials");
+        int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+        if (hi < 0 || lo < 0) bad("bad percent escape in credentials");
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+bool has_control_or_space(std::string_view s) {
+    for (unsigned char c : s)
+        if (c <= 0x20 || c == 0x7f) return true;
+    return false;
+}
+
+template <class Int>
+bool parse_number(std::string_view s, Int& out) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;  // no signs, no spaces
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+} // namespace
+
+redis_endpoint parse_redis_url(std::string_view url) {
+    constexpr std::string_view scheme = "redis://";
+    if (url.substr(0, 9) == "rediss://") bad("TLS (rediss://) is not supported");
+    if (url.size() < scheme.size() || url.substr(0, scheme.size()) != scheme)
+        bad("expected redis://[[user]:password@]host[:port][/db]");
+    std::string_view rest = url.substr(scheme.size());
+    if (rest.find_first_of("?#") != std::string_view::npos) bad("query strings and fragments are not supported");
+
+    redis_endpoint ep;
+
+    // Authority ends at the first '/'; the last '@' inside it separates the credentials, so an
+    // unencoded '@' in a password still works.
+    std::string_view authority = rest.substr(0, rest.find('/'));
+    std::string_view path = rest.substr(authority.size());
+    if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = authority.substr(0, at);
+        authority.remove_prefix(at + 1);
+        if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+            ep.username = percent_decode(userinfo.substr(0, colon));
+            ep.password = percent_decode(userinfo.substr(colon + 1));
+        } else {
+            ep.password = percent_decode(userinfo);
+        }
+        if (!ep.username.empty() && ep.password.empty()) bad("a username needs a password");
+    }
+
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        auto close = authority.find(']');
+        if (close == std::string_view::npos) bad("unterminated '[' in IPv6 host");
+        ep.host = std::string(authority.substr(1, close - 1));
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') bad("unexpected text after IPv6 host");
+            port_text = after.substr(1);
+            if (port_text.empty()) bad("empty port");
+        }
+        if (ep.host.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string::npos || ep.host.empty())
+            bad("bad IPv6 address");
+    } else {
+        auto colon = authority.find(':');
+        ep.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) bad("empty port");
+        }
+    }
+    if (ep.host.empty()) bad("missing host");
+    if (has_control_or_space(ep.host) || ep.host.find_first_of("[]@/") != std::string::npos)
+        bad("bad host name");
+
+    if (!port_text.empty()) {
+        unsigned port = 0;
+        if (!parse_number(port_text, port) || port == 0 || port > 65535)
+            bad("port must be 1..65535");
+        ep.port = static_cast<std::uint16_t>(port);
+    }
+
+    if (!path.empty()) {
+        path.remove_prefix(1);  // the '/'
+        if (!path.empty()) {
+            int db = 0;
+            if (!parse_number(path, db)) bad("database must be a non-negative number");
+            ep.db = db;
+        }
+    }
+    return ep;
+}
+
+std::string redacted_url(const redis_endpoint& ep) {
+    std::string out = "redis://";
+    if (!ep.password.empty()) out += ep.username + ":***@";
+    const bool ipv6 = ep.host.find(':') != std::string::npos;
+    if (ipv6) out += '[';
+    out += ep.host;
+    if (ipv6) out += ']';
+    out += ':';
+    out += std::to_string(ep.port);
+    if (ep.db != 0) {
+        out += '/';
+        out += std::to_string(ep.db);
+    }
+    return out;
+}
+
+} // namespace ssegw

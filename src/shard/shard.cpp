@@ -1,0 +1,156 @@
+#include "ssegw/shard/shard.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/shard/session.hpp"
+
+namespace ssegw {
+
+namespace asio = boost::asio;
+
+shard::shard(unsigned id, const runtime_context& rt, interest_callback on_interest)
+    : id_(id), rt_(rt), on_interest_(std::move(on_interest)), ioc_(1), tick_timer_(ioc_),
+      drain_timer_(ioc_), heartbeat_(make_comment_frame("")),
+      rng_state_(0x9E3779B97F4A7C15ull * (id + 1) ^
+                 static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {}
+
+shard::~shard() {
+    stop();
+    join();
+}
+
+void shard::start() {
+    schedule_tick();
+    thread_ = std::thread([this] {
+        // A session handler that throws is a bug; log it and keep the shard serving the others.
+        for (;;) {
+            try {
+                ioc_.run();
+                return;
+            } catch (const std::exception& e) {
+                spdlog::error("shard {}: unexpected exception: {}", id_, e.what());
+            }
+        }
+    });
+}
+
+void shard::stop() { ioc_.stop(); }
+
+void shard::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void shard::reserve_slot() noexcept {
+    load_.fetch_add(1, std::memory_order_relaxed);
+    rt_.connections_total.fetch_add(1, std::memory_order_relaxed);
+}
+
+void shard::handshake_failed(close_reason why) noexcept {
+    load_.fetch_sub(1, std::memory_order_relaxed);
+    rt_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    counters_.count_close(why);
+}
+
+void shard::attach(const std::shared_ptr<session>& s, frame head) {
+    s->slot = sessions_.size();
+    sessions_.push_back(s);
+    for (const auto& ch : s->channels())
+        if (registry_.add(ch, s.get()) && on_interest_) on_interest_(id_, ch, true);
+    shard_counters::bump(counters_.opened);
+    counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
+                                std::memory_order_relaxed);
+    s->start(std::move(head));
+}
+
+void shard::detach(session& s, close_reason why) {
+    for (const auto& ch : s.channels())
+        if (registry_.remove(ch, &s) && on_interest_) on_interest_(id_, ch, false);
+    rt_.users.release(s.user());
+    const auto slot = s.slot;
+    if (slot < sessions_.size() && sessions_[slot].get() == &s) {
+        sessions_[slot] = std::move(sessions_.back());
+        sessions_[slot]->slot = slot;
+        sessions_.pop_back();
+    }
+    load_.fetch_sub(1, std::memory_order_relaxed);
+    rt_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    counters_.count_close(why);
+    counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
+                                std::memory_order_relaxed);
+    spdlog::debug("stream closed: user={} shard={} reason={}", s.user(), id_,
+                  close_reason_names[static_cast<std::size_t>(why)]);
+}
+
+void shard::deliver(const routed_event& ev) {
+    shard_counters::bump(counters_.events_routed);
+    const auto* list = registry_.find(ev.channel);
+    if (!list) return; // the last session left after the router posted this
+    for (session* s : *list) s->deliver(ev.bytes);
+    shard_counters::bump(counters_.frames_delivered, list->size());
+    const auto waited = std::chrono::steady_clock::now() - ev.received_at;
+    counters_.delivery_latency.observe_us(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+}
+
+frame shard::retry_hint() {
+    // xorshift64: a jitter source private to this thread.
+    rng_state_ ^= rng_state_ << 13;
+    rng_state_ ^= rng_state_ >> 7;
+    rng_state_ ^= rng_state_ << 17;
+    const auto base = rt_.config.sse.retry_ms;
+    const auto jitter = base == 0 ? 0 : static_cast<std::uint32_t>(rng_state_ % base);
+    return make_retry_frame(base + jitter);
+}
+
+void shard::schedule_tick() {
+    tick_timer_.expires_after(std::chrono::seconds(1));
+    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) on_tick();
+    });
+}
+
+void shard::on_tick() {
+    ++tick_count_;
+    const auto now_unix = static_cast<std::int64_t>(std::time(nullptr));
+    // Backwards: a session closing here swap-pops the last element into its slot, which has
+    // already been visited.
+    for (std::size_t i = sessions_.size(); i-- > 0;) {
+        if (i >= sessions_.size()) continue;
+        auto s = sessions_[i];
+        s->on_tick(tick_count_, now_unix);
+    }
+    schedule_tick();
+}
+
+void shard::drain(std::chrono::milliseconds window) {
+    constexpr auto step = std::chrono::milliseconds(100);
+    const auto steps = std::max<std::int64_t>(1, window / step);
+    const auto per_step =
+        std::max<std::size_t>(1, (sessions_.size() + steps - 1) / static_cast<std::size_t>(steps));
+    drain_step(per_step, step);
+}
+
+void shard::drain_step(std::size_t per_step, std::chrono::milliseconds step) {
+    // Sessions already told to leave stay in the list until their retry hint is flushed, so
+    // walk past them instead of re-telling.
+    std::size_t told = 0;
+    for (std::size_t i = sessions_.size(); i-- > 0 && told < per_step;) {
+        if (i >= sessions_.size()) continue;
+        auto s = sessions_[i];
+        if (s->leaving()) continue;
+        s->close_gracefully(retry_hint(), close_reason::drained);
+        ++told;
+    }
+    if (told == 0) return;
+    drain_timer_.expires_after(step);
+    drain_timer_.async_wait([this, per_step, step](const boost::system::error_code& ec) {
+        if (!ec) drain_step(per_step, step);
+    });
+}
+
+} // namespace ssegw

@@ -1,0 +1,44 @@
+#include "ssegw/shard/user_limiter.hpp"
+
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace ssegw {
+namespace {
+
+TEST(user_limiter, enforces_the_per_user_maximum) {
+    user_limiter l(2);
+    EXPECT_TRUE(l.try_acquire("42"));
+    EXPECT_TRUE(l.try_acquire("42"));
+    EXPECT_FALSE(l.try_acquire("42"));
+    EXPECT_TRUE(l.try_acquire("43"));
+    l.release("42");
+    EXPECT_TRUE(l.try_acquire("42"));
+    EXPECT_EQ(l.count("42"), 2u);
+}
+
+TEST(user_limiter, zero_means_unlimited_and_release_of_unknown_is_harmless) {
+    user_limiter l(0);
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(l.try_acquire("u"));
+    l.release("nobody");
+    EXPECT_EQ(l.count("u"), 100u);
+}
+
+TEST(user_limiter, counts_stay_exact_across_threads) {
+    user_limiter l(1000000);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 10000; ++i) {
+                l.try_acquire("shared");
+                if (i % 2) l.release("shared");
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(l.count("shared"), 4u * 5000u);
+}
+
+} // namespace
+} // namespace ssegw
