@@ -38,7 +38,9 @@ public:
     void start() {
         parser_.emplace();
         parser_->header_limit(rt_.config.server.max_header_bytes);
-        parser_->body_limit(0); // GET carries no body
+        // Only the head is read; a body (on a wrong method) is drained by linger(), so its
+        // declared length must not fail the header read.
+        parser_->body_limit(boost::none);
         stream_.expires_after(std::chrono::milliseconds(rt_.config.server.handshake_timeout_ms));
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -126,8 +128,7 @@ private:
             "HTTP/1.1 200 OK\r\n"
             "Content-Type: text/event-stream\r\n"
             "Cache-Control: no-cache\r\n"
-            "X-Accel-Buffering: no\r\n"
-            "Connection: keep-alive\r\n";
+            "X-Accel-Buffering: no\r\n";
         h += cors_headers();
         h += "\r\n";
         return h;
@@ -190,13 +191,28 @@ private:
         parser_.reset();
         stream_.expires_after(std::chrono::seconds(5));
         asio::async_write(stream_, asio::buffer(*text),
-                          [self = shared_from_this(), text, why](beast::error_code, std::size_t) {
+                          [self = shared_from_this(), text, why](beast::error_code ec, std::size_t) {
+                              if (ec) return self->fail(why);
                               beast::error_code ignored;
                               self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send,
                                                               ignored);
-                              self->stream_.close();
-                              self->shard_.handshake_failed(why);
+                              self->linger(why, 0);
                           });
+    }
+
+    /// Reads and discards what the client still sends (a request body, say) until it closes,
+    /// bounded in bytes and time: closing with unread bytes makes the kernel send a reset,
+    /// which can destroy the answer before the client reads it.
+    void linger(close_reason why, std::size_t drained) {
+        constexpr std::size_t max_drain = 64 * 1024;
+        if (drained >= max_drain) return fail(why);
+        buffer_.clear();
+        stream_.async_read_some(buffer_.prepare(4096),
+                                [self = shared_from_this(), why, drained](beast::error_code ec,
+                                                                          std::size_t n) {
+                                    if (ec) return self->fail(why);
+                                    self->linger(why, drained + n);
+                                });
     }
 
     void fail(close_reason why) {

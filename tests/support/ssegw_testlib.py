@@ -1,0 +1,1414 @@
+"""Test harness for sse-gateway integration and end-to-end tests (Python standard library only).
+
+Everything here talks to 127.0.0.1 only, bounds every wait with a deadline and owns the
+processes it starts (each in its own process group, killed on cleanup).
+
+Pieces:
+  free_port(), wait_until()          small utilities
+  RespClient, RedisServer            a tiny RESP client and a throwaway redis-server
+  Gateway                            the sse-gateway binary with a per-test JSON config
+  SseParser, SseClient               raw-socket SSE client (status, headers, events, comments)
+  ReconnectingSseClient              EventSource-like client: reconnects, sends Last-Event-ID
+  publish_http(), http_request()     admin API helpers
+  make_jwt()                         HS256 tokens built with hmac/hashlib/base64
+  Topology                           drives scripts/topology (redis + 3 gateways + haproxy)
+  GatewayTestCase                    unittest base: start_* helpers with cleanup and log dumps
+"""
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+from pathlib import Path
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def gateway_binary():
+    """Path of the gateway under test: $SSEGW_BINARY, else build/sse-gateway."""
+    return os.environ.get("SSEGW_BINARY") or str(REPO_ROOT / "build" / "sse-gateway")
+
+
+def require_binary(testcase=None):
+    path = gateway_binary()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        msg = "gateway binary not found or not executable: %s (set SSEGW_BINARY)" % path
+        if testcase is not None:
+            testcase.fail(msg)
+        raise AssertionError(msg)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n):
+    """n distinct free ports (all held open at once while choosing, so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class WaitAborted(AssertionError):
+    """Raised from a wait_until predicate to stop waiting at once (e.g. the process died)."""
+
+
+def wait_until(predicate, timeout, interval=0.05, message=None):
+    """Poll predicate() until it returns a truthy value (returned) or timeout (AssertionError).
+    Exceptions from predicate count as 'not yet', except WaitAborted which propagates."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except WaitAborted:
+            raise
+        except Exception as exc:  # the condition may not be observable yet
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = message() if callable(message) else message
+            text = "condition not met within %.1fs" % timeout
+            if detail:
+                text += ": " + str(detail)
+            if last_exc is not None:
+                text += " (last error: %r)" % (last_exc,)
+            raise AssertionError(text)
+        time.sleep(interval)
+
+
+def kill_process_group(proc, sig=signal.SIGKILL, timeout=10):
+    """Signal the process group of a Popen started with start_new_session=True, then reap."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return proc.wait(timeout=timeout)
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+def deep_merge(base, override):
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP helpers (raw sockets: exact status codes, no proxies, no redirects)
+
+def http_request(port, method, path, body=None, headers=None, timeout=5.0, host=HOST):
+    """One HTTP/1.1 request with Connection: close. Returns (status, headers(dict, lower), body bytes)."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    hdrs = {"Host": "%s:%d" % (host, port), "Connection": "close"}
+    if body is not None:
+        hdrs["Content-Length"] = str(len(body))
+        hdrs.setdefault("Content-Type", "application/json")
+    hdrs.update(headers or {})
+    req = "%s %s HTTP/1.1\r\n" % (method, path)
+    req += "".join("%s: %s\r\n" % kv for kv in hdrs.items()) + "\r\n"
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(req.encode("latin-1") + (body or b""))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines or not lines[0].startswith("HTTP/"):
+            raise ConnectionError("bad HTTP response: %r" % data[:200])
+        status = int(lines[0].split()[1])
+        rh = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            rh[k.strip().lower()] = v.strip()
+        if "content-length" in rh:
+            need = int(rh["content-length"])
+            while len(rest) < need and time.monotonic() < deadline:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            rest = rest[:need]
+        elif rh.get("transfer-encoding", "").lower() == "chunked":
+            while not rest.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            rest = _dechunk(rest)
+        else:
+            while time.monotonic() < deadline:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                rest += chunk
+        return status, rh, rest
+
+
+def _dechunk(data):
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return out
+
+
+def http_get(port, path, timeout=5.0):
+    return http_request(port, "GET", path, timeout=timeout)
+
+
+def http_status(port, path, timeout=2.0):
+    """Status code of GET path, or None when nothing answers."""
+    try:
+        return http_request(port, "GET", path, timeout=timeout)[0]
+    except (OSError, ConnectionError, ValueError, IndexError):
+        return None
+
+
+def publish_http(admin_port, body, timeout=5.0):
+    """POST /publish on the admin port. Returns (status, parsed JSON body or text)."""
+    status, _, raw = http_request(admin_port, "POST", "/publish", body=body, timeout=timeout)
+    try:
+        parsed = json.loads(raw.decode() or "null")
+    except ValueError:
+        parsed = raw.decode("utf-8", "replace")
+    return status, parsed
+
+
+def parse_metrics(text):
+    """Prometheus text -> Metrics."""
+    return Metrics(text)
+
+
+class Metrics:
+    """Parsed /metrics: samples[(name, frozenset(labels))] = value."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if "{" in line:
+                name, _, rest = line.partition("{")
+                labels_txt, _, value_txt = rest.rpartition("}")
+                labels = _parse_labels(labels_txt)
+            else:
+                name, _, value_txt = line.partition(" ")
+                labels = {}
+            parts = value_txt.split()
+            if not parts:
+                continue
+            try:
+                value = float(parts[0])
+            except ValueError:
+                continue
+            self.samples[(name.strip(), frozenset(labels.items()))] = value
+
+    def series(self, name):
+        """[(labels dict, value)] for one metric name."""
+        return [(dict(l), v) for (n, l), v in self.samples.items() if n == name]
+
+    def get(self, name, default=0.0, **labels):
+        """Sum of every sample of name whose labels include the given ones."""
+        found = False
+        total = 0.0
+        for (n, l), v in self.samples.items():
+            if n != name:
+                continue
+            ld = dict(l)
+            if all(ld.get(k) == str(val) for k, val in labels.items()):
+                total += v
+                found = True
+        return total if found else default
+
+    def has(self, name):
+        return any(n == name for (n, _) in self.samples)
+
+    def as_dict(self):
+        out = {}
+        for (n, l), v in self.samples.items():
+            key = n + ("{" + ",".join('%s="%s"' % kv for kv in sorted(l)) + "}" if l else "")
+            out[key] = v
+        return out
+
+    def __repr__(self):
+        return "Metrics(%r)" % self.as_dict()
+
+
+def _parse_labels(txt):
+    labels = {}
+    i = 0
+    n = len(txt)
+    while i < n:
+        while i < n and txt[i] in " ,":
+            i += 1
+        if i >= n:
+            break
+        eq = txt.index("=", i)
+        key = txt[i:eq].strip()
+        i = eq + 1
+        if i < n and txt[i] == '"':
+            i += 1
+            val = []
+            while i < n and txt[i] != '"':
+                if txt[i] == "\\" and i + 1 < n:
+                    i += 1
+                    val.append({"n": "\n"}.get(txt[i], txt[i]))
+                else:
+                    val.append(txt[i])
+                i += 1
+            i += 1
+            labels[key] = "".join(val)
+        else:
+            j = txt.find(",", i)
+            j = n if j < 0 else j
+            labels[key] = txt[i:j].strip()
+            i = j
+    return labels
+
+
+# --------------------------------------------------------------------------------------------
+# JWT
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret, alg="HS256", header=None):
+    """An HS256 (or deliberately broken) JWT built with the standard library."""
+    hdr = {"alg": alg, "typ": "JWT"}
+    hdr.update(header or {})
+    signing_input = _b64url(json.dumps(hdr, separators=(",", ":")).encode()) + "." + \
+        _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    if alg == "HS256":
+        sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    elif alg == "none":
+        sig = b""
+    else:
+        raise ValueError("only HS256/none here")
+    return signing_input + "." + _b64url(sig)
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+class RespError(Exception):
+    pass
+
+
+class RespClient:
+    """A minimal blocking RESP2 client: enough for PING/PUBLISH/PUBSUB/XRANGE/FCALL."""
+
+    def __init__(self, port, host=HOST, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, (bytes, bytearray)):
+                b = bytes(a)
+            else:
+                b = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        return b"".join(out)
+
+    def send(self, *args):
+        self.sock.sendall(self.encode(args))
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("redis closed the connection")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def read_reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read_reply() for _ in range(n)]
+        raise RespError("unexpected RESP line %r" % line)
+
+    def call(self, *args):
+        self.send(*args)
+        reply = self.read_reply()
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def pipeline(self, commands):
+        """Send many commands in one write; returns replies (errors returned, not raised)."""
+        self.sock.sendall(b"".join(self.encode(c) for c in commands))
+        return [self.read_reply() for _ in commands]
+
+
+def _s(x):
+    return x.decode() if isinstance(x, (bytes, bytearray)) else x
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, in its own temp dir and process group."""
+
+    def __init__(self, port=None, workdir=None, binary="redis-server"):
+        self.port = port or free_port()
+        self._own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-redis-")
+        self.binary = binary
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "redis-%d.log" % self.port)
+
+    @property
+    def url(self):
+        return "redis://%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=10.0):
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        cmd = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
+               "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
+               "--daemonize", "no"]
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        try:
+            wait_until(self._pings, timeout, message=lambda: "redis-server on port %d did not "
+                       "answer PING; log: %s" % (self.port, self.log_tail()))
+        except AssertionError:
+            self.kill()
+            raise
+        return self
+
+    def _pings(self):
+        if self.proc.poll() is not None:
+            raise WaitAborted("redis-server exited with %s: %s" % (self.proc.returncode,
+                                                                     self.log_tail()))
+        try:
+            return self.cli("PING") == "PONG"
+        except (OSError, ConnectionError, RespError):
+            return False
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        if self.proc is not None:
+            kill_process_group(self.proc, signal.SIGTERM, timeout)
+
+    def kill(self):
+        """kill -9 (no shutdown, clients see their connection reset)."""
+        if self.proc is not None:
+            kill_process_group(self.proc, signal.SIGKILL)
+
+    def restart(self, timeout=10.0):
+        """Start again on the same port (after stop() or kill())."""
+        self.stop()
+        self.proc = None
+        return self.start(timeout)
+
+    def cleanup(self):
+        self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self, timeout=5.0):
+        return RespClient(self.port, timeout=timeout)
+
+    def cli(self, *args, timeout=5.0):
+        """One command on a fresh connection; bytes replies decoded to str where possible."""
+        with RespClient(self.port, timeout=timeout) as c:
+            reply = c.call(*args)
+        return _decode(reply)
+
+    # convenience
+    def publish(self, channel, payload):
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        return self.cli("PUBLISH", channel, payload)
+
+    def channels(self, pattern="sse:*"):
+        return set(self.cli("PUBSUB", "CHANNELS", pattern))
+
+    def numsub(self, *channels):
+        flat = self.cli("PUBSUB", "NUMSUB", *channels)
+        return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def numpat(self):
+        return int(self.cli("PUBSUB", "NUMPAT"))
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def _decode(reply):
+    if isinstance(reply, list):
+        return [_decode(r) for r in reply]
+    if isinstance(reply, (bytes, bytearray)):
+        try:
+            return bytes(reply).decode()
+        except UnicodeDecodeError:
+            return bytes(reply)
+    return reply
+
+
+# --------------------------------------------------------------------------------------------
+# Gateway
+
+DEFAULT_CONFIG = {
+    "server": {"host": HOST, "admin_host": HOST, "threads": 2, "max_connections": 10000,
+               "max_connections_per_user": 64, "drain_seconds": 1},
+    "sse": {"path": "/events", "heartbeat_seconds": 15, "retry_ms": 2000,
+            "max_queue_bytes": 1048576, "max_topics": 32, "max_event_bytes": 65536},
+    "auth": {"mode": "none"},
+    "redis": {"prefix": "sse:", "subscribe_mode": "per-channel"},
+    "history": {"enabled": True, "max_len": 1000, "ttl_seconds": 600},
+    "log": {"level": "info", "format": "text"},
+}
+
+
+class Gateway:
+    """One sse-gateway process with its own JSON config, log file and ports."""
+
+    def __init__(self, config=None, redis_url="none", threads=2, port=None, admin_port=None,
+                 workdir=None, binary=None, log_level=None, extra_args=(), env=None):
+        self.binary = binary or gateway_binary()
+        self._own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-gw-")
+        self.port, self.admin_port = (port, admin_port)
+        if self.port is None or self.admin_port is None:
+            p, a = free_ports(2)
+            self.port = self.port or p
+            self.admin_port = self.admin_port or a
+        self.threads = threads
+        self.redis_url = redis_url
+        self.log_level = log_level or os.environ.get("SSEGW_TEST_LOG_LEVEL", "debug")
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.config = deep_merge(DEFAULT_CONFIG, config or {})
+        self.config["server"]["port"] = self.port
+        self.config["server"]["admin_port"] = self.admin_port
+        self.config["server"]["threads"] = threads
+        self.config.setdefault("redis", {})["url"] = redis_url
+        self.config_path = os.path.join(self.dir, "gateway-%d.json" % self.port)
+        self.log_path = os.path.join(self.dir, "gateway-%d.log" % self.port)
+        self.proc = None
+        self.returncode = None
+
+    # -- lifecycle
+    def command(self):
+        return [self.binary, "--config", self.config_path, "--port", str(self.port),
+                "--admin-port", str(self.admin_port), "--redis", self.redis_url,
+                "--threads", str(self.threads), "--log-level", self.log_level] + self.extra_args
+
+    def start(self, wait="ready", timeout=15.0):
+        """Start; wait='ready' (readyz 200), 'healthy' (healthz 200) or None."""
+        if not os.path.isfile(self.binary):
+            raise AssertionError("gateway binary not found: %s (set SSEGW_BINARY)" % self.binary)
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f, indent=2)
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("SSEGW_") and k != "SSEGW_BINARY":
+                del env[k]  # the test's config must be the effective one
+        env.update(self.env or {})
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.dir, env=env,
+                                         start_new_session=True)
+        finally:
+            log.close()
+        self.returncode = None
+        if wait:
+            path = "/readyz" if wait == "ready" else "/healthz"
+            try:
+                wait_until(lambda: self._status_or_raise(path) == 200, timeout,
+                           message=lambda: "gateway %s never answered 200 on %s; log:\n%s"
+                           % (self.port, path, self.log_tail()))
+            except AssertionError:
+                self.kill()
+                raise
+        return self
+
+    def _status_or_raise(self, path):
+        if self.proc.poll() is not None:
+            raise WaitAborted("gateway exited with %s; log:\n%s"
+                                 % (self.proc.returncode, self.log_tail()))
+        return http_status(self.admin_port, path)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def signal(self, sig):
+        if self.running():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, expect_code=0, timeout=None, send_signal=True):
+        """SIGTERM (unless send_signal is False) and wait for the exit; asserts the exit code
+        when expect_code is not None."""
+        if self.proc is None:
+            return None
+        if timeout is None:
+            timeout = float(self.config["server"].get("drain_seconds", 5)) + 15.0
+        if send_signal and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("gateway did not exit within %.0fs of SIGTERM; log:\n%s"
+                                 % (timeout, self.log_tail()))
+        finally:
+            self._reap_group()
+        if expect_code is not None and self.returncode != expect_code:
+            raise AssertionError("gateway exit code %s, expected %s; log:\n%s"
+                                 % (self.returncode, expect_code, self.log_tail()))
+        return self.returncode
+
+    def kill(self):
+        """kill -9 the whole process group."""
+        if self.proc is not None:
+            self.returncode = kill_process_group(self.proc, signal.SIGKILL)
+
+    def _reap_group(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def cleanup(self):
+        self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- admin API
+    def status(self, path):
+        return http_status(self.admin_port, path)
+
+    def readyz(self):
+        return http_status(self.admin_port, "/readyz")
+
+    def healthz(self):
+        return http_status(self.admin_port, "/healthz")
+
+    def metrics(self):
+        status, _, body = http_get(self.admin_port, "/metrics")
+        if status != 200:
+            raise AssertionError("/metrics answered %s" % status)
+        return Metrics(body.decode("utf-8", "replace"))
+
+    def metric(self, name, default=0.0, **labels):
+        return self.metrics().get(name, default, **labels)
+
+    def connections(self):
+        """Total of the ssegw_connections gauge over shards."""
+        return self.metrics().get("ssegw_connections")
+
+    def publish(self, body):
+        return publish_http(self.admin_port, body)
+
+    def sse(self, **kw):
+        return SseClient(self.port, **kw)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=6000):
+        return self.log_text()[-n:]
+
+
+# --------------------------------------------------------------------------------------------
+# SSE client
+
+class SseParser:
+    """Incremental text/event-stream parser (WHATWG rules; lines end in LF, CRLF or CR)."""
+
+    def __init__(self):
+        self.buf = b""
+        self.last_event_id = ""
+        self._reset()
+
+    def _reset(self):
+        self.data = []
+        self.event = None
+        self.id = None
+        self.retry = None
+        self.has_field = False
+
+    def feed(self, data, now=None):
+        """Returns a list of ('comment', text) / ('block', dict) items completed by data."""
+        now = time.time() if now is None else now
+        self.buf += data
+        out = []
+        while True:
+            i_n = self.buf.find(b"\n")
+            i_r = self.buf.find(b"\r")
+            if i_n < 0 and i_r < 0:
+                break
+            if i_r >= 0 and (i_n < 0 or i_r < i_n):
+                if i_r == len(self.buf) - 1:
+                    break  # CR at the end: may be the first half of CRLF
+                line = self.buf[:i_r]
+                skip = 2 if self.buf[i_r + 1:i_r + 2] == b"\n" else 1
+                self.buf = self.buf[i_r + skip:]
+            else:
+                line = self.buf[:i_n]
+                self.buf = self.buf[i_n + 1:]
+            item = self._line(line.decode("utf-8", "replace"), now)
+            if item is not None:
+                out.append(item)
+        return out
+
+    def _line(self, line, now):
+        if line == "":
+            if not self.has_field:
+                return None
+            block = {
+                "event": self.event or "message",
+                "id": self.id,
+                "data": "\n".join(self.data) if self.data else None,
+                "retry": self.retry,
+                "last_event_id": self.last_event_id,
+                "t": now,
+            }
+            self._reset()
+            return ("block", block)
+        if line.startswith(":"):
+            return ("comment", line[1:].lstrip(" ") if line.startswith(": ") else line[1:])
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        self.has_field = True
+        if name == "data":
+            self.data.append(value)
+        elif name == "event":
+            self.event = value
+        elif name == "id":
+            if "\0" not in value:
+                self.id = value
+                self.last_event_id = value
+        elif name == "retry":
+            if value.isdigit():
+                self.retry = int(value)
+        return None
+
+
+class SseClient:
+    """Raw-socket SSE client. Sends the request, parses status and headers, then reads the
+    stream in a background thread: .events (dispatched events, i.e. blocks with data),
+    .blocks (every block, including retry-only / id-only ones), .comments, .retries, .raw,
+    and .queue (every item as ('event'|'block'|'comment'|'closed', value))."""
+
+    def __init__(self, port, user=None, topics=(), query=None, path="/events", headers=None,
+                 method="GET", host=HOST, timeout=5.0, keep_raw=True, last_event_id=None,
+                 token=None, connect=True):
+        self.port = port
+        self.host = host
+        self.method = method
+        self.headers_out = dict(headers or {})
+        if last_event_id is not None:
+            self.headers_out["Last-Event-ID"] = last_event_id
+        params = []
+        if user is not None:
+            params.append(("user", str(user)))
+        for t in topics:
+            params.append(("topic", t))
+        if token is not None:
+            params.append(("token", token))
+        if isinstance(query, dict):
+            params.extend(query.items())
+        elif isinstance(query, (list, tuple)):
+            params.extend(query)
+        self.target = path
+        if isinstance(query, str):
+            self.target += "?" + query
+        elif params:
+            self.target += "?" + urllib.parse.urlencode(params)
+        self.timeout = timeout
+        self.keep_raw = keep_raw
+
+        self.status = None
+        self.reason = None
+        self.headers = {}
+        self.header_list = []
+        self.body = b""
+        self.raw = bytearray()
+        self.events = []
+        self.blocks = []
+        self.comments = []
+        self.retries = []
+        self.queue = queue.Queue()
+        self.closed = threading.Event()      # the stream ended (server close, error or close())
+        self.closed_by_us = False
+        self.close_time = None
+        self.error = None
+        self._cond = threading.Condition()
+        self._sock = None
+        self._thread = None
+        self.parser = SseParser()
+        if connect:
+            self.connect()
+
+    # -- connection
+    def connect(self):
+        deadline = time.monotonic() + self.timeout
+        self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        hdrs = {"Host": "%s:%d" % (self.host, self.port), "Accept": "text/event-stream",
+                "Cache-Control": "no-cache"}
+        hdrs.update(self.headers_out)
+        req = "%s %s HTTP/1.1\r\n" % (self.method, self.target)
+        req += "".join("%s: %s\r\n" % kv for kv in hdrs.items()) + "\r\n"
+        self._sock.sendall(req.encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._abort()
+                raise AssertionError("no response head within %.1fs for %s: %r"
+                                     % (self.timeout, self.target, data[:200]))
+            self._sock.settimeout(remaining)
+            try:
+                chunk = self._sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                self._abort()
+                raise ConnectionError("connection failed while reading head: %r" % exc)
+            if not chunk:
+                self._abort()
+                raise ConnectionError("server closed before a full response head: %r"
+                                      % data[:200])
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        self.status_line = lines[0]
+        self.status = int(parts[1])
+        self.reason = parts[2] if len(parts) > 2 else ""
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            self.header_list.append((k.strip(), v.strip()))
+            self.headers[k.strip().lower()] = v.strip()
+        self._sock.settimeout(None)
+        if self.status != 200 or not self.headers.get("content-type", "").startswith(
+                "text/event-stream"):
+            self._read_body(rest, deadline)
+            return self
+        self._thread = threading.Thread(target=self._reader, args=(rest,), daemon=True,
+                                        name="sse-%s" % self.target[:40])
+        self._thread.start()
+        return self
+
+    def _read_body(self, rest, deadline):
+        body = rest
+        need = int(self.headers["content-length"]) if "content-length" in self.headers else None
+        try:
+            while (need is None or len(body) < need) and time.monotonic() < deadline:
+                self._sock.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = self._sock.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                body += chunk
+        except OSError:
+            pass
+        self.body = body if need is None else body[:need]
+        self._abort()
+        self.closed.set()
+
+    def _abort(self):
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def _reader(self, initial):
+        sock = self._sock
+        try:
+            if initial:
+                self._consume(initial)
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except OSError as exc:
+                    if not self.closed_by_us:
+                        self.error = exc
+                    break
+                if not chunk:
+                    break
+                self._consume(chunk)
+        finally:
+            with self._cond:
+                self.close_time = time.time()
+                self.closed.set()
+                self._cond.notify_all()
+            self.queue.put(("closed", self.close_time))
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _consume(self, chunk):
+        now = time.time()
+        items = self.parser.feed(chunk, now)
+        with self._cond:
+            if self.keep_raw:
+                self.raw += chunk
+            for kind, value in items:
+                if kind == "comment":
+                    self.comments.append((now, value))
+                    self.queue.put(("comment", value))
+                else:
+                    self.blocks.append(value)
+                    if value["retry"] is not None:
+                        self.retries.append(value["retry"])
+                    if value["data"]:  # EventSource dispatches only a non-empty data buffer
+                        self.events.append(value)
+                        self.queue.put(("event", value))
+                    else:
+                        self.queue.put(("block", value))
+            self._cond.notify_all()
+
+    def close(self):
+        self.closed_by_us = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.closed.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- waiting (all bounded)
+    def wait_for(self, predicate, timeout, what="condition"):
+        """Wait until predicate(self) is truthy; AssertionError with a summary otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("%s not met within %.1fs on %s; %s"
+                                         % (what, timeout, self.target, self.summary()))
+                self._cond.wait(min(remaining, 0.2))
+
+    def wait_for_events(self, n, timeout=5.0, event=None):
+        """The first n dispatched events (optionally only those named event)."""
+        def enough(c):
+            evs = c.events if event is None else [e for e in c.events if e["event"] == event]
+            return evs[:n] if len(evs) >= n else None
+        return self.wait_for(enough, timeout, "%d event(s)%s" % (
+            n, "" if event is None else " named %r" % event))
+
+    def wait_for_event(self, predicate, timeout=5.0, what="matching event"):
+        def found(c):
+            for e in c.events:
+                if predicate(e):
+                    return e
+            return None
+        return self.wait_for(found, timeout, what)
+
+    def wait_for_comments(self, n, timeout=5.0):
+        return self.wait_for(lambda c: c.comments[:n] if len(c.comments) >= n else None,
+                             timeout, "%d comment(s)" % n)
+
+    def wait_for_raw(self, predicate, timeout=5.0, what="raw bytes"):
+        return self.wait_for(lambda c: predicate(bytes(c.raw)), timeout, what)
+
+    def wait_closed(self, timeout=5.0):
+        """True when the server ended the stream within timeout."""
+        return self.closed.wait(timeout)
+
+    def event_names(self):
+        with self._cond:
+            return [e["event"] for e in self.events]
+
+    def snapshot(self):
+        with self._cond:
+            return list(self.events)
+
+    def summary(self):
+        return ("status=%s events=%d %s comments=%d retries=%s closed=%s raw[:300]=%r"
+                % (self.status, len(self.events),
+                   [(e["event"], (e["data"] or "")[:60]) for e in self.events[-8:]],
+                   len(self.comments), self.retries[-5:], self.closed.is_set(),
+                   bytes(self.raw[:300])))
+
+
+class ReconnectingSseClient:
+    """EventSource-like: connects, reads, and when the stream ends waits the advertised retry
+    (bounded) and reconnects with Last-Event-ID. A non-200 answer from the gateway stops it
+    (as a browser would); 502/503/504 from the load balancer are counted and retried.
+
+    All events of all connections accumulate in .events (each tagged with 'conn', the
+    connection number starting at 1)."""
+
+    def __init__(self, port, user=None, topics=(), path="/events", query=None,
+                 max_retry_ms=3000, name=None, connect_timeout=5.0):
+        self.port = port
+        self.user = user
+        self.topics = list(topics)
+        self.path = path
+        self.query = query
+        self.max_retry_ms = max_retry_ms
+        self.connect_timeout = connect_timeout
+        self.name = name or "user%s" % user
+        self.events = []
+        self.comments = 0
+        self.connects = 0           # successful 200 streams opened
+        self.ends = 0               # streams that ended (server side)
+        self.lb_errors = 0          # 502/503/504 answers (load balancer)
+        self.connect_errors = 0     # refused / reset before a response
+        self.fatal = None           # non-retryable status, as EventSource would give up
+        self.connected = False
+        self.last_event_id = ""
+        self.retry_ms = 1000
+        self.connected_since = None
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._sock = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sse-" + self.name)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _target(self):
+        params = []
+        if self.user is not None:
+            params.append(("user", str(self.user)))
+        for t in self.topics:
+            params.append(("topic", t))
+        if self.query:
+            params.extend(self.query)
+        return self.path + ("?" + urllib.parse.urlencode(params) if params else "")
+
+    def _run(self):
+        while not self._stop.is_set():
+            delay = self._one_connection()
+            if self._stop.is_set() or self.fatal is not None:
+                break
+            self._stop.wait(delay)
+        with self._cond:
+            self.connected = False
+            self._cond.notify_all()
+
+    def _one_connection(self):
+        """Returns the delay before the next attempt."""
+        try:
+            sock = socket.create_connection((HOST, self.port), timeout=self.connect_timeout)
+        except OSError:
+            self.connect_errors += 1
+            return 0.2
+        self._sock = sock
+        try:
+            hdrs = "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n" % (
+                HOST, self.port)
+            if self.last_event_id:
+                hdrs += "Last-Event-ID: %s\r\n" % self.last_event_id
+            sock.sendall(("GET %s HTTP/1.1\r\n%s\r\n" % (self._target(), hdrs)).encode())
+            data = b""
+            sock.settimeout(self.connect_timeout)
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    self.connect_errors += 1
+                    return 0.2
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            if status in (502, 503, 504):
+                self.lb_errors += 1
+                return 0.3
+            if status != 200:
+                self.fatal = status
+                return 0
+            sock.settimeout(None)
+            parser = SseParser()
+            parser.last_event_id = self.last_event_id
+            with self._cond:
+                self.connects += 1
+                conn_no = self.connects
+                self.connected = True
+                self.connected_since = time.time()
+                self._cond.notify_all()
+            chunk = rest
+            while True:
+                if chunk:
+                    now = time.time()
+                    items = parser.feed(chunk, now)
+                    with self._cond:
+                        for kind, value in items:
+                            if kind == "comment":
+                                self.comments += 1
+                            else:
+                                if value["retry"] is not None:
+                                    self.retry_ms = value["retry"]
+                                if value["data"]:
+                                    value["conn"] = conn_no
+                                    self.events.append(value)
+                        self.last_event_id = parser.last_event_id
+                        self._cond.notify_all()
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+            with self._cond:
+                self.connected = False
+                if not self._stop.is_set():
+                    self.ends += 1
+                self._cond.notify_all()
+            return min(self.retry_ms, self.max_retry_ms) / 1000.0
+        except (OSError, ValueError, IndexError):
+            self.connect_errors += 1
+            return 0.2
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            with self._cond:
+                self.connected = False
+
+    def stop(self):
+        self._stop.set()
+        s = self._sock
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+
+    def wait_for(self, predicate, timeout, what="condition"):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("%s: %s not met within %.1fs (connects=%d ends=%d "
+                                         "lb_errors=%d connect_errors=%d fatal=%s events=%d)"
+                                         % (self.name, what, timeout, self.connects, self.ends,
+                                            self.lb_errors, self.connect_errors, self.fatal,
+                                            len(self.events)))
+                self._cond.wait(min(remaining, 0.2))
+
+    def snapshot(self):
+        with self._cond:
+            return list(self.events)
+
+
+# --------------------------------------------------------------------------------------------
+# Topology (scripts/topology)
+
+class Topology:
+    """redis-server + 3 gateways + haproxy on loopback, driven by scripts/topology."""
+
+    def __init__(self, workdir=None, binary=None, script=None):
+        self._own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-topo-")
+        self.binary = binary or gateway_binary()
+        self.script = script or str(REPO_ROOT / "scripts" / "topology")
+        self.env = {}
+        self.started = False
+
+    def _run(self, *args, timeout=90):
+        env = dict(os.environ)
+        env["SSEGW_BINARY"] = self.binary
+        proc = subprocess.run(["bash", self.script] + list(args), env=env, timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+        out = proc.stdout.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise AssertionError("scripts/topology %s failed (%d):\n%s\n%s"
+                                 % (" ".join(args), proc.returncode, out, self.logs()))
+        return out
+
+    def start(self, timeout=90):
+        self.started = True
+        out = self._run("start", self.dir, timeout=timeout)
+        self.env = self.read_env()
+        return out
+
+    def read_env(self):
+        env = {}
+        with open(os.path.join(self.dir, "topology.env")) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#") or "=" not in line:
+                    continue
+                k, _, v = line.partition("=")
+                env[k.strip()] = v.strip().strip('"').strip("'")
+        return env
+
+    def stop(self, timeout=60):
+        if not self.started:
+            return
+        try:
+            self._run("stop", self.dir, timeout=timeout)
+        finally:
+            self.started = False
+            self._kill_leftovers()
+
+    def _kill_leftovers(self):
+        """Belt and braces: SIGKILL every PID recorded in topology.env."""
+        try:
+            env = self.read_env()
+        except OSError:
+            return
+        for k, v in env.items():
+            if k.endswith("_PID") and v.isdigit():
+                try:
+                    os.kill(int(v), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def kill(self, n):
+        """kill -9 gateway n (1-based)."""
+        return self._run("kill", str(n), self.dir, timeout=30)
+
+    def cleanup(self):
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- accessors
+    @property
+    def lb_port(self):
+        return int(self.env["LB_PORT"])
+
+    @property
+    def redis_port(self):
+        return int(self.env["REDIS_PORT"])
+
+    def gw_port(self, n):
+        return int(self.env["GW%d_PORT" % n])
+
+    def gw_admin(self, n):
+        return int(self.env["GW%d_ADMIN" % n])
+
+    def gw_pid(self, n):
+        return int(self.env["GW%d_PID" % n])
+
+    @property
+    def count(self):
+        return int(self.env.get("GW_COUNT", 3))
+
+    def metrics(self, n):
+        status, _, body = http_get(self.gw_admin(n), "/metrics")
+        if status != 200:
+            raise AssertionError("gw%d /metrics answered %s" % (n, status))
+        return Metrics(body.decode("utf-8", "replace"))
+
+    def redis(self, timeout=10.0):
+        return RespClient(self.redis_port, timeout=timeout)
+
+    def logs(self, n=3000):
+        out = []
+        for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            if name.endswith(".log"):
+                try:
+                    with open(os.path.join(self.dir, name), "rb") as f:
+                        out.append("---- %s ----\n%s" % (
+                            name, f.read()[-n:].decode("utf-8", "replace")))
+                except OSError:
+                    pass
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# unittest base
+
+class GatewayTestCase(unittest.TestCase):
+    """start_gateway / start_redis / sse register their cleanup; on failure the logs of the
+    processes this test started are printed to stderr (always with SSEGW_TEST_DUMP_LOGS=1)."""
+
+    def setUp(self):
+        super().setUp()
+        require_binary(self)
+        self.tmp = tempfile.mkdtemp(prefix="ssegw-test-")
+        self._log_sources = []
+        self.addCleanup(self._cleanup_tmp)
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return True
+        if hasattr(outcome, "success"):
+            return not outcome.success
+        errors = getattr(outcome, "errors", [])
+        return any(exc for _, exc in errors)
+
+    def _cleanup_tmp(self):
+        failed = self._failed()
+        if failed or os.environ.get("SSEGW_TEST_DUMP_LOGS"):
+            for label, fn in self._log_sources:
+                try:
+                    text = fn()
+                except Exception as exc:  # noqa: BLE001
+                    text = "<no log: %r>" % exc
+                sys.stderr.write("\n==== %s (%s) ====\n%s\n" % (label, self.id(), text[-20000:]))
+        if failed and os.environ.get("SSEGW_TEST_KEEP_TMP"):
+            sys.stderr.write("kept %s\n" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_redis(self, **kw):
+        r = RedisServer(workdir=self.tmp, **kw)
+        self.addCleanup(r.kill)
+        r.start()
+        self._log_sources.append(("redis-server :%d" % r.port, r.log_tail))
+        return r
+
+    def start_gateway(self, config=None, redis=None, wait="ready", **kw):
+        url = redis.url if isinstance(redis, RedisServer) else (redis or "none")
+        gw = Gateway(config=config, redis_url=url, workdir=self.tmp, **kw)
+        self.addCleanup(gw.kill)
+        self._log_sources.append(("gateway :%d" % gw.port, gw.log_text))
+        gw.start(wait=wait)
+        return gw
+
+    def sse(self, port, **kw):
+        """An SseClient closed at cleanup (closing happens before the processes are killed)."""
+        c = SseClient(port, **kw)
+        self.addCleanup(c.close)
+        return c
