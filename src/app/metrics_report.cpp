@@ -72,6 +72,23 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
                 sum(shards, &shard_counters::bytes_written));
     out.counter("ssegw_heartbeats_total", "Heartbeat comments sent to idle streams.",
                 sum(shards, &shard_counters::heartbeats));
+    out.counter("ssegw_resumes_total", "Streams that came back with a Last-Event-ID.",
+                sum(shards, &shard_counters::resumes));
+    out.counter("ssegw_resume_replayed_events_total",
+                "History events written to resuming streams.",
+                sum(shards, &shard_counters::replayed_events));
+    out.counter("ssegw_resume_truncated_total",
+                "Resumes that began with event: history-truncated (gap or unknown id).",
+                sum(shards, &shard_counters::truncated_resumes));
+    out.counter("ssegw_resume_unknown_position_total",
+                "Last-Event-IDs that were not a position of this history.",
+                sum(shards, &shard_counters::unknown_positions));
+    out.counter("ssegw_resume_failures_total",
+                "Streams sent back (retry) because their history could not be read.",
+                sum(shards, &shard_counters::resume_failures));
+    out.counter("ssegw_history_caught_up_events_total",
+                "History events routed after the live feed was lost and came back.",
+                r.caught_up_events());
     out.gauge("ssegw_channels_held", "Channels at least one local stream joined.",
               static_cast<std::int64_t>(r.channel_count()));
     const auto stats = b.stats();
@@ -87,6 +104,11 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
     for (const auto* s : shards) s->counters().delivery_latency.merge_into(merged);
     out.histogram("ssegw_delivery_latency_seconds",
                   "From receipt by the process to queueing on the stream.", merged);
+    latency_histogram resume_merged;
+    for (const auto* s : shards) s->counters().resume_latency.merge_into(resume_merged);
+    out.histogram("ssegw_resume_latency_seconds",
+                  "From a stream's request to its missed events being queued (history read included).",
+                  resume_merged);
     return std::move(out).str();
 }
 

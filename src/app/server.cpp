@@ -10,12 +10,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "ssegw/app/metrics_report.hpp"
 #include "ssegw/auth/authenticator.hpp"
 #include "ssegw/broker/local_broker.hpp"
 #include "ssegw/broker/redis_broker.hpp"
+#include "ssegw/broker/resume_service.hpp"
 #include "ssegw/broker/router.hpp"
 #include "ssegw/config/config_loader.hpp"
 #include "ssegw/http/admin_server.hpp"
@@ -45,7 +47,8 @@ tcp::endpoint endpoint_of(const std::string& host, std::uint16_t port) {
 struct server::impl {
     explicit impl(gateway_config c)
         : cfg(std::move(c)), auth(cfg.auth), users(cfg.server.max_connections_per_user),
-          rt{cfg, auth, users, connections_total, draining}, signals(control, SIGINT, SIGTERM),
+          rt{cfg, auth, users, connections_total, draining, history_requester()},
+          signals(control, SIGINT, SIGTERM),
           drain_timer(control) {
         const unsigned n = shard_count(cfg.server.threads);
         for (unsigned i = 0; i < n; ++i) {
@@ -60,9 +63,21 @@ struct server::impl {
             shard_ptrs, cfg.sse.max_event_bytes,
             [this](const std::string& ch, bool wanted) { events->want(ch, wanted); });
         if (cfg.redis.standalone())
-            events = std::make_unique<local_broker>(*route);
+            events = std::make_unique<local_broker>(cfg.history, *route);
         else
-            events = std::make_unique<redis_broker>(control, cfg.redis, *route);
+            events = std::make_unique<redis_broker>(control, cfg, *route);
+        resume = std::make_unique<resume_service>(control, *events, *route);
+        events->on_link([this](bool up) { resume->on_link(up); });
+        if (cfg.history.enabled)
+            rt.request_history = [this](std::vector<std::string> channels,
+                                        std::optional<stream_position> from,
+                                        resume_service::deliver_fn deliver) {
+                // Shard thread -> control thread, behind the shard's interest changes.
+                asio::post(control, [this, channels = std::move(channels), from = std::move(from),
+                                     deliver = std::move(deliver)]() mutable {
+                    resume->request(std::move(channels), std::move(from), std::move(deliver));
+                });
+            };
 
         const auto public_at = endpoint_of(cfg.server.host, cfg.server.port);
         if (cfg.server.accept == accept_mode::reuseport) {
@@ -82,9 +97,9 @@ struct server::impl {
                                 std::function<void(unsigned, std::string)> reply) {
             if (payload.size() > cfg.sse.max_event_bytes)
                 return reply(413, R"({"error":"payload larger than sse.max_event_bytes"})");
-            events->publish(std::move(channel), std::move(payload),
+            events->publish(std::move(channel), std::move(payload), cfg.history.enabled,
                             [reply = std::move(reply)](bool ok, std::string detail) {
-                                nlohmann_reply(reply, ok, detail);
+                                publish_reply(reply, ok, detail);
                             });
         };
         routes.max_body_bytes = cfg.sse.max_event_bytes + 1024;
@@ -92,15 +107,14 @@ struct server::impl {
             control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port), std::move(routes));
     }
 
-    static void nlohmann_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
-                               const std::string& detail) {
-        std::string body = ok ? R"({"ok":true})" : R"({"ok":false,"error":")";
-        if (!ok) {
-            for (char c : detail)
-                if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) body += c;
-            body += "\"}";
-        }
-        reply(ok ? 202 : 503, std::move(body));
+    /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
+    /// the broker's error.
+    static void publish_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
+                              const std::string& detail) {
+        nlohmann::json body = {{"ok", ok}};
+        if (!ok) body["error"] = detail;
+        else if (stream_position::parse(detail)) body["id"] = detail;
+        reply(ok ? 202 : 503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
 
     int run() {
@@ -152,6 +166,7 @@ struct server::impl {
     void finish() {
         spdlog::info("drained; {} connections left, exiting", connections_total.load());
         admin->stop();
+        resume->stop();
         events->stop();
         signals.cancel();
         drain_timer.cancel();
@@ -172,6 +187,7 @@ struct server::impl {
     std::vector<shard*> shard_ptrs;
     std::unique_ptr<router> route;
     std::unique_ptr<broker> events;
+    std::unique_ptr<resume_service> resume;
     std::vector<std::shared_ptr<listener>> listeners;
     std::shared_ptr<admin_server> admin;
 };

@@ -1,12 +1,49 @@
 #include "ssegw/broker/local_broker.hpp"
 
+#include <ctime>
+#include <random>
+
 #include "ssegw/broker/router.hpp"
 
 namespace ssegw {
 
-void local_broker::publish(std::string channel, std::string payload, publish_done done) {
-    router_.route(channel, payload);
-    if (done) done(true, "");
+namespace {
+
+/// A fresh epoch per process life: positions from an earlier run are foreign, not reused.
+std::string random_epoch() {
+    std::random_device rd;
+    const auto v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                   static_cast<std::uint64_t>(std::time(nullptr));
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+} // namespace
+
+local_broker::local_broker(const history_config& cfg, router& r)
+    : router_(r), history_(cfg.max_len, cfg.ttl_seconds, random_epoch()) {}
+
+void local_broker::start() { link_changed(true); }
+
+void local_broker::publish(std::string channel, std::string payload, bool with_history,
+                           publish_done done) {
+    if (!with_history) {
+        router_.route(channel, payload);
+        if (done) done(true, "");
+        return;
+    }
+    const auto pos = history_.append(channel, payload, unix_now());
+    const auto id = pos.format();
+    router_.route_history(channel, pos, id, payload);
+    if (done) done(true, id);
+}
+
+void local_broker::read_history(std::vector<std::string> channels,
+                                std::optional<stream_position> from, history_done done) {
+    done(history_.read(channels, from, unix_now()));
 }
 
 } // namespace ssegw

@@ -5,27 +5,26 @@
 #include "ssegw/broker/router.hpp"
 #include "ssegw/core/channel.hpp"
 #include "ssegw/redis/command_client.hpp"
+#include "ssegw/redis/history_functions.hpp"
 #include "ssegw/redis/redis_url.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
 namespace ssegw {
 
-redis_broker::redis_broker(boost::asio::io_context& ioc, const redis_config& cfg, router& r)
-    : cfg_(cfg), router_(r) {
-    const auto endpoint = parse_redis_url(cfg.url);
+redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg, router& r)
+    : cfg_(cfg), router_(r), load_timer_(ioc),
+      library_source_(history_library_source(cfg.redis.prefix, cfg.history.max_len,
+                                             cfg.history.ttl_seconds)) {
+    const auto endpoint = parse_redis_url(cfg.redis.url);
     subscriber_options opts;
-    opts.reconnect_min = std::chrono::milliseconds(cfg.reconnect_min_ms);
-    opts.reconnect_max = std::chrono::milliseconds(cfg.reconnect_max_ms);
+    opts.reconnect_min = std::chrono::milliseconds(cfg.redis.reconnect_min_ms);
+    opts.reconnect_max = std::chrono::milliseconds(cfg.redis.reconnect_max_ms);
     subscriber_handlers handlers;
     handlers.on_message = [this](std::string_view ch, std::string_view payload) {
         on_message(ch, payload);
     };
-    handlers.on_state = [](bool connected) {
-        if (connected)
-            spdlog::info("redis subscriber connected");
-        else
-            spdlog::warn("redis subscriber disconnected; reconnecting with backoff");
-    };
+    handlers.on_state = [this](bool up) { on_state(up); };
+    handlers.on_subscribed = [this](std::string_view ch) { on_subscribed(ch); };
     subscriber_ = std::make_unique<subscriber>(ioc, endpoint, opts, std::move(handlers));
     commands_ = std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min,
                                                  opts.reconnect_max);
@@ -34,35 +33,167 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const redis_config& cfg
 redis_broker::~redis_broker() = default;
 
 void redis_broker::start() {
-    if (cfg_.mode == subscribe_mode::pattern) subscriber_->psubscribe(cfg_.prefix + "*");
+    if (cfg_.redis.mode == subscribe_mode::pattern)
+        subscriber_->psubscribe(cfg_.redis.prefix + "*");
     subscriber_->start();
     commands_->start();
+    if (cfg_.history.enabled) keep_loading_library();
 }
 
 void redis_broker::stop() {
+    stopped_ = true;
+    load_timer_.cancel();
     subscriber_->stop();
     commands_->stop();
 }
 
 void redis_broker::want(const std::string& channel, bool wanted) {
-    if (cfg_.mode == subscribe_mode::pattern) return; // one PSUBSCRIBE covers everything
-    if (wanted)
-        subscriber_->subscribe(cfg_.prefix + channel);
-    else
-        subscriber_->unsubscribe(cfg_.prefix + channel);
+    if (cfg_.redis.mode == subscribe_mode::pattern) return; // one PSUBSCRIBE covers everything
+    if (wanted) {
+        subscriber_->subscribe(cfg_.redis.prefix + channel);
+        return;
+    }
+    subscriber_->unsubscribe(cfg_.redis.prefix + channel);
+    confirmed_.erase(channel);
+    confirm(channel); // whoever waited on it has left; let them go
 }
 
-void redis_broker::publish(std::string channel, std::string payload, publish_done done) {
-    commands_->execute({"PUBLISH", cfg_.prefix + channel, std::move(payload)},
-                       [done = std::move(done)](std::optional<reply> r, std::string error) {
-                           if (!done) return;
-                           if (!r) return done(false, error);
-                           if (r->type == reply::kind::error) return done(false, r->str);
-                           done(true, std::to_string(r->integer));
+void redis_broker::publish(std::string channel, std::string payload, bool with_history,
+                           publish_done done) {
+    auto finish = [done = std::move(done)](std::optional<reply> r, std::string error) {
+        if (!done) return;
+        if (!error.empty()) return done(false, error);
+        if (r->type == reply::kind::integer) return done(true, std::to_string(r->integer));
+        done(true, r->str);
+    };
+    if (with_history)
+        return call_function(publish_command(channel, std::move(payload)), std::move(finish));
+    commands_->execute({"PUBLISH", cfg_.redis.prefix + channel, std::move(payload)},
+                       std::move(finish));
+}
+
+void redis_broker::read_history(std::vector<std::string> channels,
+                                std::optional<stream_position> from, history_done done) {
+    auto cmd = history_command(channels, from);
+    call_function(std::move(cmd), [channels = std::move(channels), done = std::move(done)](
+                                      std::optional<reply> r, std::string error) {
+        if (!r) {
+            history_read failed;
+            failed.error = error;
+            return done(std::move(failed));
+        }
+        done(parse_history_reply(*r, channels));
+    });
+}
+
+void redis_broker::call_function(std::vector<std::string> cmd, command_done done,
+                                 bool may_reload) {
+    auto retry_cmd = cmd;
+    commands_->execute(std::move(cmd), [this, retry_cmd = std::move(retry_cmd),
+                                        done = std::move(done), may_reload](
+                                           std::optional<reply> r, std::string error) mutable {
+        if (r && may_reload && is_missing_function_error(*r)) {
+            // Redis restarted without its data (functions included): install and retry once.
+            library_loaded_ = false;
+            return load_library([this, retry_cmd = std::move(retry_cmd),
+                                 done = std::move(done)](bool ok) mutable {
+                if (!ok) return done(std::nullopt, "could not install the history functions");
+                call_function(std::move(retry_cmd), std::move(done), false);
+            });
+        }
+        done(std::move(r), std::move(error));
+    });
+}
+
+void redis_broker::load_library(std::function<void(bool ok)> done) {
+    commands_->execute({"FUNCTION", "LOAD", "REPLACE", library_source_},
+                       [this, done = std::move(done)](std::optional<reply> r, std::string error) {
+                           const bool ok = error.empty() && r && r->type == reply::kind::string;
+                           if (ok && !library_loaded_) spdlog::info("history functions installed");
+                           if (!ok && r) spdlog::error("installing history functions: {}", r->str);
+                           library_loaded_ = ok;
+                           if (done) done(ok);
                        });
 }
 
-bool redis_broker::ready() const { return subscriber_->connected(); }
+void redis_broker::keep_loading_library() {
+    if (stopped_ || library_loaded_) return;
+    load_library([this](bool ok) {
+        if (ok || stopped_) return;
+        load_timer_.expires_after(std::chrono::milliseconds(cfg_.redis.reconnect_min_ms + 200));
+        load_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) keep_loading_library();
+        });
+    });
+}
+
+void redis_broker::when_subscribed(const std::vector<std::string>& channels,
+                                   std::function<void()> ready) {
+    std::size_t missing = 0;
+    const bool pattern = cfg_.redis.mode == subscribe_mode::pattern;
+    if (pattern) {
+        missing = link_up_ ? 0 : 1;
+    } else {
+        for (const auto& ch : channels)
+            if (!confirmed_.contains(ch)) ++missing;
+    }
+    if (missing == 0) return ready();
+    const auto id = next_waiter_++;
+    waiters_.emplace(id, waiter{missing, std::move(ready)});
+    if (pattern) return; // released by the next link-up
+    for (const auto& ch : channels)
+        if (!confirmed_.contains(ch)) waiting_on_.emplace(ch, id);
+}
+
+void redis_broker::confirm(const std::string& channel) {
+    if (waiting_on_.empty()) return;
+    std::vector<std::function<void()>> go;
+    auto [first, last] = waiting_on_.equal_range(channel);
+    for (auto it = first; it != last; ++it) {
+        auto w = waiters_.find(it->second);
+        if (w == waiters_.end()) continue;
+        if (--w->second.remaining == 0) {
+            go.push_back(std::move(w->second.ready));
+            waiters_.erase(w);
+        }
+    }
+    waiting_on_.erase(first, last);
+    for (auto& f : go) f(); // after the bookkeeping: callbacks may call back into us
+}
+
+void redis_broker::release_all_waiters() {
+    std::vector<std::function<void()>> go;
+    go.reserve(waiters_.size());
+    for (auto& [id, w] : waiters_) go.push_back(std::move(w.ready));
+    waiters_.clear();
+    waiting_on_.clear();
+    for (auto& f : go) f();
+}
+
+void redis_broker::on_subscribed(std::string_view redis_channel) {
+    auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
+    if (!name) return;
+    std::string ch(*name);
+    if (confirmed_.insert(ch).second) confirm(ch);
+}
+
+void redis_broker::on_state(bool up) {
+    link_up_ = up;
+    if (up) {
+        spdlog::info("redis subscriber connected");
+        // Per-channel waiters are released by each SUBSCRIBE confirmation (on_subscribed); the
+        // one PSUBSCRIBE of pattern mode is confirmed now.
+        if (cfg_.redis.mode == subscribe_mode::pattern) release_all_waiters();
+    } else {
+        spdlog::warn("redis subscriber disconnected; reconnecting with backoff");
+        confirmed_.clear();
+    }
+    link_changed(up);
+}
+
+bool redis_broker::ready() const {
+    return subscriber_->connected() && (!cfg_.history.enabled || library_loaded_);
+}
 
 broker_stats redis_broker::stats() const {
     broker_stats s;
@@ -76,7 +207,7 @@ broker_stats redis_broker::stats() const {
 void redis_broker::on_message(std::string_view redis_channel, std::string_view payload) {
     // A pattern can match channels we do not understand (sse:junk): the router counts those as
     // bad_channel drops.
-    auto name = strip_prefix(redis_channel, cfg_.prefix);
+    auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
     router_.route(name ? *name : std::string_view("?"), payload);
 }
 

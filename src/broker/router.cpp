@@ -7,10 +7,22 @@
 #include <boost/asio/post.hpp>
 
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/envelope.hpp"
 #include "ssegw/shard/shard.hpp"
 #include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
+
+namespace {
+
+/// Bound on history events held back while catching up; beyond it they are dropped and the
+/// catch-up runs again (they are in history, so nothing is lost).
+constexpr std::size_t max_held_bytes = 64u << 20;
+
+static_assert(static_cast<int>(drop_reason::too_large) == static_cast<int>(route_drop::too_large));
+static_assert(static_cast<int>(drop_reason::bad_retry) == static_cast<int>(route_drop::bad_retry));
+
+} // namespace
 
 router::router(std::vector<shard*> shards, std::size_t max_event_bytes,
                subscription_change on_change)
@@ -34,32 +46,92 @@ void router::on_interest(unsigned shard_id, const std::string& channel, bool hel
     if (on_change_) on_change_(channel, false);
 }
 
-void router::route(std::string_view channel, std::string_view payload) {
+void router::route(std::string_view channel, std::string_view message) {
+    if (auto env = parse_envelope(message))
+        return route_history(channel, env->position, env->id_text, env->payload);
     const auto kind = kind_of(channel);
-    if (!kind) {
-        count_drop(route_drop::bad_channel);
-        return;
-    }
-    auto& received = received_[static_cast<std::size_t>(*kind)];
-    received.store(received.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (!kind) return count_drop(route_drop::bad_channel);
+    bump(received_[static_cast<std::size_t>(*kind)]);
+    if (!masks_.contains(std::string(channel))) return count_drop(route_drop::no_local_subscriber);
+    deliver(channel, build_frame(message, max_event_bytes_), 0, 0, nullptr);
+}
 
-    auto it = masks_.find(std::string(channel));
-    if (it == masks_.end()) {
-        count_drop(route_drop::no_local_subscriber);
+void router::route_history(std::string_view channel, const stream_position& position,
+                           std::string_view id_text, std::string_view payload) {
+    const auto kind = kind_of(channel);
+    if (!kind) return count_drop(route_drop::bad_channel);
+    bump(received_[static_cast<std::size_t>(*kind)]);
+    if (catching_up_) {
+        if (held_overflow_ || held_bytes_ + payload.size() > max_held_bytes) {
+            held_overflow_ = true;
+            return count_drop(route_drop::catch_up_overflow);
+        }
+        held_bytes_ += payload.size() + id_text.size() + channel.size();
+        held_.push_back({std::string(channel), position, std::string(id_text), std::string(payload)});
         return;
     }
-    auto built = build_frame(payload, max_event_bytes_);
+    if (position_ && position.epoch == position_->epoch && position.seq <= position_->seq)
+        return count_drop(route_drop::duplicate);
+    // The sequence is global: every event of our channels up to here has now been routed.
+    position_ = position;
+    if (!masks_.contains(std::string(channel))) return count_drop(route_drop::no_local_subscriber);
+    deliver(channel, build_frame(payload, max_event_bytes_, id_text), position.seq,
+            epoch_tag(position.epoch), make_id_only_frame(id_text));
+}
+
+void router::deliver(std::string_view channel, frame_result built, std::uint64_t seq,
+                     std::uint32_t epoch, frame position) {
     if (built.dropped) {
         // frame's drop reasons map one-to-one onto the first route_drop values.
-        count_drop(static_cast<route_drop>(*built.dropped));
-        return;
+        return count_drop(static_cast<route_drop>(*built.dropped));
     }
-    auto ev = std::make_shared<const routed_event>(routed_event{
-        std::string(channel), std::move(built.bytes), std::chrono::steady_clock::now()});
+    auto it = masks_.find(std::string(channel));
+    if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
+    auto ev = std::make_shared<routed_event>();
+    ev->channel.assign(channel);
+    ev->bytes = std::move(built.bytes);
+    ev->position = std::move(position);
+    ev->seq = seq;
+    ev->epoch = epoch;
+    ev->moves_last_event_id = seq == 0 && built.has_id;
+    ev->received_at = std::chrono::steady_clock::now();
+    routed_event_ptr shared = std::move(ev);
     for (auto mask = it->second; mask != 0; mask &= mask - 1) {
         auto* target = shards_[static_cast<std::size_t>(std::countr_zero(mask))];
-        boost::asio::post(target->context(), [target, ev] { target->deliver(*ev); });
+        boost::asio::post(target->context(), [target, shared] { target->deliver(shared); });
     }
+}
+
+void router::begin_catch_up() { catching_up_ = true; }
+
+bool router::finish_catch_up(const history_read& read) {
+    catching_up_ = false;
+    for (const auto& e : read.entries) {
+        const auto id = e.position.format();
+        const auto before = position_ ? position_->seq : 0;
+        route_history(e.channel, e.position, id, e.payload);
+        if (position_ && position_->seq > before) bump(caught_up_);
+    }
+    // Every event of our channels up to the tip was in the read.
+    if (!position_ || position_->epoch != read.tip.epoch || position_->seq < read.tip.seq)
+        position_ = read.tip;
+    auto held = std::move(held_);
+    held_.clear();
+    held_bytes_ = 0;
+    const bool complete = !held_overflow_;
+    held_overflow_ = false;
+    if (!complete) {
+        // Some held events were dropped; a fresh read from the new position recovers them, and
+        // what is still held is older than that read's tip, so it goes with the drop.
+        catching_up_ = true;
+        return false;
+    }
+    for (auto& h : held) route_history(h.channel, h.position, h.id_text, h.payload);
+    return true;
+}
+
+void router::adopt_position(const stream_position& tip) {
+    if (!position_ || position_->epoch != tip.epoch) position_ = tip;
 }
 
 std::vector<std::string> router::wanted_channels() const {
@@ -69,9 +141,6 @@ std::vector<std::string> router::wanted_channels() const {
     return out;
 }
 
-void router::count_drop(route_drop why) noexcept {
-    auto& c = dropped_[static_cast<std::size_t>(why)];
-    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
+void router::count_drop(route_drop why) noexcept { bump(dropped_[static_cast<std::size_t>(why)]); }
 
 } // namespace ssegw

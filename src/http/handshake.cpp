@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -110,15 +111,42 @@ private:
                              user.expires_at->time_since_epoch())
                              .count();
 
+        // Last-Event-ID (EventSource's own reconnect) wins over ?lastEventId= (first connect
+        // of a page that stored its position).
+        std::string_view last_id = req["Last-Event-ID"];
+        if (last_id.empty()) last_id = sub->last_event_id;
+        resume_request resume;
+        resume.asked_at = std::chrono::steady_clock::now();
+        std::optional<stream_position> from;
+        if (!last_id.empty()) {
+            resume.had_last_event_id = true;
+            from = stream_position::parse(last_id);
+            resume.malformed = !from;
+            if (from) resume.from_seq = from->seq;
+        }
+        const bool awaits_history = static_cast<bool>(rt_.request_history);
+
         auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
                                                         std::to_string(cfg.sse.retry_ms) +
                                                         "\n: connected\n\n");
         // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
         stream_.expires_never();
         auto s = std::make_shared<session>(shard_, stream_.release_socket(), std::move(user.user),
-                                           std::move(channels), expires_at);
+                                           std::move(channels), expires_at, awaits_history);
         parser_.reset();
         shard_.attach(s, std::move(head));
+        if (!awaits_history) return;
+        // The shard told the router about new channels in attach(); this request is posted
+        // after that, so the control thread subscribes before it reads history.
+        rt_.request_history(s->channels(), std::move(from),
+                            [&owner = shard_, weak = std::weak_ptr<session>(s),
+                             resume](std::shared_ptr<const history_read> read) {
+                                boost::asio::post(owner.context(), [weak, read = std::move(read),
+                                                                    resume]() mutable {
+                                    if (auto live = weak.lock())
+                                        live->on_history(std::move(read), resume);
+                                });
+                            });
     }
 
     /// The response head of a stream, with CORS headers when the origin is allowed. Written by

@@ -1,7 +1,10 @@
 #include "ssegw/shard/session.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
 
 #include "ssegw/shard/runtime_context.hpp"
 #include "ssegw/shard/shard.hpp"
@@ -24,35 +27,153 @@ struct buffer_view {
     const asio::const_buffer* end() const noexcept { return last; }
 };
 
+/// `event: history-truncated` with what is known, sent before a resume that cannot be complete.
+frame truncated_notice(std::string_view reason, const std::vector<std::string>& channels) {
+    nlohmann::json data = {{"reason", reason}};
+    if (!channels.empty()) data["channels"] = channels;
+    return std::make_shared<const std::string>("event: history-truncated\ndata: " + data.dump() +
+                                               "\n\n");
+}
+
 } // namespace
 
+/// Exists only from the handshake until the missed events are queued.
+struct session::resume_state {
+    std::vector<routed_event_ptr> held; ///< live events that arrived meanwhile, in order
+    std::uint64_t held_bytes = 0;
+    std::shared_ptr<const history_read> replay; ///< set once the read is back
+    std::size_t next = 0;                       ///< next entry of replay to queue
+    std::chrono::steady_clock::time_point asked_at;
+};
+
 session::session(shard& owner, asio::ip::tcp::socket socket, std::string user,
-                 std::vector<std::string> channels, std::int64_t expires_at_unix)
+                 std::vector<std::string> channels, std::int64_t expires_at_unix,
+                 bool awaits_history)
     : shard_(owner), socket_(std::move(socket)), user_(std::move(user)),
-      channels_(std::move(channels)), expires_at_unix_(expires_at_unix) {}
+      channels_(std::move(channels)),
+      resume_(awaits_history ? std::make_unique<resume_state>() : nullptr),
+      expires_at_unix_(expires_at_unix) {}
+
+session::~session() = default;
 
 void session::start(frame head) {
     last_write_tick_ = shard_.now_tick();
-    deliver(head);
+    enqueue(head);
     do_watch();
 }
 
-void session::deliver(const frame& f) {
-    if (closed_ || close_after_flush_) return;
-    const auto limit = shard_.runtime().config.sse.max_queue_bytes;
-    if (queued_bytes_ + f->size() > limit) {
-        // Closing here would edit the registry list the shard is iterating: defer it, and stop
-        // taking frames at once so memory stays bounded.
-        close_after_flush_ = true;
-        queue_.clear();
-        queued_bytes_ = 0;
-        asio::post(socket_.get_executor(),
-                   [self = shared_from_this()] { self->close(close_reason::slow_consumer); });
+void session::deliver(const routed_event_ptr& ev) {
+    if (leaving()) return;
+    if (resume_) {
+        // Held until the missed events are written; bounded like the write queue.
+        resume_->held_bytes += ev->bytes->size();
+        if (resume_->held_bytes > shard_.runtime().config.sse.max_queue_bytes)
+            return drop_as_slow_consumer();
+        resume_->held.push_back(ev);
         return;
     }
+    accept(*ev);
+}
+
+void session::accept(const routed_event& ev) {
+    if (ev.seq != 0) {
+        // History events arrive in sequence order; one already written (from the replay, or
+        // through another path) is skipped, so the seam between replay and live has no doubles.
+        if (ev.epoch == epoch_ && ev.seq <= last_seq_) return;
+        epoch_ = ev.epoch;
+        last_seq_ = ev.seq;
+        position_ = ev.position;
+        enqueue(ev.bytes);
+        return;
+    }
+    enqueue(ev.bytes);
+    // The payload set its own id: put the client's position back so its Last-Event-ID stays
+    // one we can resume from.
+    if (ev.moves_last_event_id && position_) enqueue(position_);
+}
+
+void session::on_history(std::shared_ptr<const history_read> read, const resume_request& req) {
+    if (leaving() || !resume_) return;
+    auto& c = shard_.counters();
+    if (!read->ok) {
+        // Without history we cannot promise "nothing missed": send the client away to resume
+        // later (maybe elsewhere) rather than going live with a silent gap.
+        shard_counters::bump(c.resume_failures);
+        return close_gracefully(shard_.retry_hint(), close_reason::history_unavailable);
+    }
+    if (req.had_last_event_id) shard_counters::bump(c.resumes);
+    if (req.malformed || read->unknown_position) {
+        shard_counters::bump(c.unknown_positions);
+        shard_counters::bump(c.truncated_resumes);
+        enqueue(truncated_notice("unknown-position", {}));
+    } else if (!read->truncated.empty()) {
+        shard_counters::bump(c.truncated_resumes);
+        enqueue(truncated_notice("trimmed", read->truncated));
+    }
+    epoch_ = epoch_tag(read->tip.epoch);
+    last_seq_ = req.had_last_event_id && !req.malformed && !read->unknown_position ? req.from_seq : 0;
+    resume_->replay = std::move(read);
+    resume_->asked_at = req.asked_at;
+    pump_replay();
+}
+
+void session::pump_replay() {
+    if (!resume_ || !resume_->replay || leaving()) return;
+    const auto& cfg = shard_.runtime().config.sse;
+    const auto& entries = resume_->replay->entries;
+    auto& c = shard_.counters();
+    // Queue in slices of half the queue limit, the rest as writes complete: a long replay
+    // neither trips the slow-consumer cut nor holds the whole backlog in frames at once.
+    while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
+        const auto& e = entries[resume_->next++];
+        if (e.position.seq <= last_seq_) continue;
+        last_seq_ = e.position.seq;
+        auto built = build_frame(e.payload, cfg.max_event_bytes, e.position.format());
+        if (built.dropped) continue; // the live path drops it the same way
+        shard_counters::bump(c.replayed_events);
+        queue_.push_back(std::move(built.bytes));
+        queued_bytes_ += queue_.back()->size();
+    }
+    if (!write_in_flight_) do_write();
+    if (resume_->next < entries.size()) return;
+    finish_replay();
+}
+
+void session::finish_replay() {
+    const auto& tip = resume_->replay->tip;
+    // Every event of our channels up to the tip was either before the position or replayed.
+    last_seq_ = std::max(last_seq_, tip.seq);
+    position_ = make_id_only_frame(tip.format());
+    if (position_) enqueue(position_);
+    const auto waited = std::chrono::steady_clock::now() - resume_->asked_at;
+    shard_.counters().resume_latency.observe_us(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    auto held = std::move(resume_->held);
+    resume_.reset();
+    for (const auto& ev : held) {
+        if (leaving()) break;
+        accept(*ev);
+    }
+}
+
+void session::enqueue(const frame& f) {
+    if (closed_ || close_after_flush_) return;
+    const auto limit = shard_.runtime().config.sse.max_queue_bytes;
+    if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
     queued_bytes_ += f->size();
     if (!write_in_flight_) do_write();
+}
+
+void session::drop_as_slow_consumer() {
+    // Closing here would edit the registry list the shard is iterating: defer it, and stop
+    // taking frames at once so memory stays bounded.
+    close_after_flush_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+    resume_.reset();
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this()] { self->close(close_reason::slow_consumer); });
 }
 
 void session::do_write() {
@@ -93,11 +214,12 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     auto& c = shard_.counters();
     shard_counters::bump(c.bytes_written, bytes);
     last_write_tick_ = shard_.now_tick();
+    if (resume_ && resume_->replay) pump_replay();
     if (!queue_.empty()) {
-        do_write();
+        if (!write_in_flight_) do_write();
         return;
     }
-    if (close_after_flush_) {
+    if (close_after_flush_ && !write_in_flight_) {
         boost::system::error_code ignored;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         close(pending_reason_);
@@ -124,6 +246,7 @@ void session::on_watch(const boost::system::error_code& ec) {
 void session::close_gracefully(const frame& last, close_reason why) {
     if (closed_ || close_after_flush_) return;
     pending_reason_ = why;
+    resume_.reset();
     queue_.push_back(last);
     queued_bytes_ += last->size();
     close_after_flush_ = true;
@@ -138,6 +261,7 @@ void session::close(close_reason why) {
     socket_.close(ignored);
     queue_.clear();
     queued_bytes_ = 0;
+    resume_.reset();
     shard_.detach(*this, why);
 }
 
@@ -155,7 +279,7 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     }
     if (queue_.empty() && now_tick - last_write_tick_ >= cfg.heartbeat_seconds) {
         shard_counters::bump(shard_.counters().heartbeats);
-        deliver(shard_.heartbeat());
+        enqueue(shard_.heartbeat());
     }
 }
 

@@ -86,13 +86,13 @@ void shard::detach(session& s, close_reason why) {
                   close_reason_names[static_cast<std::size_t>(why)]);
 }
 
-void shard::deliver(const routed_event& ev) {
+void shard::deliver(const routed_event_ptr& ev) {
     shard_counters::bump(counters_.events_routed);
-    const auto* list = registry_.find(ev.channel);
+    const auto* list = registry_.find(ev->channel);
     if (!list) return; // the last session left after the router posted this
-    for (session* s : *list) s->deliver(ev.bytes);
+    for (session* s : *list) s->deliver(ev);
     shard_counters::bump(counters_.frames_delivered, list->size());
-    const auto waited = std::chrono::steady_clock::now() - ev.received_at;
+    const auto waited = std::chrono::steady_clock::now() - ev->received_at;
     counters_.delivery_latency.observe_us(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
 }

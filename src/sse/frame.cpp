@@ -120,9 +120,9 @@ frame_result build_from_object(const json& doc, const json& data, std::string_vi
 
     std::string numeric_id;
     std::optional<std::string_view> id;
-    if (!forced_id.empty()) {
-        id = forced_id;
-    } else if (const json* i = member(doc, "id")) {
+    // The payload's own id is checked even when the gateway's position replaces it: a payload
+    // is dropped for the same reasons whichever way it was published.
+    if (const json* i = member(doc, "id")) {
         if (i->is_string()) {
             const auto& text = i->get_ref<const std::string&>();
             if (!is_clean_field(text)) return {nullptr, drop_reason::bad_id};
@@ -134,6 +134,7 @@ frame_result build_from_object(const json& doc, const json& data, std::string_vi
             return {nullptr, drop_reason::bad_id};
         }
     }
+    if (!forced_id.empty()) id = forced_id;
 
     char retry_buf[24];
     std::optional<std::string_view> retry;
@@ -165,7 +166,7 @@ frame_result build_from_object(const json& doc, const json& data, std::string_vi
     if (retry) append_field(block, retry_prefix, *retry);
     append_lines(block, data_prefix, text);
     block.push_back('\n');
-    return {share(std::move(block)), std::nullopt};
+    return {share(std::move(block)), std::nullopt, id.has_value()};
 }
 
 frame_result build_verbatim(std::string_view payload, std::string_view forced_id) {
@@ -176,7 +177,7 @@ frame_result build_verbatim(std::string_view payload, std::string_view forced_id
     if (id) append_field(block, id_prefix, *id);
     append_lines(block, data_prefix, payload);
     block.push_back('\n');
-    return {share(std::move(block)), std::nullopt};
+    return {share(std::move(block)), std::nullopt, id.has_value()};
 }
 
 } // namespace

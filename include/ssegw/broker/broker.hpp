@@ -1,10 +1,15 @@
 #pragma once
-// Where events come from and where /publish sends them: Redis pub/sub across instances, or the
-// process itself in standalone mode. Everything here runs on the control thread.
+// Where events come from, where /publish sends them and where history is kept: Redis (pub/sub
+// across instances, Streams for history), or the process itself in standalone mode. Everything
+// here runs on the control thread.
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "ssegw/core/history.hpp"
 
 namespace ssegw {
 
@@ -17,19 +22,47 @@ struct broker_stats {
 
 class broker {
 public:
-    /// Completion of a publish: ok, and a short text (an id, or an error) for the caller.
+    /// Completion of a publish: ok, and a short text for the caller (the event's resume
+    /// position when published with history, else the receiver count or an error).
     using publish_done = std::function<void(bool ok, std::string detail)>;
+    using history_done = std::function<void(history_read)>;
+    /// The live feed was lost (false), or is back with every subscription confirmed (true).
+    using link_handler = std::function<void(bool up)>;
 
     virtual ~broker() = default;
     virtual void start() = 0;
     virtual void stop() = 0;
+
     /// The process needs (or no longer needs) events of an internal channel name.
     virtual void want(const std::string& channel, bool wanted) = 0;
-    /// Publishes a payload to an internal channel name on every instance.
-    virtual void publish(std::string channel, std::string payload, publish_done done) = 0;
+
+    /// Publishes a payload to an internal channel name on every instance; with_history appends
+    /// it to the channel's history first, in the same atomic step.
+    virtual void publish(std::string channel, std::string payload, bool with_history,
+                         publish_done done) = 0;
+
+    /// Reads what `channels` hold after `from`; with no position, only where history stands.
+    virtual void read_history(std::vector<std::string> channels,
+                              std::optional<stream_position> from, history_done done) = 0;
+
+    /// Runs `ready` once the live feed covers every channel given (they were want()ed before):
+    /// from then on nothing published to them can be missed, so history can be read.
+    virtual void when_subscribed(const std::vector<std::string>& channels,
+                                 std::function<void()> ready) = 0;
+
+    void on_link(link_handler h) { link_ = std::move(h); }
+
     /// True while events can flow (always, standalone).
     virtual bool ready() const = 0;
     virtual broker_stats stats() const = 0;
+
+protected:
+    void link_changed(bool up) {
+        if (link_) link_(up);
+    }
+
+private:
+    link_handler link_;
 };
 
 } // namespace ssegw

@@ -1,7 +1,12 @@
 #pragma once
-// Standalone mode (redis.url "none"): no Redis, a publish goes straight to the router.
+// Standalone mode (redis.url "none"): no Redis. A publish goes straight to the router, and
+// history lives in an in-memory ring per channel with the same positions and semantics.
+
+#include <memory>
 
 #include "ssegw/broker/broker.hpp"
+#include "ssegw/broker/memory_history.hpp"
+#include "ssegw/config/config.hpp"
 
 namespace ssegw {
 
@@ -9,16 +14,23 @@ class router;
 
 class local_broker final : public broker {
 public:
-    explicit local_broker(router& r) : router_(r) {}
-    void start() override {}
+    local_broker(const history_config& cfg, router& r);
+    void start() override;
     void stop() override {}
     void want(const std::string&, bool) override {}
-    void publish(std::string channel, std::string payload, publish_done done) override;
+    void publish(std::string channel, std::string payload, bool with_history,
+                 publish_done done) override;
+    void read_history(std::vector<std::string> channels, std::optional<stream_position> from,
+                      history_done done) override;
+    void when_subscribed(const std::vector<std::string>&, std::function<void()> ready) override {
+        ready(); // in-process fan-out: registered means subscribed
+    }
     bool ready() const override { return true; }
     broker_stats stats() const override { return {}; }
 
 private:
     router& router_;
+    memory_history history_;
 };
 
 } // namespace ssegw

@@ -1,10 +1,16 @@
 #pragma once
 // Redis mode: one pub/sub subscriber per process (what the shards need, or one pattern), plus a
-// command connection for /publish. Incoming messages go to the router with the prefix removed.
+// command connection for publishing and history (the Redis Functions in history_functions.hpp,
+// installed at start and again whenever Redis has lost them).
 
+#include <cstdint>
 #include <memory>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/config/config.hpp"
@@ -14,27 +20,58 @@ namespace ssegw {
 class router;
 class subscriber;
 class command_client;
+struct reply;
 
 class redis_broker final : public broker {
 public:
     /// Throws std::invalid_argument when redis.url does not parse.
-    redis_broker(boost::asio::io_context& ioc, const redis_config& cfg, router& r);
+    redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg, router& r);
     ~redis_broker() override;
 
     void start() override;
     void stop() override;
     void want(const std::string& channel, bool wanted) override;
-    void publish(std::string channel, std::string payload, publish_done done) override;
+    void publish(std::string channel, std::string payload, bool with_history,
+                 publish_done done) override;
+    void read_history(std::vector<std::string> channels, std::optional<stream_position> from,
+                      history_done done) override;
+    void when_subscribed(const std::vector<std::string>& channels,
+                         std::function<void()> ready) override;
     bool ready() const override;
     broker_stats stats() const override;
 
 private:
-    void on_message(std::string_view redis_channel, std::string_view payload);
+    using command_done = std::function<void(std::optional<reply>, std::string)>;
 
-    const redis_config& cfg_;
+    void on_message(std::string_view redis_channel, std::string_view payload);
+    void on_subscribed(std::string_view redis_channel);
+    void on_state(bool up);
+    void confirm(const std::string& channel);
+    void release_all_waiters();
+    /// Runs a history function call, installing the library first if Redis lost it.
+    void call_function(std::vector<std::string> cmd, command_done done, bool may_reload = true);
+    void load_library(std::function<void(bool ok)> done);
+    void keep_loading_library();
+
+    struct waiter {
+        std::size_t remaining;
+        std::function<void()> ready;
+    };
+
+    const gateway_config& cfg_;
     router& router_;
     std::unique_ptr<subscriber> subscriber_;
     std::unique_ptr<command_client> commands_;
+    boost::asio::steady_timer load_timer_;
+    std::string library_source_;
+    bool library_loaded_ = false;
+    bool link_up_ = false;
+    bool stopped_ = false;
+    /// Channels (internal names) whose SUBSCRIBE Redis confirmed on the current link.
+    std::unordered_set<std::string> confirmed_;
+    std::uint64_t next_waiter_ = 0;
+    std::unordered_map<std::uint64_t, waiter> waiters_;
+    std::unordered_multimap<std::string, std::uint64_t> waiting_on_;
 };
 
 } // namespace ssegw

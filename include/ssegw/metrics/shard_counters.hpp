@@ -18,6 +18,7 @@ enum class close_reason : std::uint8_t {
     write_stalled,   ///< a write made no progress for sse.write_timeout_seconds
     drained,         ///< shutdown or instance drain: told to come back elsewhere
     token_expired,   ///< the token's exp passed: told to come back with a fresh one
+    history_unavailable, ///< its history could not be read: told to come back and resume
     rejected,        ///< answered with an HTTP error during the handshake
     handshake_failed,///< timed out or malformed before a response could be sent
     count_
@@ -25,8 +26,8 @@ enum class close_reason : std::uint8_t {
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(close_reason::count_)>
     close_reason_names = {"client_gone", "slow_consumer", "write_stalled",
-                          "drained",     "token_expired", "rejected",
-                          "handshake_failed"};
+                          "drained",     "token_expired", "history_unavailable",
+                          "rejected",    "handshake_failed"};
 
 /// Why a subscribe request was refused; a label on ssegw_requests_rejected_total.
 enum class reject_reason : std::uint8_t {
@@ -51,6 +52,13 @@ struct shard_counters {
     counter bytes_written{0};
     counter heartbeats{0};
     latency_histogram delivery_latency; ///< from receipt by the process to the session's write
+
+    counter resumes{0};            ///< streams that came back with a Last-Event-ID
+    counter replayed_events{0};    ///< history events written to resuming streams
+    counter truncated_resumes{0};  ///< resumes told "history-truncated" (gap or unknown id)
+    counter unknown_positions{0};  ///< Last-Event-IDs that were not a position of ours
+    counter resume_failures{0};    ///< history could not be read; the stream was sent back
+    latency_histogram resume_latency; ///< from the request to the missed events being queued
 
     /// Owner-thread increment: a relaxed load + store, cheaper than fetch_add, valid because
     /// this thread is the only writer.

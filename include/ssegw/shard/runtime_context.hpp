@@ -4,12 +4,23 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "ssegw/auth/authenticator.hpp"
 #include "ssegw/config/config.hpp"
+#include "ssegw/core/history.hpp"
 #include "ssegw/shard/user_limiter.hpp"
 
 namespace ssegw {
+
+/// Asks the control thread for a starting stream's history; `deliver` is called there later.
+using history_requester = std::function<void(
+    std::vector<std::string> channels, std::optional<stream_position> from,
+    std::function<void(std::shared_ptr<const history_read>)> deliver)>;
 
 struct runtime_context {
     const gateway_config& config;
@@ -19,6 +30,8 @@ struct runtime_context {
     std::atomic<std::size_t>& connections_total;
     /// Set once on SIGTERM: new requests get "come back later" (200 + retry + close).
     std::atomic<bool>& draining;
+    /// Set when history.enabled: every stream starts by reading what it missed.
+    history_requester request_history;
 };
 
 } // namespace ssegw

@@ -1,37 +1,56 @@
 #pragma once
-// One SSE stream after its handshake: a socket, the channels it joined and the frames waiting to
-// be written. Lives on one shard thread for its whole life and is touched only there.
+// One SSE stream after its handshake: a socket, the channels it joined, where the client stands
+// in history, and the frames waiting to be written. Lives on one shard thread for its whole
+// life and is touched only there.
 //
 // Kept small on purpose (see docs/architecture.md): no timer of its own (the shard's one-second
-// tick drives heartbeats, stalls and token expiry), no parser or request buffer, and an empty
-// queue most of the time.
+// tick drives heartbeats, stalls and token expiry), no parser or request buffer, an empty queue
+// most of the time, and the resume machinery allocated only while a resume is in progress.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "ssegw/core/history.hpp"
 #include "ssegw/metrics/shard_counters.hpp"
 #include "ssegw/sse/frame.hpp"
+#include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
 
 class shard;
 
+/// What a starting stream asked for, as far as history goes.
+struct resume_request {
+    bool had_last_event_id = false; ///< the client sent a Last-Event-ID
+    bool malformed = false;         ///< ...which is not a position of ours
+    std::uint64_t from_seq = 0;     ///< the position's sequence, when well formed
+    std::chrono::steady_clock::time_point asked_at;
+};
+
 class session : public std::enable_shared_from_this<session> {
 public:
+    /// awaits_history: live events are held back until on_history() has written what the
+    /// client missed (history enabled); otherwise the stream is live at once.
     session(shard& owner, boost::asio::ip::tcp::socket socket, std::string user,
-            std::vector<std::string> channels, std::int64_t expires_at_unix);
+            std::vector<std::string> channels, std::int64_t expires_at_unix, bool awaits_history);
+    ~session();
 
     /// Writes the response head and first bytes, then watches for the client leaving.
     void start(frame head);
 
-    /// Queues a frame; writes at once when idle, gathers with what is queued when busy.
-    /// A session whose queue would exceed sse.max_queue_bytes is closed as a slow consumer.
-    void deliver(const frame& f);
+    /// An event for one of this session's channels: written in order, history events at most
+    /// once (by sequence), held back while a resume is in progress.
+    void deliver(const routed_event_ptr& ev);
+
+    /// The history read for this stream: writes the gap signal if any, the missed events, the
+    /// client's new position, then what was held back, and goes live.
+    void on_history(std::shared_ptr<const history_read> read, const resume_request& req);
 
     /// Sends `last` (a retry hint), then closes once it is flushed (or at once if stalled).
     void close_gracefully(const frame& last, close_reason why);
@@ -52,10 +71,18 @@ public:
     std::size_t slot = 0;
 
 private:
+    struct resume_state;
+
+    /// Queues a frame; a queue that would exceed sse.max_queue_bytes marks a slow consumer.
+    void enqueue(const frame& f);
+    void accept(const routed_event& ev);
+    void pump_replay();
+    void finish_replay();
     void do_write();
     void on_write(const boost::system::error_code& ec, std::size_t bytes);
     void do_watch();
     void on_watch(const boost::system::error_code& ec);
+    void drop_as_slow_consumer();
 
     shard& shard_;
     boost::asio::ip::tcp::socket socket_;
@@ -64,8 +91,12 @@ private:
     std::vector<frame> queue_;    ///< waiting for the next write
     std::vector<frame> writing_;  ///< owned by the write in flight
     std::vector<boost::asio::const_buffer> gather_; ///< buffer views of writing_, multi-frame writes
+    frame position_;              ///< `id:`-only block of where the client stands in history
+    std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
     std::uint64_t queued_bytes_ = 0;
+    std::uint64_t last_seq_ = 0;       ///< highest history sequence written (or owed before)
     std::int64_t expires_at_unix_ = 0; ///< token exp; 0 = never
+    std::uint32_t epoch_ = 0;          ///< epoch_tag of last_seq_'s epoch
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;

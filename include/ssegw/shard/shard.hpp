@@ -65,7 +65,7 @@ public:
     void detach(session& s, close_reason why);
 
     /// Queues the event to every session of this shard that joined its channel.
-    void deliver(const routed_event& ev);
+    void deliver(const routed_event_ptr& ev);
 
     /// Closes every stream with a jittered retry hint, spread evenly over `window`.
     void drain(std::chrono::milliseconds window);

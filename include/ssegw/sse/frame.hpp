@@ -24,6 +24,8 @@ std::string_view to_string(drop_reason reason) noexcept;
 struct frame_result {
     frame bytes;
     std::optional<drop_reason> dropped;
+    /// The block has an `id:` line: it moves the client's Last-Event-ID.
+    bool has_id = false;
 };
 
 /// Payloads nested deeper than this are sent verbatim rather than parsed: nlohmann's dump()

@@ -164,8 +164,9 @@ TEST(frame, forced_id_overrides_the_payload_id) {
     EXPECT_EQ(text_of(R"({"id":"mine","data":"x"})", "p1"), "id: p1\ndata: x\n\n");
     EXPECT_EQ(text_of(R"({"data":"x"})", "p1"), "id: p1\ndata: x\n\n");
     EXPECT_EQ(text_of("plain", "p1"), "id: p1\ndata: plain\n\n");
-    // The payload's id is replaced, so a bad one no longer matters.
-    EXPECT_EQ(text_of(R"({"id":"a\nb","data":"x"})", "p1"), "id: p1\ndata: x\n\n");
+    // The payload's id is replaced, but a bad one still drops the payload: the same rules
+    // hold whichever way it was published.
+    EXPECT_EQ(drop_of(R"({"id":"a\nb","data":"x"})", "p1"), drop_reason::bad_id);
 }
 
 TEST(frame, unicode_passes_through_untouched) {

@@ -1,0 +1,56 @@
+#pragma once
+// Reads history at the two moments it is needed, on the control thread:
+//  - a stream starts: once the live feed covers its channels, read what they hold after the
+//    client's Last-Event-ID (or just where history stands, for a new client), so the session can
+//    write the missed events and then go live with no gap and no duplicate;
+//  - the live feed comes back after Redis was away: read what the process's channels got
+//    meanwhile and route it (the router holds live events back until then).
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "ssegw/core/history.hpp"
+
+namespace ssegw {
+
+class broker;
+class router;
+
+class resume_service {
+public:
+    using deliver_fn = std::function<void(std::shared_ptr<const history_read>)>;
+
+    resume_service(boost::asio::io_context& control, broker& b, router& r);
+
+    /// History for a starting stream; `deliver` runs on the control thread.
+    void request(std::vector<std::string> channels, std::optional<stream_position> from,
+                 deliver_fn deliver);
+
+    /// Wired to broker::on_link.
+    void on_link(bool up);
+
+    void stop();
+
+private:
+    void read_chunked(std::vector<std::string> channels, std::optional<stream_position> from,
+                      std::function<void(history_read)> done);
+    void catch_up();
+    void retry_catch_up_later();
+
+    broker& broker_;
+    router& router_;
+    boost::asio::steady_timer retry_timer_;
+    bool link_up_ = false;
+    bool catch_up_running_ = false;
+    bool rerun_ = false;
+    bool stopped_ = false;
+};
+
+} // namespace ssegw

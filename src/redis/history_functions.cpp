@@ -1,0 +1,240 @@
+#include "ssegw/redis/history_functions.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace ssegw {
+
+namespace {
+
+/// A Lua string literal for arbitrary bytes: every byte as a decimal escape, so no prefix can
+/// break out of the literal.
+std::string lua_literal(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == ':' || c == '_' || c == '-' || c == '.') {
+            out += static_cast<char>(c);
+        } else {
+            out += '\\';
+            out += std::to_string(c);
+        }
+    }
+    out += '"';
+    return out;
+}
+
+constexpr std::string_view library_body = R"LUA(
+local function valid_channel(ch)
+  if ch == 'broadcast' then return true end
+  if #ch > 5 and string.sub(ch, 1, 5) == 'user:' then return true end
+  if #ch > 6 and string.sub(ch, 1, 6) == 'topic:' then return true end
+  return false
+end
+
+-- The epoch names one life of the sequence counter: if Redis loses its data the counter
+-- restarts, and positions handed out before must not be mistaken for new ones.
+local function epoch()
+  local key = PREFIX .. 'epoch'
+  local e = redis.call('GET', key)
+  if not e then
+    local t = redis.call('TIME')
+    e = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+    redis.call('SET', key, e)
+  end
+  return e
+end
+
+local function seq_of(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+local function publish(keys, args)
+  local ch, payload = keys[1], args[1]
+  if not ch or not valid_channel(ch) then
+    return redis.error_reply('ERR sse_publish: the key must be user:<id>, topic:<name> or broadcast')
+  end
+  if not payload then
+    return redis.error_reply('ERR sse_publish: usage FCALL sse_publish 1 <channel> <payload>')
+  end
+  local e = epoch()
+  local seq = redis.call('INCR', PREFIX .. 'seq')
+  local now = tonumber(redis.call('TIME')[1])
+  local key = PREFIX .. 'history:' .. ch
+  redis.call('XADD', key, string.format('%d-0', seq), 't', string.format('%d', now), 'p', payload)
+  -- Trim with XDEL rather than XADD MAXLEN: XDEL records max-deleted-entry-id, which is how
+  -- sse_history tells a client exactly whether anything after its position was trimmed.
+  local excess = redis.call('XLEN', key) - MAXLEN
+  if excess > 0 then
+    local old = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+    local ids = {}
+    for i, entry in ipairs(old) do ids[i] = entry[1] end
+    redis.call('XDEL', key, unpack(ids))
+  end
+  redis.call('EXPIRE', key, TTL)
+  local pos = e .. '.' .. string.format('%d', seq) .. '.' .. string.format('%d', now)
+  redis.call('PUBLISH', PREFIX .. ch, '\30' .. pos .. '\n' .. payload)
+  return pos
+end
+
+-- Reply: { epoch, tip_seq, now, unknown(0|1), then per channel: truncated(0|1), {seq, t, p, ...} }
+local function history(keys, args)
+  local e = epoch()
+  local cur = tonumber(redis.call('GET', PREFIX .. 'seq') or '0')
+  local now = tonumber(redis.call('TIME')[1])
+  local out = { e, string.format('%d', cur), string.format('%d', now), 0 }
+  if #args == 0 then return out end
+  local from_epoch, from_seq, from_time = args[1], tonumber(args[2]), tonumber(args[3])
+  if from_epoch ~= e or from_seq == nil or from_time == nil or from_seq > cur then
+    out[4] = 1
+    return out
+  end
+  -- Older than the time-to-live: a missing stream may have expired with events in it.
+  local aged = (now - from_time) >= TTL
+  for _, ch in ipairs(keys) do
+    local key = PREFIX .. 'history:' .. ch
+    local truncated, flat = 0, {}
+    if redis.call('EXISTS', key) == 1 then
+      local info = redis.call('XINFO', 'STREAM', key)
+      local max_deleted, first = '0-0', nil
+      for i = 1, #info, 2 do
+        local k = info[i]
+        if k == 'max-deleted-entry-id' then max_deleted = info[i + 1]
+        elseif k == 'first-entry' then first = info[i + 1] end
+      end
+      -- Trimmed: something newer than the position was deleted.
+      if seq_of(max_deleted) > from_seq then truncated = 1 end
+      -- Expired and recreated: only possible when the stream's first entry came a whole TTL
+      -- after the position (a stream lives TTL past its last event).
+      if first and seq_of(first[1]) > from_seq then
+        local fields, first_time = first[2], nil
+        for i = 1, #fields, 2 do
+          if fields[i] == 't' then first_time = tonumber(fields[i + 1]) end
+        end
+        if first_time and first_time - from_time >= TTL then truncated = 1 end
+      end
+      local entries = redis.call('XRANGE', key, string.format('(%d-0', from_seq), '+')
+      for _, entry in ipairs(entries) do
+        local fields, t, p = entry[2], '0', ''
+        for i = 1, #fields, 2 do
+          if fields[i] == 't' then t = fields[i + 1] elseif fields[i] == 'p' then p = fields[i + 1] end
+        end
+        flat[#flat + 1] = string.format('%d', seq_of(entry[1]))
+        flat[#flat + 1] = t
+        flat[#flat + 1] = p
+      end
+    elseif aged then
+      truncated = 1
+    end
+    out[#out + 1] = truncated
+    out[#out + 1] = flat
+  end
+  return out
+end
+
+redis.register_function('sse_publish', publish)
+redis.register_function('sse_history', history)
+)LUA";
+
+bool to_u64(std::string_view s, std::uint64_t& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
+
+bool to_i64(std::string_view s, std::int64_t& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
+
+history_read failed(std::string why) {
+    history_read r;
+    r.error = std::move(why);
+    return r;
+}
+
+} // namespace
+
+std::string history_library_source(std::string_view prefix, std::uint32_t max_len,
+                                   std::uint32_t ttl_seconds) {
+    std::string src = "#!lua name=";
+    src += history_library_name;
+    src += "\nlocal PREFIX = " + lua_literal(prefix);
+    src += "\nlocal MAXLEN = " + std::to_string(max_len);
+    src += "\nlocal TTL = " + std::to_string(ttl_seconds);
+    src += "\n";
+    src += library_body;
+    return src;
+}
+
+std::vector<std::string> publish_command(std::string_view channel, std::string payload) {
+    return {"FCALL", "sse_publish", "1", std::string(channel), std::move(payload)};
+}
+
+std::vector<std::string> history_command(const std::vector<std::string>& channels,
+                                         const std::optional<stream_position>& from) {
+    std::vector<std::string> cmd;
+    cmd.reserve(3 + channels.size() + 3);
+    cmd.emplace_back("FCALL");
+    cmd.emplace_back("sse_history");
+    cmd.push_back(std::to_string(channels.size()));
+    for (const auto& ch : channels) cmd.push_back(ch);
+    if (from) {
+        cmd.push_back(from->epoch);
+        cmd.push_back(std::to_string(from->seq));
+        cmd.push_back(std::to_string(from->time));
+    }
+    return cmd;
+}
+
+history_read parse_history_reply(const reply& r, const std::vector<std::string>& channels) {
+    if (r.type == reply::kind::error) return failed(r.str);
+    if (r.type != reply::kind::array || r.elements.size() < 4)
+        return failed("unexpected sse_history reply");
+    const auto& el = r.elements;
+    history_read out;
+    if (el[0].type != reply::kind::string || el[1].type != reply::kind::string ||
+        el[2].type != reply::kind::string || el[3].type != reply::kind::integer)
+        return failed("unexpected sse_history reply header");
+    out.tip.epoch = el[0].str;
+    if (!to_u64(el[1].str, out.tip.seq) || !to_i64(el[2].str, out.tip.time))
+        return failed("unexpected sse_history tip");
+    out.unknown_position = el[3].integer != 0;
+    // Unknown positions and fresh reads (no position given) carry no channel blocks.
+    if (out.unknown_position || el.size() == 4) {
+        out.ok = true;
+        return out;
+    }
+    if (el.size() != 4 + 2 * channels.size()) return failed("sse_history reply has wrong length");
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+        const auto& flag = el[4 + 2 * i];
+        const auto& list = el[5 + 2 * i];
+        if (flag.type != reply::kind::integer || list.type != reply::kind::array ||
+            list.elements.size() % 3 != 0)
+            return failed("unexpected sse_history channel block");
+        if (flag.integer != 0) out.truncated.push_back(channels[i]);
+        for (std::size_t j = 0; j < list.elements.size(); j += 3) {
+            history_entry e;
+            e.channel = channels[i];
+            e.position.epoch = out.tip.epoch;
+            if (!to_u64(list.elements[j].str, e.position.seq) ||
+                !to_i64(list.elements[j + 1].str, e.position.time))
+                return failed("unexpected sse_history entry");
+            e.payload = list.elements[j + 2].str;
+            out.entries.push_back(std::move(e));
+        }
+    }
+    std::stable_sort(out.entries.begin(), out.entries.end(),
+                     [](const history_entry& a, const history_entry& b) {
+                         return a.position.seq < b.position.seq;
+                     });
+    out.ok = true;
+    return out;
+}
+
+bool is_missing_function_error(const reply& r) {
+    return r.type == reply::kind::error &&
+           (r.str.find("Function not found") != std::string::npos ||
+            r.str.find("function not found") != std::string::npos);
+}
+
+} // namespace ssegw
