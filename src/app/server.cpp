@@ -60,7 +60,11 @@ struct server::impl {
             shard_ptrs.push_back(shards.back().get());
         }
         route = std::make_unique<router>(
-            shard_ptrs, cfg.sse.max_event_bytes,
+            cfg.sse.max_event_bytes,
+            [this](unsigned id, const routed_event_ptr& ev) {
+                shard* target = shard_ptrs[id];
+                asio::post(target->context(), [target, ev] { target->deliver(ev); });
+            },
             [this](const std::string& ch, bool wanted) { events->want(ch, wanted); });
         if (cfg.redis.standalone())
             events = std::make_unique<local_broker>(cfg.history, *route);

@@ -4,12 +4,8 @@
 #include <chrono>
 #include <memory>
 
-#include <boost/asio/post.hpp>
-
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/envelope.hpp"
-#include "ssegw/shard/shard.hpp"
-#include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
 
@@ -24,9 +20,8 @@ static_assert(static_cast<int>(drop_reason::bad_retry) == static_cast<int>(route
 
 } // namespace
 
-router::router(std::vector<shard*> shards, std::size_t max_event_bytes,
-               subscription_change on_change)
-    : shards_(std::move(shards)), max_event_bytes_(max_event_bytes),
+router::router(std::size_t max_event_bytes, dispatch_fn dispatch, subscription_change on_change)
+    : max_event_bytes_(max_event_bytes), dispatch_(std::move(dispatch)),
       on_change_(std::move(on_change)) {}
 
 void router::on_interest(unsigned shard_id, const std::string& channel, bool held) {
@@ -52,7 +47,7 @@ void router::route(std::string_view channel, std::string_view message) {
     const auto kind = kind_of(channel);
     if (!kind) return count_drop(route_drop::bad_channel);
     bump(received_[static_cast<std::size_t>(*kind)]);
-    if (!masks_.contains(std::string(channel))) return count_drop(route_drop::no_local_subscriber);
+    if (!masks_.contains(channel)) return count_drop(route_drop::no_local_subscriber);
     deliver(channel, build_frame(message, max_event_bytes_), 0, 0, nullptr);
 }
 
@@ -74,7 +69,7 @@ void router::route_history(std::string_view channel, const stream_position& posi
         return count_drop(route_drop::duplicate);
     // The sequence is global: every event of our channels up to here has now been routed.
     position_ = position;
-    if (!masks_.contains(std::string(channel))) return count_drop(route_drop::no_local_subscriber);
+    if (!masks_.contains(channel)) return count_drop(route_drop::no_local_subscriber);
     deliver(channel, build_frame(payload, max_event_bytes_, id_text), position.seq,
             epoch_tag(position.epoch), make_id_only_frame(id_text));
 }
@@ -85,7 +80,7 @@ void router::deliver(std::string_view channel, frame_result built, std::uint64_t
         // frame's drop reasons map one-to-one onto the first route_drop values.
         return count_drop(static_cast<route_drop>(*built.dropped));
     }
-    auto it = masks_.find(std::string(channel));
+    auto it = masks_.find(channel);
     if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
     auto ev = std::make_shared<routed_event>();
     ev->channel.assign(channel);
@@ -96,10 +91,8 @@ void router::deliver(std::string_view channel, frame_result built, std::uint64_t
     ev->moves_last_event_id = seq == 0 && built.has_id;
     ev->received_at = std::chrono::steady_clock::now();
     routed_event_ptr shared = std::move(ev);
-    for (auto mask = it->second; mask != 0; mask &= mask - 1) {
-        auto* target = shards_[static_cast<std::size_t>(std::countr_zero(mask))];
-        boost::asio::post(target->context(), [target, shared] { target->deliver(shared); });
-    }
+    for (auto mask = it->second; mask != 0; mask &= mask - 1)
+        dispatch_(static_cast<unsigned>(std::countr_zero(mask)), shared);
 }
 
 void router::begin_catch_up() { catching_up_ = true; }

@@ -1412,3 +1412,71 @@ class GatewayTestCase(unittest.TestCase):
         c = SseClient(port, **kw)
         self.addCleanup(c.close)
         return c
+
+
+# --------------------------------------------------------------------------------------------
+# History and resume helpers (positions, FCALL sse_publish, histogram quantiles)
+
+import re as _re
+
+POSITION_RE = _re.compile(r"^([0-9a-f]+)\.([0-9]+)\.([0-9]+)$")
+
+
+def parse_position(text):
+    """'<epoch hex>.<global seq>.<unix seconds>' -> (epoch, seq, seconds), or None."""
+    m = POSITION_RE.match(text or "")
+    if not m:
+        return None
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def position_seq(text):
+    """The global sequence number of a position (AssertionError when it is not one)."""
+    p = parse_position(text)
+    if p is None:
+        raise AssertionError("not a resume position: %r" % (text,))
+    return p[1]
+
+
+def compact_json(payload):
+    return payload if isinstance(payload, (str, bytes)) else json.dumps(
+        payload, separators=(",", ":"))
+
+
+def fcall_publish(client, channel, payload):
+    """FCALL sse_publish 1 <channel> <payload> on a RespClient; returns the position (str)."""
+    reply = client.call("FCALL", "sse_publish", "1", channel, compact_json(payload))
+    return _s(reply)
+
+
+def histogram_buckets(metrics_list, name):
+    """Sum the cumulative buckets of histogram `name` over several Metrics:
+    sorted [(upper bound, cumulative count)] (the +Inf bucket last)."""
+    acc = {}
+    for m in metrics_list:
+        for labels, value in m.series(name + "_bucket"):
+            le = labels.get("le")
+            if le is None:
+                continue
+            bound = float("inf") if le in ("+Inf", "Inf", "inf") else float(le)
+            acc[bound] = acc.get(bound, 0.0) + value
+    return sorted(acc.items())
+
+
+def histogram_quantile(buckets, q):
+    """Prometheus-style quantile (linear inside the bucket) from histogram_buckets() output;
+    nan when empty. A quantile in the +Inf bucket answers the largest finite bound."""
+    if not buckets or buckets[-1][1] <= 0:
+        return float("nan")
+    total = buckets[-1][1]
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return prev_bound
+            if count == prev_count:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
+        prev_bound, prev_count = bound, count
+    return prev_bound

@@ -19,11 +19,11 @@
 
 #include "ssegw/core/history.hpp"
 #include "ssegw/core/stream_position.hpp"
+#include "ssegw/core/string_hash.hpp"
 #include "ssegw/sse/frame.hpp"
+#include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
-
-class shard;
 
 /// Largest number of shards a process runs: one bit each in a channel's mask.
 inline constexpr unsigned max_shards = 64;
@@ -43,8 +43,10 @@ class router {
 public:
     /// Called when the process starts or stops needing a channel (first shard in, last out).
     using subscription_change = std::function<void(const std::string& channel, bool wanted)>;
+    /// Hands an event to one shard (the server posts it to that shard's thread).
+    using dispatch_fn = std::function<void(unsigned shard_id, const routed_event_ptr& ev)>;
 
-    router(std::vector<shard*> shards, std::size_t max_event_bytes, subscription_change on_change);
+    router(std::size_t max_event_bytes, dispatch_fn dispatch, subscription_change on_change);
 
     /// A shard gained or lost its last session of a channel.
     void on_interest(unsigned shard_id, const std::string& channel, bool held);
@@ -98,10 +100,10 @@ private:
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
 
-    std::vector<shard*> shards_;
     std::size_t max_event_bytes_;
+    dispatch_fn dispatch_;
     subscription_change on_change_;
-    std::unordered_map<std::string, std::uint64_t> masks_;
+    std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> masks_;
     std::optional<stream_position> position_;
     bool catching_up_ = false;
     bool held_overflow_ = false;

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ssegw/core/string_hash.hpp"
+
 namespace ssegw {
 
 class session;
@@ -27,12 +29,6 @@ public:
     std::size_t channel_count() const noexcept { return by_channel_.size(); }
 
 private:
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
-    };
     std::unordered_map<std::string, std::vector<session*>, string_hash, std::equal_to<>> by_channel_;
 };
 

@@ -1,0 +1,141 @@
+// The router's fan-out and its history bookkeeping, observed through the dispatch callback:
+// masks, subscription changes, once-only history routing, and catching up after the live feed
+// was lost (crafted interleavings of held-back and replayed events).
+
+#include "ssegw/broker/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include "ssegw/core/envelope.hpp"
+
+namespace ssegw {
+namespace {
+
+struct routed {
+    unsigned shard;
+    std::string channel;
+    std::uint64_t seq;
+    std::string bytes;
+};
+
+class router_test : public ::testing::Test {
+protected:
+    router r{65536,
+             [this](unsigned shard, const routed_event_ptr& ev) {
+                 out.push_back({shard, ev->channel, ev->seq, *ev->bytes});
+             },
+             [this](const std::string& ch, bool wanted) { changes.emplace_back(ch, wanted); }};
+    std::vector<routed> out;
+    std::vector<std::pair<std::string, bool>> changes;
+
+    static stream_position pos(std::uint64_t seq) { return {"e1", seq, 100}; }
+    void history(std::string_view channel, std::uint64_t seq, std::string_view payload = "p") {
+        const auto p = pos(seq);
+        r.route_history(channel, p, p.format(), payload);
+    }
+    std::vector<std::uint64_t> seqs() const {
+        std::vector<std::uint64_t> s;
+        for (const auto& o : out) s.push_back(o.seq);
+        return s;
+    }
+};
+
+TEST_F(router_test, subscribes_on_first_shard_and_unsubscribes_after_last) {
+    r.on_interest(0, "user:1", true);
+    r.on_interest(1, "user:1", true);
+    r.on_interest(0, "user:1", false);
+    EXPECT_EQ(changes, (std::vector<std::pair<std::string, bool>>{{"user:1", true}}));
+    r.on_interest(1, "user:1", false);
+    EXPECT_EQ(changes.back(), (std::pair<std::string, bool>{"user:1", false}));
+    EXPECT_EQ(r.channel_count(), 0u);
+}
+
+TEST_F(router_test, fans_out_once_per_holding_shard_with_one_shared_frame) {
+    r.on_interest(0, "topic:t", true);
+    r.on_interest(3, "topic:t", true);
+    r.route("topic:t", R"({"event":"e","data":1})");
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].shard, 0u);
+    EXPECT_EQ(out[1].shard, 3u);
+    EXPECT_EQ(out[0].bytes, "event: e\ndata: 1\n\n");
+    r.route("topic:other", "x");
+    r.route("nonsense", "x");
+    EXPECT_EQ(out.size(), 2u);
+    EXPECT_EQ(r.dropped(route_drop::no_local_subscriber), 1u);
+    EXPECT_EQ(r.dropped(route_drop::bad_channel), 1u);
+}
+
+TEST_F(router_test, enveloped_messages_carry_their_position_as_id) {
+    r.on_interest(0, "user:1", true);
+    r.route("user:1", std::string("\x1e") + "e1.7.100\n" + R"({"data":"x"})");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].seq, 7u);
+    EXPECT_EQ(out[0].bytes, "id: e1.7.100\ndata: x\n\n");
+    EXPECT_EQ(r.position()->seq, 7u);
+}
+
+TEST_F(router_test, history_events_are_routed_at_most_once) {
+    r.on_interest(0, "user:1", true);
+    history("user:1", 5);
+    history("user:1", 5);
+    history("user:1", 4);
+    history("user:1", 6);
+    EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{5, 6}));
+    EXPECT_EQ(r.dropped(route_drop::duplicate), 2u);
+}
+
+TEST_F(router_test, catch_up_replays_the_gap_then_releases_newer_held_events) {
+    r.on_interest(0, "user:1", true);
+    r.on_interest(0, "topic:t", true);
+    history("user:1", 10);
+    r.begin_catch_up();
+    // Live events arriving while the read is in flight: one the read will also return, newer
+    // ones it will not.
+    history("topic:t", 13);
+    history("user:1", 15);
+    EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{10}));
+    history_read read;
+    read.ok = true;
+    read.tip = pos(13);
+    for (auto [ch, seq] : {std::pair<const char*, int>{"user:1", 11}, {"topic:t", 12}, {"topic:t", 13}})
+        read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p"});
+    EXPECT_TRUE(r.finish_catch_up(read));
+    EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{10, 11, 12, 13, 15}));
+    EXPECT_EQ(r.caught_up_events(), 3u);
+    EXPECT_EQ(r.position()->seq, 15u);
+}
+
+TEST_F(router_test, catch_up_moves_the_position_to_the_tip_even_without_entries) {
+    r.on_interest(0, "user:1", true);
+    history("user:1", 3);
+    r.begin_catch_up();
+    history_read read;
+    read.ok = true;
+    read.tip = pos(40);
+    EXPECT_TRUE(r.finish_catch_up(read));
+    EXPECT_EQ(r.position()->seq, 40u);
+    history("user:1", 39); // older than the tip: was in the (empty) read's range
+    history("user:1", 41);
+    EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{3, 41}));
+}
+
+TEST_F(router_test, live_only_events_pass_through_catch_up_and_mark_own_ids) {
+    r.on_interest(0, "user:1", true);
+    r.begin_catch_up();
+    r.route("user:1", R"({"id":"mine","data":1})");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].seq, 0u);
+}
+
+TEST_F(router_test, adopt_position_only_when_none_is_known) {
+    EXPECT_FALSE(r.position());
+    r.adopt_position(pos(9));
+    EXPECT_EQ(r.position()->seq, 9u);
+    r.adopt_position(pos(20));
+    EXPECT_EQ(r.position()->seq, 9u);
+    r.adopt_position({"other-epoch", 2, 1});
+    EXPECT_EQ(r.position()->epoch, "other-epoch");
+}
+
+} // namespace
+} // namespace ssegw
