@@ -1,6 +1,7 @@
 #include "ssegw/app/metrics_report.hpp"
 
 #include "ssegw/broker/broker.hpp"
+#include "ssegw/broker/resume_service.hpp"
 #include "ssegw/broker/router.hpp"
 #include "ssegw/core/prometheus_text.hpp"
 #include "ssegw/shard/shard.hpp"
@@ -27,7 +28,7 @@ std::string label(std::string_view key, std::string_view value) {
 } // namespace
 
 std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
-                           bool draining) {
+                           const resume_service& resume, bool draining) {
     prometheus_text out;
     for (const auto* s : shards)
         out.gauge("ssegw_connections", "Open SSE streams.",
@@ -86,6 +87,9 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
     out.counter("ssegw_resume_failures_total",
                 "Streams sent back (retry) because their history could not be read.",
                 sum(shards, &shard_counters::resume_failures));
+    out.counter("ssegw_resume_retries_total",
+                "History reads for starting streams tried again (Redis went away mid-read).",
+                resume.retries());
     out.counter("ssegw_history_caught_up_events_total",
                 "History events routed after the live feed was lost and came back.",
                 r.caught_up_events());

@@ -75,11 +75,14 @@ struct server::impl {
         if (cfg.history.enabled)
             rt.request_history = [this](std::vector<std::string> channels,
                                         std::optional<stream_position> from,
-                                        resume_service::deliver_fn deliver) {
+                                        resume_service::deliver_fn deliver,
+                                        std::function<bool()> alive) {
                 // Shard thread -> control thread, behind the shard's interest changes.
                 asio::post(control, [this, channels = std::move(channels), from = std::move(from),
-                                     deliver = std::move(deliver)]() mutable {
-                    resume->request(std::move(channels), std::move(from), std::move(deliver));
+                                     deliver = std::move(deliver),
+                                     alive = std::move(alive)]() mutable {
+                    resume->request(std::move(channels), std::move(from), std::move(deliver),
+                                    std::move(alive));
                 });
             };
 
@@ -95,7 +98,7 @@ struct server::impl {
         admin_routes routes;
         routes.ready = [this] { return !draining.load() && events->ready(); };
         routes.metrics = [this] {
-            return render_metrics(shard_ptrs, *route, *events, draining.load());
+            return render_metrics(shard_ptrs, *route, *events, *resume, draining.load());
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {

@@ -54,8 +54,18 @@ void redis_broker::want(const std::string& channel, bool wanted) {
         return;
     }
     subscriber_->unsubscribe(cfg_.redis.prefix + channel);
-    confirmed_.erase(channel);
-    confirm(channel); // whoever waited on it has left; let them go
+    // Whoever waited on it has left; let them go.
+    auto [first, last] = waiting_on_.equal_range(channel);
+    std::vector<std::uint64_t> ids;
+    for (auto it = first; it != last; ++it) ids.push_back(it->second);
+    waiting_on_.erase(first, last);
+    std::vector<std::function<void()>> go;
+    for (auto id : ids)
+        if (auto w = waiters_.find(id); w != waiters_.end()) {
+            go.push_back(std::move(w->second.ready));
+            waiters_.erase(w);
+        }
+    for (auto& f : go) f();
 }
 
 void redis_broker::publish(std::string channel, std::string payload, bool with_history,
@@ -127,37 +137,46 @@ void redis_broker::keep_loading_library() {
     });
 }
 
-void redis_broker::when_subscribed(const std::vector<std::string>& channels,
-                                   std::function<void()> ready) {
-    std::size_t missing = 0;
-    const bool pattern = cfg_.redis.mode == subscribe_mode::pattern;
-    if (pattern) {
-        missing = link_up_ ? 0 : 1;
-    } else {
-        for (const auto& ch : channels)
-            if (!confirmed_.contains(ch)) ++missing;
-    }
-    if (missing == 0) return ready();
-    const auto id = next_waiter_++;
-    waiters_.emplace(id, waiter{missing, std::move(ready)});
-    if (pattern) return; // released by the next link-up
-    for (const auto& ch : channels)
-        if (!confirmed_.contains(ch)) waiting_on_.emplace(ch, id);
+bool redis_broker::is_live(const std::string& channel) const {
+    if (cfg_.redis.mode == subscribe_mode::pattern) return link_up_;
+    return subscriber_->is_live(cfg_.redis.prefix + channel);
 }
 
-void redis_broker::confirm(const std::string& channel) {
+void redis_broker::when_subscribed(const std::vector<std::string>& channels,
+                                   std::function<void()> ready) {
+    std::vector<std::string> missing;
+    for (const auto& ch : channels)
+        if (!is_live(ch)) missing.push_back(ch);
+    if (missing.empty()) return ready();
+    const auto id = next_waiter_++;
+    if (cfg_.redis.mode != subscribe_mode::pattern)
+        for (const auto& ch : missing) waiting_on_.emplace(ch, id);
+    waiters_.emplace(id, waiter{channels, std::move(ready)});
+}
+
+void redis_broker::recheck(const std::string& channel) {
     if (waiting_on_.empty()) return;
-    std::vector<std::function<void()>> go;
     auto [first, last] = waiting_on_.equal_range(channel);
-    for (auto it = first; it != last; ++it) {
-        auto w = waiters_.find(it->second);
-        if (w == waiters_.end()) continue;
-        if (--w->second.remaining == 0) {
-            go.push_back(std::move(w->second.ready));
-            waiters_.erase(w);
-        }
-    }
+    std::vector<std::uint64_t> ids;
+    for (auto it = first; it != last; ++it) ids.push_back(it->second);
     waiting_on_.erase(first, last);
+    std::vector<std::function<void()>> go;
+    for (auto id : ids) {
+        auto w = waiters_.find(id);
+        if (w == waiters_.end()) continue;
+        // All channels are checked again, not counted down: a reconnect in between may have
+        // dropped ones that were live when the waiter was registered.
+        bool all_live = true;
+        for (const auto& ch : w->second.channels)
+            if (!is_live(ch)) {
+                all_live = false;
+                waiting_on_.emplace(ch, id);
+                break;
+            }
+        if (!all_live) continue;
+        go.push_back(std::move(w->second.ready));
+        waiters_.erase(w);
+    }
     for (auto& f : go) f(); // after the bookkeeping: callbacks may call back into us
 }
 
@@ -172,9 +191,7 @@ void redis_broker::release_all_waiters() {
 
 void redis_broker::on_subscribed(std::string_view redis_channel) {
     auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
-    if (!name) return;
-    std::string ch(*name);
-    if (confirmed_.insert(ch).second) confirm(ch);
+    if (name) recheck(std::string(*name));
 }
 
 void redis_broker::on_state(bool up) {
@@ -186,7 +203,6 @@ void redis_broker::on_state(bool up) {
         if (cfg_.redis.mode == subscribe_mode::pattern) release_all_waiters();
     } else {
         spdlog::warn("redis subscriber disconnected; reconnecting with backoff");
-        confirmed_.clear();
     }
     link_changed(up);
 }

@@ -14,20 +14,48 @@ constexpr std::size_t channels_per_read = 256;
 
 } // namespace
 
+struct resume_service::pending_request {
+    std::vector<std::string> channels;
+    std::optional<stream_position> from;
+    deliver_fn deliver;
+    std::function<bool()> alive;
+    unsigned attempts = 0;
+};
+
 resume_service::resume_service(boost::asio::io_context& control, broker& b, router& r)
-    : broker_(b), router_(r), retry_timer_(control) {}
+    : broker_(b), router_(r), control_(control), retry_timer_(control) {}
 
 void resume_service::request(std::vector<std::string> channels,
-                             std::optional<stream_position> from, deliver_fn deliver) {
+                             std::optional<stream_position> from, deliver_fn deliver,
+                             std::function<bool()> alive) {
+    auto req = std::make_shared<pending_request>();
+    req->channels = std::move(channels);
+    req->from = std::move(from);
+    req->deliver = std::move(deliver);
+    req->alive = std::move(alive);
+    attempt(std::move(req));
+}
+
+void resume_service::attempt(std::shared_ptr<pending_request> req) {
     // Subscribed (and confirmed) first: anything published after the read below then reaches
     // the session live, and anything before is in what the read returns.
-    auto wanted = channels;
-    broker_.when_subscribed(wanted, [this, channels = std::move(channels), from,
-                                     deliver = std::move(deliver)]() mutable {
-        read_chunked(std::move(channels), std::move(from),
-                     [deliver = std::move(deliver)](history_read r) {
-                         deliver(std::make_shared<const history_read>(std::move(r)));
-                     });
+    broker_.when_subscribed(req->channels, [this, req] {
+        if (stopped_ || (req->alive && !req->alive())) return;
+        read_chunked(req->channels, req->from, [this, req](history_read r) {
+            if (stopped_ || (req->alive && !req->alive())) return;
+            if (!r.ok && ++req->attempts < max_attempts) {
+                // Most likely Redis went away mid-read: the stream keeps its heartbeats and
+                // waits; try again shortly, after the subscription is confirmed again.
+                ++retries_;
+                auto timer = std::make_shared<boost::asio::steady_timer>(
+                    control_, std::chrono::milliseconds(200 * req->attempts));
+                timer->async_wait([this, req, timer](const boost::system::error_code& ec) {
+                    if (!ec) attempt(req);
+                });
+                return;
+            }
+            req->deliver(std::make_shared<const history_read>(std::move(r)));
+        });
     });
 }
 

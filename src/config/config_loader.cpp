@@ -50,6 +50,7 @@ void describe(Cfg& c, Visitor& v) {
         v.enumeration("accept", s.accept, accept_names);
         v.integer("handshake_timeout_ms", s.handshake_timeout_ms);
         v.integer("max_header_bytes", s.max_header_bytes);
+        v.integer("max_target_bytes", s.max_target_bytes);
         v.integer("drain_seconds", s.drain_seconds);
     });
     v.section("sse", [&] {
@@ -61,6 +62,7 @@ void describe(Cfg& c, Visitor& v) {
         v.integer("max_topics", s.max_topics);
         v.integer("max_event_bytes", s.max_event_bytes);
         v.integer("write_timeout_seconds", s.write_timeout_seconds);
+        v.integer("max_lifetime_seconds", s.max_lifetime_seconds);
     });
     v.section("auth", [&] {
         v.enumeration("mode", c.auth.mode, auth_mode_names);
@@ -371,6 +373,9 @@ void validate(const gateway_config& cfg) {
     if (server.port == server.admin_port)
         invalid("server.admin_port", "must differ from server.port (both are " + std::to_string(server.port) + ")");
     check_range("server.threads", server.threads, 0, 64); // one bit per shard in a channel mask
+    check_range("server.max_header_bytes", server.max_header_bytes, 1024, 1048576);
+    check_range("server.max_target_bytes", server.max_target_bytes, 64, server.max_header_bytes);
+    check_range("server.handshake_timeout_ms", server.handshake_timeout_ms, 100, 600000);
 
     const auto& sse = cfg.sse;
     if (!sse.path.starts_with('/')) invalid("sse.path", "must start with '/', got \"" + sse.path + "\"");
@@ -379,6 +384,8 @@ void validate(const gateway_config& cfg) {
     check_range("sse.max_queue_bytes", sse.max_queue_bytes, 4096, std::numeric_limits<std::uint64_t>::max());
     check_range("sse.max_topics", sse.max_topics, 0, 1024);
     check_range("sse.max_event_bytes", sse.max_event_bytes, 16, 16777216);
+    if (sse.max_lifetime_seconds != 0)
+        check_range("sse.max_lifetime_seconds", sse.max_lifetime_seconds, 10, 31536000);
 
     const auto& jwt = cfg.auth.jwt;
     if (jwt.algorithms.empty()) invalid("auth.jwt.algorithms", "must list at least one of \"HS256\", \"RS256\", \"ES256\"");

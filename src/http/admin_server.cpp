@@ -120,7 +120,7 @@ private:
 } // namespace
 
 admin_server::admin_server(asio::io_context& ioc, const tcp::endpoint& at, admin_routes routes)
-    : acceptor_(ioc), routes_(std::make_shared<const admin_routes>(std::move(routes))) {
+    : acceptor_(ioc), backoff_(ioc), routes_(std::make_shared<const admin_routes>(std::move(routes))) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(at);
@@ -133,6 +133,7 @@ void admin_server::stop() {
     asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
         boost::system::error_code ignored;
         self->acceptor_.close(ignored);
+        self->backoff_.cancel();
     });
 }
 
@@ -142,7 +143,15 @@ void admin_server::do_accept() {
     acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
                                                        tcp::socket socket) {
         if (!self->acceptor_.is_open()) return;
-        if (!ec) std::make_shared<admin_connection>(std::move(socket), self->routes_)->start();
+        if (ec) {
+            // Out of descriptors and the like: pause instead of spinning on the error.
+            self->backoff_.expires_after(std::chrono::milliseconds(100));
+            self->backoff_.async_wait([self](boost::system::error_code e) {
+                if (!e) self->do_accept();
+            });
+            return;
+        }
+        std::make_shared<admin_connection>(std::move(socket), self->routes_)->start();
         self->do_accept();
     });
 }

@@ -54,14 +54,18 @@ private:
         if (ec == http::error::header_limit)
             return reject(http::status::request_header_fields_too_large,
                           "request headers too large", reject_reason::headers_too_large);
+        if (ec == beast::error::timeout) return fail(close_reason::handshake_timeout);
         if (ec) {
-            // Timeout, reset, or bytes that are not HTTP: nothing useful to answer.
+            // Reset, or bytes that are not HTTP: nothing useful to answer.
             return fail(close_reason::handshake_failed);
         }
         const auto& req = parser_->get();
-        const auto target = split_target(req.target());
         const auto& cfg = rt_.config;
         origin_ = std::string(req[http::field::origin]);
+        if (req.target().size() > cfg.server.max_target_bytes)
+            return reject(http::status::uri_too_long, "request target too long",
+                          reject_reason::target_too_long);
+        const auto target = split_target(req.target());
 
         if (target.path != cfg.sse.path)
             return reject(http::status::not_found, "not found", reject_reason::not_found);
@@ -138,15 +142,15 @@ private:
         if (!awaits_history) return;
         // The shard told the router about new channels in attach(); this request is posted
         // after that, so the control thread subscribes before it reads history.
-        rt_.request_history(s->channels(), std::move(from),
-                            [&owner = shard_, weak = std::weak_ptr<session>(s),
-                             resume](std::shared_ptr<const history_read> read) {
-                                boost::asio::post(owner.context(), [weak, read = std::move(read),
-                                                                    resume]() mutable {
-                                    if (auto live = weak.lock())
-                                        live->on_history(std::move(read), resume);
-                                });
-                            });
+        std::weak_ptr<session> weak = s;
+        rt_.request_history(
+            s->channels(), std::move(from),
+            [&owner = shard_, weak, resume](std::shared_ptr<const history_read> read) {
+                boost::asio::post(owner.context(), [weak, read = std::move(read), resume]() mutable {
+                    if (auto live = weak.lock()) live->on_history(std::move(read), resume);
+                });
+            },
+            [weak] { return !weak.expired(); }); // weak_ptr's count is safe to read anywhere
     }
 
     /// The response head of a stream, with CORS headers when the origin is allowed. Written by

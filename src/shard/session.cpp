@@ -58,6 +58,8 @@ session::~session() = default;
 
 void session::start(frame head) {
     last_write_tick_ = shard_.now_tick();
+    if (const auto lifetime = shard_.runtime().config.sse.max_lifetime_seconds; lifetime != 0)
+        leave_at_tick_ = shard_.now_tick() + lifetime - shard_.jitter(lifetime / 10 + 1);
     enqueue(head);
     do_watch();
 }
@@ -111,10 +113,32 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         enqueue(truncated_notice("trimmed", read->truncated));
     }
     epoch_ = epoch_tag(read->tip.epoch);
-    last_seq_ = req.had_last_event_id && !req.malformed && !read->unknown_position ? req.from_seq : 0;
-    resume_->replay = std::move(read);
     resume_->asked_at = req.asked_at;
+    if (!req.had_last_event_id || req.malformed || read->unknown_position) {
+        // Nothing to replay. The position handed out covers what was routed before this
+        // answer; what the stream holds arrived after it registered, so all of it is owed, and
+        // later live events are newer still: no filtering, the position only tells the client
+        // where it stands if it has to reconnect before any event.
+        last_seq_ = 0;
+        position_ = make_id_only_frame(read->tip.format());
+        if (position_) enqueue(position_);
+        return release_held();
+    }
+    last_seq_ = req.from_seq;
+    resume_->replay = std::move(read);
     pump_replay();
+}
+
+void session::release_held() {
+    const auto waited = std::chrono::steady_clock::now() - resume_->asked_at;
+    shard_.counters().resume_latency.observe_us(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    auto held = std::move(resume_->held);
+    resume_.reset();
+    for (const auto& ev : held) {
+        if (leaving()) break;
+        accept(*ev);
+    }
 }
 
 void session::pump_replay() {
@@ -141,19 +165,12 @@ void session::pump_replay() {
 
 void session::finish_replay() {
     const auto& tip = resume_->replay->tip;
-    // Every event of our channels up to the tip was either before the position or replayed.
+    // Every event of our channels up to the tip was either before the position or replayed,
+    // including those whose live copy has not arrived yet: they will be skipped.
     last_seq_ = std::max(last_seq_, tip.seq);
     position_ = make_id_only_frame(tip.format());
     if (position_) enqueue(position_);
-    const auto waited = std::chrono::steady_clock::now() - resume_->asked_at;
-    shard_.counters().resume_latency.observe_us(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
-    auto held = std::move(resume_->held);
-    resume_.reset();
-    for (const auto& ev : held) {
-        if (leaving()) break;
-        accept(*ev);
-    }
+    release_held();
 }
 
 void session::enqueue(const frame& f) {
@@ -275,6 +292,10 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     }
     if (expires_at_unix_ != 0 && now_unix >= expires_at_unix_) {
         close_gracefully(shard_.retry_hint(), close_reason::token_expired);
+        return;
+    }
+    if (leave_at_tick_ != 0 && now_tick >= leave_at_tick_) {
+        close_gracefully(shard_.retry_hint(), close_reason::lifetime_reached);
         return;
     }
     if (queue_.empty() && now_tick - last_write_tick_ >= cfg.heartbeat_seconds) {

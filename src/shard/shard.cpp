@@ -97,14 +97,18 @@ void shard::deliver(const routed_event_ptr& ev) {
         std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
 }
 
-frame shard::retry_hint() {
+std::uint32_t shard::jitter(std::uint32_t bound) noexcept {
+    if (bound == 0) return 0;
     // xorshift64: a jitter source private to this thread.
     rng_state_ ^= rng_state_ << 13;
     rng_state_ ^= rng_state_ >> 7;
     rng_state_ ^= rng_state_ << 17;
+    return static_cast<std::uint32_t>(rng_state_ % bound);
+}
+
+frame shard::retry_hint() {
     const auto base = rt_.config.sse.retry_ms;
-    const auto jitter = base == 0 ? 0 : static_cast<std::uint32_t>(rng_state_ % base);
-    return make_retry_frame(base + jitter);
+    return make_retry_frame(base + jitter(base));
 }
 
 void shard::schedule_tick() {

@@ -10,8 +10,9 @@ namespace ssegw {
 class shard;
 class router;
 class broker;
+class resume_service;
 
 std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
-                           bool draining);
+                           const resume_service& resume, bool draining);
 
 } // namespace ssegw

@@ -46,7 +46,9 @@ private:
     void on_message(std::string_view redis_channel, std::string_view payload);
     void on_subscribed(std::string_view redis_channel);
     void on_state(bool up);
-    void confirm(const std::string& channel);
+    /// Re-checks the waiters of a channel whose state changed; fires those now fully live.
+    void recheck(const std::string& channel);
+    bool is_live(const std::string& channel) const;
     void release_all_waiters();
     /// Runs a history function call, installing the library first if Redis lost it.
     void call_function(std::vector<std::string> cmd, command_done done, bool may_reload = true);
@@ -54,7 +56,7 @@ private:
     void keep_loading_library();
 
     struct waiter {
-        std::size_t remaining;
+        std::vector<std::string> channels;
         std::function<void()> ready;
     };
 
@@ -67,8 +69,6 @@ private:
     bool library_loaded_ = false;
     bool link_up_ = false;
     bool stopped_ = false;
-    /// Channels (internal names) whose SUBSCRIBE Redis confirmed on the current link.
-    std::unordered_set<std::string> confirmed_;
     std::uint64_t next_waiter_ = 0;
     std::unordered_map<std::uint64_t, waiter> waiters_;
     std::unordered_multimap<std::string, std::uint64_t> waiting_on_;

@@ -29,9 +29,15 @@ public:
 
     resume_service(boost::asio::io_context& control, broker& b, router& r);
 
-    /// History for a starting stream; `deliver` runs on the control thread.
+    /// History for a starting stream; `deliver` runs on the control thread. A read that fails
+    /// (Redis went away) is tried again once the feed is back, while `alive()` says the stream
+    /// still exists, up to max_attempts; then the failure is delivered.
     void request(std::vector<std::string> channels, std::optional<stream_position> from,
-                 deliver_fn deliver);
+                 deliver_fn deliver, std::function<bool()> alive);
+
+    static constexpr unsigned max_attempts = 10;
+
+    std::uint64_t retries() const noexcept { return retries_; }
 
     /// Wired to broker::on_link.
     void on_link(bool up);
@@ -39,6 +45,8 @@ public:
     void stop();
 
 private:
+    struct pending_request;
+    void attempt(std::shared_ptr<pending_request> req);
     void read_chunked(std::vector<std::string> channels, std::optional<stream_position> from,
                       std::function<void(history_read)> done);
     void catch_up();
@@ -46,7 +54,9 @@ private:
 
     broker& broker_;
     router& router_;
+    boost::asio::io_context& control_;
     boost::asio::steady_timer retry_timer_;
+    std::uint64_t retries_ = 0;
     bool link_up_ = false;
     bool catch_up_running_ = false;
     bool rerun_ = false;

@@ -29,6 +29,8 @@ struct server_config {
     std::uint32_t handshake_timeout_ms = 10000;
     /// Upper bound on request line + headers; larger requests get 431.
     std::uint32_t max_header_bytes = 8192;
+    /// Upper bound on the request target (path + query); longer ones get 414.
+    std::uint32_t max_target_bytes = 4096;
     /// On SIGTERM streams are closed spread over this window, then the process exits.
     std::uint32_t drain_seconds = 5;
 };
@@ -44,6 +46,9 @@ struct sse_config {
     std::uint32_t max_event_bytes = 65536;
     /// A write that makes no progress for this long disconnects the session.
     std::uint32_t write_timeout_seconds = 30;
+    /// Streams older than this (jittered by up to 10% so they do not leave together) are sent
+    /// away with a retry hint, which rebalances clients after a scale-out; 0 = never.
+    std::uint32_t max_lifetime_seconds = 0;
 };
 
 struct jwt_config {

@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace ssegw {
 
@@ -33,6 +34,7 @@ private:
     void do_accept();
 
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer backoff_;
     std::shared_ptr<const admin_routes> routes_;
 };
 

@@ -70,6 +70,9 @@ public:
     std::size_t channel_count() const;
     /// Channels in the desired set.
     std::size_t desired_count() const;
+    /// The server holds this channel on the current link and nothing sent will drop it: every
+    /// message published to it from now on arrives here (until the link is lost).
+    bool is_live(const std::string& channel) const;
     /// Reconnection attempts made after losing (or failing to establish) a link.
     std::uint64_t reconnects() const;
     /// Malformed or unexpected data from the server (each one also drops the link).

@@ -17,10 +17,12 @@
 
 namespace ssegw {
 
-/// Asks the control thread for a starting stream's history; `deliver` is called there later.
+/// Asks the control thread for a starting stream's history; `deliver` is called there later,
+/// `alive` (callable from any thread) tells whether the stream still wants it.
 using history_requester = std::function<void(
     std::vector<std::string> channels, std::optional<stream_position> from,
-    std::function<void(std::shared_ptr<const history_read>)> deliver)>;
+    std::function<void(std::shared_ptr<const history_read>)> deliver,
+    std::function<bool()> alive)>;
 
 struct runtime_context {
     const gateway_config& config;

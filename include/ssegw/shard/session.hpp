@@ -78,6 +78,8 @@ private:
     void accept(const routed_event& ev);
     void pump_replay();
     void finish_replay();
+    /// Ends the resume: records its latency and hands what was held back to accept().
+    void release_held();
     void do_write();
     void on_write(const boost::system::error_code& ec, std::size_t bytes);
     void do_watch();
@@ -97,6 +99,7 @@ private:
     std::uint64_t last_seq_ = 0;       ///< highest history sequence written (or owed before)
     std::int64_t expires_at_unix_ = 0; ///< token exp; 0 = never
     std::uint32_t epoch_ = 0;          ///< epoch_tag of last_seq_'s epoch
+    std::uint32_t leave_at_tick_ = 0;  ///< sse.max_lifetime_seconds deadline; 0 = never
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;

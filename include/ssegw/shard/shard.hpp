@@ -76,6 +76,8 @@ public:
     /// "retry: N" with N jittered in [retry_ms, 2 * retry_ms): clients told to come back
     /// do not all come back in the same instant.
     frame retry_hint();
+    /// A uniform value in [0, bound) from this shard's private generator.
+    std::uint32_t jitter(std::uint32_t bound) noexcept;
     std::size_t channel_count() const noexcept { return registry_.channel_count(); }
 
 private:

@@ -1,0 +1,346 @@
+#include "ssegw/redis/connection.hpp"
+
+#include "ssegw/redis/backoff.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace ssegw {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t read_chunk = 16 * 1024;
+
+bool is_pong(const reply& r) {
+    return (r.type == reply::kind::status && r.str == "PONG") || r.is_push("pong");
+}
+
+} // namespace
+
+struct connection::impl : std::enable_shared_from_this<impl> {
+    // waiting: between attempts; handshake: connected, AUTH/SELECT/owner's/PING sent, PONG pending.
+    enum class phase { idle, waiting, resolving, connecting, handshake, up, stopped };
+
+    redis_endpoint endpoint_;
+    connection_options options_;
+    std::weak_ptr<connection_owner> owner_;
+    tcp::resolver resolver_;
+    tcp::socket socket_;
+    asio::steady_timer retry_timer_;
+    asio::steady_timer tick_timer_;
+    backoff backoff_;
+    resp_reader reader_;
+    std::vector<char> read_buffer_;
+    std::string out_pending_;  // commands not yet handed to the socket
+    std::string out_writing_;  // the bytes of the write in flight
+    bool writing_ = false;
+    bool corked_ = false;      // while the handshake is assembled: it goes out as one write
+    bool auth_pending_ = false;
+    bool select_pending_ = false;
+    phase phase_ = phase::idle;
+    // Bumped whenever a link is torn down: completions carrying an older value are stale.
+    std::uint64_t generation_ = 0;
+    // Last reply, or when the attempt started, or when the owner started awaiting a reply.
+    clock_type::time_point last_progress_{};
+    std::uint64_t reconnects_ = 0;
+    std::uint64_t protocol_errors_ = 0;
+    std::string last_error_;
+
+    impl(asio::io_context& io, redis_endpoint endpoint, connection_options options,
+         std::weak_ptr<connection_owner> owner)
+        : endpoint_(std::move(endpoint)),
+          options_(std::move(options)),
+          owner_(std::move(owner)),
+          resolver_(io),
+          socket_(io),
+          retry_timer_(io),
+          tick_timer_(io),
+          backoff_(options_.reconnect_min, options_.reconnect_max),
+          read_buffer_(read_chunk) {
+        if (options_.ping_interval < std::chrono::seconds(1)) options_.ping_interval = std::chrono::seconds(1);
+    }
+
+    bool link_open() const { return phase_ == phase::handshake || phase_ == phase::up; }
+    bool stale(std::uint64_t gen) const { return gen != generation_ || phase_ == phase::stopped; }
+
+    // Runs a hook with the owner held alive for the call; false when the owner is gone.
+    template <class F>
+    bool with_owner(F&& f) {
+        auto owner = owner_.lock();
+        if (!owner) return false;
+        f(*owner);
+        return true;
+    }
+
+    // Body of every completion handler: nothing may unwind into Asio.
+    template <class F>
+    void contained(F&& f) noexcept {
+        std::string reason;
+        try {
+            f();
+            return;
+        } catch (const std::exception& e) {
+            reason = std::string("internal error: ") + e.what();
+        } catch (...) {
+            reason = "internal error";
+        }
+        try {
+            fail(std::move(reason));
+        } catch (...) {
+            spdlog::error("{}: cannot recover from an internal error", options_.log_name);
+        }
+    }
+
+    // ---- lifecycle ------------------------------------------------------------------------
+
+    void start() {
+        if (phase_ != phase::idle) return;
+        do_resolve();
+    }
+
+    void stop() {
+        if (phase_ == phase::stopped) return;
+        phase_ = phase::stopped;
+        ++generation_;
+        close_link();
+        retry_timer_.cancel();
+    }
+
+    void close_link() {
+        error_code ignored;
+        resolver_.cancel();
+        socket_.shutdown(tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+        tick_timer_.cancel();
+        // Operations still queued on the closed socket no longer touch out_writing_.
+        writing_ = false;
+        corked_ = false;
+        out_pending_.clear();
+        auth_pending_ = false;
+        select_pending_ = false;
+        reader_.reset();
+    }
+
+    void fail(std::string reason) {
+        if (phase_ == phase::idle || phase_ == phase::stopped || phase_ == phase::waiting) return;
+        ++generation_;
+        bool was_up = phase_ == phase::up;
+        if (was_up || last_error_ != reason)
+            spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason, redacted_url(endpoint_));
+        last_error_ = reason;
+        close_link();
+        phase_ = phase::waiting;
+        ++reconnects_;
+        retry_timer_.expires_after(backoff_.next());
+        retry_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
+            if (ec || self->stale(gen)) return;
+            self->contained([&] { self->do_resolve(); });
+        });
+        // Last: the owner may stop or drop us.
+        try {
+            with_owner([&](connection_owner& o) { o.on_down(reason, was_up); });
+        } catch (const std::exception& e) {
+            spdlog::error("{}: on_down threw: {}", options_.log_name, e.what());
+        } catch (...) {
+            spdlog::error("{}: on_down threw", options_.log_name);
+        }
+    }
+
+    // ---- connect --------------------------------------------------------------------------
+
+    void do_resolve() {
+        phase_ = phase::resolving;
+        last_progress_ = clock_type::now();
+        arm_tick();
+        resolver_.async_resolve(
+            endpoint_.host, std::to_string(endpoint_.port),
+            [self = shared_from_this(), gen = generation_](error_code ec, tcp::resolver::results_type results) {
+                if (self->stale(gen)) return;
+                self->contained([&] { self->on_resolve(gen, ec, std::move(results)); });
+            });
+    }
+
+    void on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::results_type results) {
+        if (ec) return fail("resolve " + endpoint_.host + ": " + ec.message());
+        phase_ = phase::connecting;
+        asio::async_connect(socket_, results, [self = shared_from_this(), gen](error_code ec, const tcp::endpoint&) {
+            if (self->stale(gen)) return;
+            self->contained([&] { self->on_connect(gen, ec); });
+        });
+    }
+
+    void on_connect(std::uint64_t gen, error_code ec) {
+        if (ec) return fail("connect: " + ec.message());
+        error_code ignored;
+        socket_.set_option(tcp::no_delay(true), ignored);
+        socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+        phase_ = phase::handshake;
+        last_progress_ = clock_type::now();
+        corked_ = true;
+        if (!endpoint_.password.empty()) {
+            auth_pending_ = true;
+            send(endpoint_.username.empty() ? encode_command({"AUTH", endpoint_.password})
+                                            : encode_command({"AUTH", endpoint_.username, endpoint_.password}));
+        }
+        if (options_.select_db && endpoint_.db != 0) {
+            select_pending_ = true;
+            send(encode_command({"SELECT", std::to_string(endpoint_.db)}));
+        }
+        with_owner([](connection_owner& o) { o.on_open(); });
+        if (stale(gen)) return;
+        // The PONG is the barrier: replies come in order, so when it arrives everything sent
+        // above was answered (or an error already failed the link).
+        send(encode_command({"PING"}));
+        corked_ = false;
+        do_write();
+        do_read();
+    }
+
+    // ---- write ----------------------------------------------------------------------------
+
+    bool send(std::string bytes) {
+        if (!link_open()) return false;
+        if (out_pending_.empty())
+            out_pending_ = std::move(bytes);
+        else
+            out_pending_ += bytes;
+        do_write();
+        return true;
+    }
+
+    void do_write() {
+        if (writing_ || corked_ || out_pending_.empty() || !link_open()) return;
+        out_writing_.swap(out_pending_);
+        out_pending_.clear();
+        writing_ = true;
+        asio::async_write(socket_, asio::buffer(out_writing_),
+                          [self = shared_from_this(), gen = generation_](error_code ec, std::size_t) {
+                              if (self->stale(gen)) return;
+                              self->contained([&] { self->on_write(ec); });
+                          });
+    }
+
+    void on_write(error_code ec) {
+        if (ec) return fail("write: " + ec.message());
+        writing_ = false;
+        out_writing_.clear();
+        do_write();
+    }
+
+    // ---- read -----------------------------------------------------------------------------
+
+    void do_read() {
+        socket_.async_read_some(asio::buffer(read_buffer_),
+                                [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+                                    if (self->stale(gen)) return;
+                                    self->contained([&] { self->on_read(gen, ec, n); });
+                                });
+    }
+
+    void on_read(std::uint64_t gen, error_code ec, std::size_t n) {
+        if (ec) {
+            return fail(ec == asio::error::eof ? std::string("connection closed by server")
+                                               : "read: " + ec.message());
+        }
+        try {
+            reader_.feed(std::string_view(read_buffer_.data(), n));
+            while (auto r = reader_.next()) {
+                last_progress_ = clock_type::now();
+                on_reply(std::move(*r));
+                if (stale(gen)) return;  // the owner stopped us, or the reply failed the link
+            }
+        } catch (const resp_error& e) {
+            ++protocol_errors_;
+            return fail(e.what());
+        }
+        do_read();
+    }
+
+    void on_reply(reply&& r) {
+        bool is_error = r.type == reply::kind::error;
+        // Our own handshake commands went first, so theirs are the first replies.
+        if (auth_pending_) {
+            auth_pending_ = false;
+            if (is_error) fail("AUTH failed: " + r.str);
+            return;
+        }
+        if (select_pending_) {
+            select_pending_ = false;
+            if (is_error) fail("SELECT failed: " + r.str);
+            return;
+        }
+        if (phase_ == phase::handshake && is_pong(r)) {
+            phase_ = phase::up;
+            backoff_.reset();
+            if (reconnects_ > 0) spdlog::info("{}: connected to {}", options_.log_name, redacted_url(endpoint_));
+            with_owner([](connection_owner& o) { o.on_up(); });
+            return;
+        }
+        with_owner([&](connection_owner& o) { o.on_reply(std::move(r)); });
+    }
+
+    // ---- liveness -------------------------------------------------------------------------
+
+    void arm_tick() {
+        tick_timer_.expires_after(options_.ping_interval);
+        tick_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
+            if (ec || self->stale(gen)) return;
+            self->contained([&] { self->on_tick(gen); });
+        });
+    }
+
+    void on_tick(std::uint64_t gen) {
+        bool up = phase_ == phase::up;
+        bool awaiting = true;
+        if (up) with_owner([&](connection_owner& o) { awaiting = o.awaiting(); });
+        // Also bounds resolve/connect/handshake: last_progress_ is set when the attempt starts.
+        if (awaiting && clock_type::now() - last_progress_ >= 2 * options_.ping_interval)
+            return fail(up ? options_.stall_reason : std::string("connect timed out"));
+        if (up) {
+            with_owner([](connection_owner& o) { o.on_tick(); });
+            if (stale(gen)) return;
+        }
+        arm_tick();
+    }
+};
+
+connection::connection(asio::io_context& io, redis_endpoint endpoint, connection_options options,
+                       std::weak_ptr<connection_owner> owner)
+    : impl_(std::make_shared<impl>(io, std::move(endpoint), std::move(options), std::move(owner))) {}
+
+connection::~connection() { impl_->stop(); }
+
+void connection::start() { impl_->start(); }
+void connection::stop() { impl_->stop(); }
+bool connection::send(std::string bytes) { return impl_->send(std::move(bytes)); }
+void connection::fail(std::string reason) { impl_->fail(std::move(reason)); }
+void connection::fail_protocol(const std::string& what) {
+    if (!impl_->link_open()) return;
+    ++impl_->protocol_errors_;
+    impl_->fail("redis protocol error: " + what);
+}
+void connection::mark_progress() { impl_->last_progress_ = clock_type::now(); }
+bool connection::open() const { return impl_->link_open(); }
+bool connection::up() const { return impl_->phase_ == impl::phase::up; }
+bool connection::stopped() const { return impl_->phase_ == impl::phase::stopped; }
+std::size_t connection::own_in_flight() const {
+    return std::size_t{impl_->auth_pending_} + std::size_t{impl_->select_pending_} +
+           std::size_t{impl_->phase_ == impl::phase::handshake};
+}
+std::uint64_t connection::reconnects() const { return impl_->reconnects_; }
+std::uint64_t connection::protocol_errors() const { return impl_->protocol_errors_; }
+const std::string& connection::last_error() const { return impl_->last_error_; }
+
+} // namespace ssegw
