@@ -187,6 +187,21 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
     if (alg->key == key_kind::hmac && !hmac_matches(*alg, key, *parts))
         return unauthorized("invalid signature");
 
+    // cpp-jwt converts exp and nbf to uint64 with no range check (undefined behaviour for
+    // 1e20 or -1): refuse out-of-range time claims before it sees them.
+    {
+        auto payload = nlohmann::json::parse(
+            jwt::base64_uri_decode(parts->payload.data(), parts->payload.size()), nullptr, false);
+        if (!payload.is_object()) return unauthorized("malformed token");
+        for (const char* claim : {"exp", "nbf", "iat"}) {
+            auto it = payload.find(claim);
+            if (it == payload.end()) continue;
+            if (!it->is_number()) return unauthorized("malformed token");
+            const double v = it->get<double>();
+            if (!std::isfinite(v) || v < 0 || v > 1e11) return unauthorized("malformed token");
+        }
+    }
+
     std::error_code ec;
     const auto algorithms = jwt::params::algorithms(std::vector<std::string>{alg_name});
     jwt::jwt_object decoded =

@@ -187,7 +187,7 @@ std::vector<std::string> history_command(const std::vector<std::string>& channel
 }
 
 history_read parse_history_reply(const reply& r, const std::vector<std::string>& channels) {
-    if (r.type == reply::kind::error) return failed(r.str);
+    if (r.type == reply::kind::error) return failed(r.str.empty() ? "redis error" : r.str);
     if (r.type != reply::kind::array || r.elements.size() < 4)
         return failed("unexpected sse_history reply");
     const auto& el = r.elements;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -26,6 +27,8 @@ constexpr std::size_t names_per_command = 512;
 //  expected:  what the server will hold once every command sent on this link is processed
 //  confirmed: what the server has confirmed on this link
 //  dirty:     names whose desire changed since the last flush
+//  leaving:   names with an UNSUBSCRIBE sent and not yet confirmed; while one is in flight,
+//             "confirmed" may describe the subscription being dropped, not a newer one
 struct name_set {
     std::string_view subscribe_cmd;
     std::string_view unsubscribe_cmd;
@@ -33,11 +36,13 @@ struct name_set {
     std::unordered_set<std::string> expected;
     std::unordered_set<std::string> confirmed;
     std::unordered_set<std::string> dirty;
+    std::unordered_map<std::string, unsigned> leaving;
 
     void on_link_reset() {
         expected.clear();
         confirmed.clear();
         dirty.clear();
+        leaving.clear();
     }
 };
 
@@ -74,8 +79,8 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     subscriber_handlers handlers_;
     std::optional<connection> link_;  // set right after construction: it needs our weak_ptr
     bool flush_posted_ = false;
-    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", {}, {}, {}, {}};
-    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", {}, {}, {}, {}};
+    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", {}, {}, {}, {}, {}};
+    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", {}, {}, {}, {}, {}};
 
     impl(asio::io_context& io, subscriber_handlers handlers) : io_(io), handlers_(std::move(handlers)) {}
 
@@ -152,10 +157,13 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     }
 
     void on_confirm(name_set& set, const std::string& name, bool added) {
-        if (added)
+        if (added) {
             set.confirmed.insert(name);
-        else
+        } else {
             set.confirmed.erase(name);
+            if (auto it = set.leaving.find(name); it != set.leaving.end() && --it->second == 0)
+                set.leaving.erase(it);
+        }
         // A name dropped while its SUBSCRIBE was in flight could not be unsubscribed then (only
         // confirmed names are); now it can.
         if (set.desired.contains(name) != set.expected.contains(name) || (added && !set.desired.contains(name))) {
@@ -212,7 +220,10 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
                 // marks the name dirty again.
             }
             for (auto n : add) set->expected.insert(std::string(n));
-            for (auto n : remove) set->expected.erase(std::string(n));
+            for (auto n : remove) {
+                set->expected.erase(std::string(n));
+                ++set->leaving[std::string(n)];
+            }
             append_commands(out, set->subscribe_cmd, add);
             append_commands(out, set->unsubscribe_cmd, remove);
             set->dirty.clear();  // the views above point into `dirty`: clear after encoding
@@ -241,7 +252,8 @@ std::size_t subscriber::desired_count() const { return impl_->channels_.desired.
 bool subscriber::is_live(const std::string& channel) const {
     const auto& set = impl_->channels_;
     return impl_->link_->open() && set.desired.contains(channel) &&
-           set.expected.contains(channel) && set.confirmed.contains(channel);
+           set.expected.contains(channel) && set.confirmed.contains(channel) &&
+           !set.leaving.contains(channel);
 }
 std::uint64_t subscriber::reconnects() const { return impl_->link_->reconnects(); }
 std::uint64_t subscriber::protocol_errors() const { return impl_->link_->protocol_errors(); }

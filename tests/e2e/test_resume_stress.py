@@ -18,15 +18,16 @@ import errno
 import heapq
 import os
 import random
+import resource
 import selectors
 import socket
 import threading
 import time
 import unittest
 
-from ssegw_testlib import (HOST, GatewayTestCase, RespClient, RespError, Topology,
-                           histogram_buckets, histogram_quantile, percentile, position_seq,
-                           wait_until)
+from ssegw_testlib import (HOST, FailureAwareMixin, GatewayTestCase, RespClient, RespError,
+                           Topology, histogram_buckets, histogram_quantile, percentile,
+                           position_seq, wait_until)
 
 CLIENTS = int(os.environ.get("SSEGW_STRESS_CLIENTS", "200"))
 TOPICS = 4
@@ -338,7 +339,7 @@ class Driver:
         self.thread.join(timeout=10)
 
 
-class ResumeStressTest(GatewayTestCase):
+class ResumeStressTest(FailureAwareMixin, GatewayTestCase):
 
     def setUp(self):
         super().setUp()
@@ -462,6 +463,10 @@ class ResumeStressTest(GatewayTestCase):
                  msum("ssegw_resume_truncated_total"),
                  msum("ssegw_resume_unknown_position_total"),
                  msum("ssegw_resume_failures_total")), flush=True)
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        print("[resume-stress] test process CPU: user %.1fs system %.1fs (all clients in one "
+              "selector thread + the publisher thread)" % (cpu.ru_utime, cpu.ru_stime),
+              flush=True)
         print("[resume-stress] client-observed reconnect -> first replayed event (%d samples): "
               "p50 %.2f ms, p99 %.2f ms; test wall time %.1fs"
               % (len(lat), percentile(lat, 50), percentile(lat, 99),

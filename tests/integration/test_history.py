@@ -17,8 +17,8 @@ import threading
 import time
 import unittest
 
-from ssegw_testlib import (GatewayTestCase, SseClient, fcall_publish, parse_position,
-                           position_seq, wait_until)
+from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, SseClient, fcall_publish,
+                           parse_position, position_seq, wait_until)
 
 HEARTBEAT = 1
 TRUNCATED = "history-truncated"
@@ -94,7 +94,7 @@ class PositionAsserts:
                       % (got, want, ": " + msg if msg else ""))
 
 
-class HistoryFixture(PositionAsserts, GatewayTestCase):
+class HistoryFixture(FailureAwareMixin, PositionAsserts, GatewayTestCase):
     """Redis + one gateway (threads 2) with history; helpers to publish and resume.
     Has no tests of its own."""
 
@@ -627,7 +627,7 @@ class HistoryTruncationTest(HistoryFixture):
 
 # ============================================================================ standalone
 
-class StandaloneHistoryTest(PositionAsserts, GatewayTestCase):
+class StandaloneHistoryTest(FailureAwareMixin, PositionAsserts, GatewayTestCase):
     """--redis none: the same semantics with in-memory history, published by POST /publish."""
 
     def setUp(self):

@@ -1480,3 +1480,19 @@ def histogram_quantile(buckets, q):
             return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
         prev_bound, prev_count = bound, count
     return prev_bound
+
+
+class FailureAwareMixin:
+    """Put before GatewayTestCase in the bases: makes the failure log dump work on Python
+    3.11+, where unittest resets outcome.success for each cleanup (so GatewayTestCase._failed
+    answers False there). Looks for this test (or one of its subtests) in the result."""
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if result is not None:
+            for test, _ in list(getattr(result, "failures", [])) + \
+                    list(getattr(result, "errors", [])):
+                if test is self or getattr(test, "test_case", None) is self:
+                    return True
+        return super()._failed()

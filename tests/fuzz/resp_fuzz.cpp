@@ -1,0 +1,127 @@
+// Fuzzes the Redis side of the wire: resp_reader on bytes split into arbitrary chunks (TCP gives
+// no message boundaries), parse_history_reply on every reply it yields, encode_command round
+// trips, and parse_redis_url (redis.url comes from config, env and flags).
+//
+// Input layout (see corpus/resp/): byte 0 seeds the chunk sizes, the rest is the RESP stream.
+
+#include "fuzz_check.hpp"
+
+#include "ssegw/redis/history_functions.hpp"
+#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/redis/resp.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+void check_history(const ssegw::reply& r) {
+    // Ask about as many channels as the reply has blocks for, so the length check passes and
+    // the block decoding is reached.
+    std::vector<std::string> channels;
+    if (r.type == ssegw::reply::kind::array && r.elements.size() > 4)
+        for (std::size_t i = 0; i < (r.elements.size() - 4) / 2; ++i)
+            channels.push_back("topic:t" + std::to_string(i));
+    const std::vector<std::string>& matching = channels;
+    static const std::vector<std::string> one{"user:1"};
+    for (const auto* asked : {&matching, &one}) {
+        const auto read = ssegw::parse_history_reply(r, *asked);
+        if (!read.ok) {
+            // Every failure names itself, an empty error reply ("-\r\n") included.
+            SSEGW_FUZZ_CHECK(!read.error.empty());
+            continue;
+        }
+        SSEGW_FUZZ_CHECK(std::is_sorted(read.entries.begin(), read.entries.end(),
+                                        [](const auto& a, const auto& b) { return a.position.seq < b.position.seq; }));
+        for (const auto& e : read.entries) SSEGW_FUZZ_CHECK(e.position.epoch == read.tip.epoch);
+        if (read.unknown_position) SSEGW_FUZZ_CHECK(read.entries.empty());
+    }
+    (void)ssegw::is_missing_function_error(r);
+    (void)r.is_push("message");
+    (void)r.is_push("pmessage");
+}
+
+void check_reader(std::uint8_t seed, std::string_view stream) {
+    ssegw::resp_reader reader;
+    std::uint32_t state = 0x9e3779b9u ^ seed;
+    try {
+        while (!stream.empty()) {
+            // xorshift: reproducible chunk sizes of 1..(seed % 64 + 1) bytes, mostly small.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            const std::size_t chunk = std::min<std::size_t>(stream.size(), 1 + state % (seed % 64 + 1));
+            reader.feed(stream.substr(0, chunk));
+            stream.remove_prefix(chunk);
+            while (auto r = reader.next()) check_history(*r);
+        }
+    } catch (const ssegw::resp_error&) {
+        // Sticky: the connection is dead and must stay dead.
+        bool threw = false;
+        try {
+            reader.feed("+OK\r\n");
+            (void)reader.next();
+        } catch (const ssegw::resp_error&) {
+            threw = true;
+        }
+        SSEGW_FUZZ_CHECK(threw);
+    }
+}
+
+// Whatever the bytes, a command we encode decodes back to the same arguments.
+void check_round_trip(std::string_view a, std::string_view b) {
+    const std::string wire = ssegw::encode_command({"PUBLISH", a, b});
+    ssegw::resp_reader reader;
+    reader.feed(wire);
+    const auto r = reader.next();
+    SSEGW_FUZZ_CHECK(r && r->type == ssegw::reply::kind::array && r->elements.size() == 3);
+    SSEGW_FUZZ_CHECK(r->elements[1].str == a && r->elements[2].str == b);
+    SSEGW_FUZZ_CHECK(!reader.next());
+}
+
+void check_url(std::string_view url) {
+    ssegw::redis_endpoint ep;
+    try {
+        ep = ssegw::parse_redis_url(url);
+    } catch (const std::invalid_argument&) {
+        return;
+    }
+    SSEGW_FUZZ_CHECK(!ep.host.empty() && ep.port != 0 && ep.db >= 0);
+    const std::string redacted = ssegw::redacted_url(ep);
+    if (!ep.password.empty()) {
+        // The password is replaced whole; what follows the userinfo is built from host, port
+        // and db only (the username itself is shown, so it may happen to contain the password).
+        const std::string userinfo = "redis://" + ep.username + ":***@";
+        SSEGW_FUZZ_CHECK(redacted.starts_with(userinfo));
+        ssegw::redis_endpoint anonymous = ep;
+        anonymous.username.clear();
+        anonymous.password.clear();
+        SSEGW_FUZZ_CHECK(redacted.substr(userinfo.size()) == ssegw::redacted_url(anonymous).substr(8));
+    }
+    if (ep.password.empty()) {
+        // Without credentials the redacted form is the canonical URL of the same server.
+        ssegw::redis_endpoint again;
+        try {
+            again = ssegw::parse_redis_url(redacted);
+        } catch (const std::invalid_argument&) {
+            SSEGW_FUZZ_CHECK(!"redacted_url output does not parse");
+        }
+        SSEGW_FUZZ_CHECK(again.host == ep.host && again.port == ep.port && again.db == ep.db);
+    }
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size < 1) return 0;
+    const std::string_view stream(reinterpret_cast<const char*>(data) + 1, size - 1);
+    check_reader(data[0], stream);
+    check_round_trip(stream.substr(0, stream.size() / 2), stream.substr(stream.size() / 2));
+    check_url(stream);
+    return 0;
+}
