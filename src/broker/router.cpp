@@ -4,6 +4,8 @@
 #include <chrono>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/envelope.hpp"
 
@@ -45,7 +47,7 @@ void router::route(std::string_view channel, std::string_view message) {
     if (auto env = parse_envelope(message))
         return route_history(channel, env->position, env->id_text, env->payload);
     const auto kind = kind_of(channel);
-    if (!kind) return count_drop(route_drop::bad_channel);
+    if (!kind) return count_drop(route_drop::bad_channel, channel);
     bump(received_[static_cast<std::size_t>(*kind)]);
     if (!masks_.contains(channel)) return count_drop(route_drop::no_local_subscriber);
     deliver(channel, build_frame(message, max_event_bytes_), 0, 0, nullptr);
@@ -54,12 +56,12 @@ void router::route(std::string_view channel, std::string_view message) {
 void router::route_history(std::string_view channel, const stream_position& position,
                            std::string_view id_text, std::string_view payload) {
     const auto kind = kind_of(channel);
-    if (!kind) return count_drop(route_drop::bad_channel);
+    if (!kind) return count_drop(route_drop::bad_channel, channel);
     bump(received_[static_cast<std::size_t>(*kind)]);
     if (catching_up_) {
         if (held_overflow_ || held_bytes_ + payload.size() > max_held_bytes) {
             held_overflow_ = true;
-            return count_drop(route_drop::catch_up_overflow);
+            return count_drop(route_drop::catch_up_overflow, channel);
         }
         held_bytes_ += payload.size() + id_text.size() + channel.size();
         held_.push_back({std::string(channel), position, std::string(id_text), std::string(payload)});
@@ -78,7 +80,7 @@ void router::deliver(std::string_view channel, frame_result built, std::uint64_t
                      std::uint32_t epoch, frame position) {
     if (built.dropped) {
         // frame's drop reasons map one-to-one onto the first route_drop values.
-        return count_drop(static_cast<route_drop>(*built.dropped));
+        return count_drop(static_cast<route_drop>(*built.dropped), channel);
     }
     auto it = masks_.find(channel);
     if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
@@ -134,6 +136,18 @@ std::vector<std::string> router::wanted_channels() const {
     return out;
 }
 
-void router::count_drop(route_drop why) noexcept { bump(dropped_[static_cast<std::size_t>(why)]); }
+void router::count_drop(route_drop why, std::string_view channel) noexcept {
+    const auto i = static_cast<std::size_t>(why);
+    bump(dropped_[i]);
+    // Routine drops (nobody here holds the channel, duplicates after a catch-up) stay quiet.
+    if (why == route_drop::no_local_subscriber || why == route_drop::duplicate) return;
+    if (const auto n = drop_log_[i].hit(std::chrono::steady_clock::now()); n != 0) {
+        try {
+            spdlog::warn("dropped {} event(s) in the last interval: {} (last on channel \"{}\")", n,
+                         route_drop_names[i], channel.substr(0, 80));
+        } catch (...) {
+        }
+    }
+}
 
 } // namespace ssegw

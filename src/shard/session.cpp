@@ -57,7 +57,7 @@ session::session(shard& owner, asio::ip::tcp::socket socket, std::string user,
 session::~session() = default;
 
 void session::start(frame head) {
-    last_write_tick_ = shard_.now_tick();
+    last_write_tick_ = opened_tick_ = shard_.now_tick();
     if (const auto lifetime = shard_.runtime().config.sse.max_lifetime_seconds; lifetime != 0)
         leave_at_tick_ = shard_.now_tick() + lifetime - shard_.jitter(lifetime / 10 + 1);
     enqueue(head);
@@ -230,6 +230,7 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     }
     auto& c = shard_.counters();
     shard_counters::bump(c.bytes_written, bytes);
+    bytes_written_ += bytes;
     last_write_tick_ = shard_.now_tick();
     if (resume_ && resume_->replay) pump_replay();
     if (!queue_.empty()) {

@@ -65,6 +65,9 @@ void shard::attach(const std::shared_ptr<session>& s, frame head) {
     counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
                                 std::memory_order_relaxed);
     s->start(std::move(head));
+    if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("stream opened: user={} shard={} channels={}", s->user(), id_,
+                      s->channels().size());
 }
 
 void shard::detach(session& s, close_reason why) {
@@ -82,8 +85,10 @@ void shard::detach(session& s, close_reason why) {
     counters_.count_close(why);
     counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
                                 std::memory_order_relaxed);
-    spdlog::debug("stream closed: user={} shard={} reason={}", s.user(), id_,
-                  close_reason_names[static_cast<std::size_t>(why)]);
+    if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("stream closed: user={} shard={} duration={}s bytes={} reason={}", s.user(),
+                      id_, tick_count_ - s.opened_tick(), s.bytes_written(),
+                      close_reason_names[static_cast<std::size_t>(why)]);
 }
 
 void shard::deliver(const routed_event_ptr& ev) {

@@ -1288,6 +1288,18 @@ class Topology:
         finally:
             self.started = False
             self._kill_leftovers()
+        self.assert_no_sanitizer_report()
+
+    def assert_no_sanitizer_report(self):
+        """Fails when a gateway log holds a sanitizer report (sanitizer builds of scripts/test)."""
+        for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            if name.startswith("gw") and name.endswith(".log"):
+                path = os.path.join(self.dir, name)
+
+                def read(path=path):
+                    with open(path, "rb") as f:
+                        return f.read().decode("utf-8", "replace")
+                assert_no_sanitizer_report(read, name)
 
     def _kill_leftovers(self):
         """Belt and braces: SIGKILL every PID recorded in topology.env."""
@@ -1358,6 +1370,21 @@ class Topology:
 # --------------------------------------------------------------------------------------------
 # unittest base
 
+# What AddressSanitizer, UndefinedBehaviorSanitizer, ThreadSanitizer and LeakSanitizer print:
+# a gateway built with scripts/test's sanitizer stages must never print any of it.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
+
+
+def assert_no_sanitizer_report(log_text, label):
+    text = log_text()
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            raise AssertionError("%s: sanitizer report in its log:\n%s"
+                                 % (label, text[max(0, at - 200):at + 6000]))
+
+
 class GatewayTestCase(unittest.TestCase):
     """start_gateway / start_redis / sse register their cleanup; on failure the logs of the
     processes this test started are printed to stderr (always with SSEGW_TEST_DUMP_LOGS=1)."""
@@ -1402,6 +1429,8 @@ class GatewayTestCase(unittest.TestCase):
     def start_gateway(self, config=None, redis=None, wait="ready", **kw):
         url = redis.url if isinstance(redis, RedisServer) else (redis or "none")
         gw = Gateway(config=config, redis_url=url, workdir=self.tmp, **kw)
+        # Cleanups run last-in first-out: the log is checked after the process is gone.
+        self.addCleanup(assert_no_sanitizer_report, gw.log_text, "gateway :%d" % gw.port)
         self.addCleanup(gw.kill)
         self._log_sources.append(("gateway :%d" % gw.port, gw.log_text))
         gw.start(wait=wait)

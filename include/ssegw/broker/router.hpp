@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ssegw/core/history.hpp"
+#include "ssegw/core/log_throttle.hpp"
 #include "ssegw/core/stream_position.hpp"
 #include "ssegw/core/string_hash.hpp"
 #include "ssegw/sse/frame.hpp"
@@ -95,7 +96,8 @@ private:
 
     void deliver(std::string_view channel, frame_result built, std::uint64_t seq,
                  std::uint32_t epoch, frame position);
-    void count_drop(route_drop why) noexcept;
+    /// Counts a drop and, at most every 10 s per reason, logs it with the channel.
+    void count_drop(route_drop why, std::string_view channel = {}) noexcept;
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
@@ -113,6 +115,7 @@ private:
     std::array<std::atomic<std::uint64_t>, 3> received_{};
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(route_drop::count_)> dropped_{};
     std::atomic<std::uint64_t> caught_up_{0};
+    std::array<log_throttle, static_cast<std::size_t>(route_drop::count_)> drop_log_;
 };
 
 } // namespace ssegw

@@ -62,6 +62,8 @@ public:
     void on_tick(std::uint32_t now_tick, std::int64_t now_unix);
 
     const std::string& user() const noexcept { return user_; }
+    std::uint64_t bytes_written() const noexcept { return bytes_written_; }
+    std::uint32_t opened_tick() const noexcept { return opened_tick_; }
     const std::vector<std::string>& channels() const noexcept { return channels_; }
     bool closed() const noexcept { return closed_; }
     /// Closed, or told to go and flushing its last frame.
@@ -97,8 +99,10 @@ private:
     std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t last_seq_ = 0;       ///< highest history sequence written (or owed before)
+    std::uint64_t bytes_written_ = 0;
     std::int64_t expires_at_unix_ = 0; ///< token exp; 0 = never
     std::uint32_t epoch_ = 0;          ///< epoch_tag of last_seq_'s epoch
+    std::uint32_t opened_tick_ = 0;
     std::uint32_t leave_at_tick_ = 0;  ///< sse.max_lifetime_seconds deadline; 0 = never
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
