@@ -1,11 +1,37 @@
 #include "ssegw/core/channel.hpp"
 
+#include <cstdint>
+
 namespace ssegw {
 
 bool is_valid_name(std::string_view name) noexcept {
     if (name.empty() || name.size() > max_name_bytes) return false;
-    for (unsigned char c : name)
-        if (c < 0x20 || c == 0x7f) return false;
+    // Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF): names end up
+    // in JSON (history-truncated notices, logs), which cannot carry broken sequences.
+    for (std::size_t i = 0; i < name.size();) {
+        const auto c = static_cast<unsigned char>(name[i]);
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) return false;
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        std::uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+        else return false;
+        if (i + len > name.size()) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto cc = static_cast<unsigned char>(name[i + k]);
+            if ((cc & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        i += len;
+    }
     return true;
 }
 

@@ -51,9 +51,15 @@ public:
 
 private:
     void on_read(beast::error_code ec) {
-        if (ec == http::error::header_limit)
+        if (ec == http::error::header_limit) {
+            // One limit covers the whole head while parsing; the request line was too long
+            // (414) when the parser never got past it, else the headers were (431).
+            if (parser_->get().target().empty())
+                return reject(http::status::uri_too_long, "request target too long",
+                              reject_reason::target_too_long);
             return reject(http::status::request_header_fields_too_large,
                           "request headers too large", reject_reason::headers_too_large);
+        }
         if (ec == beast::error::timeout) return fail(close_reason::handshake_timeout);
         if (ec) {
             // Reset, or bytes that are not HTTP: nothing useful to answer.
@@ -70,6 +76,11 @@ private:
         if (target.path != cfg.sse.path)
             return reject(http::status::not_found, "not found", reject_reason::not_found);
         if (req.method() == http::verb::options) return preflight();
+        // With an allow-list configured, a browser page from another origin could not read the
+        // stream anyway: refuse it before it takes a connection slot and subscriptions.
+        if (!origin_.empty() && !cfg.cors.allowed_origins.empty() && !origin_allowed())
+            return reject(http::status::forbidden, "origin not allowed",
+                          reject_reason::origin_not_allowed);
         if (req.method() != http::verb::get)
             return reject(http::status::method_not_allowed, "method not allowed",
                           reject_reason::method_not_allowed);
@@ -166,14 +177,21 @@ private:
         return h;
     }
 
+    bool origin_listed() const {
+        const auto& list = rt_.config.cors.allowed_origins;
+        return std::find(list.begin(), list.end(), origin_) != list.end();
+    }
+
+    bool origin_allowed() const {
+        const auto& list = rt_.config.cors.allowed_origins;
+        return origin_listed() || std::find(list.begin(), list.end(), "*") != list.end();
+    }
+
     std::string cors_headers() const {
         const auto& cors = rt_.config.cors;
         if (origin_.empty() || cors.allowed_origins.empty()) return {};
-        const bool any = std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(),
-                                   "*") != cors.allowed_origins.end();
-        const bool listed = std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(),
-                                      origin_) != cors.allowed_origins.end();
-        if (!listed && !any) return "Vary: Origin\r\n";
+        const bool listed = origin_listed();
+        if (!origin_allowed()) return "Vary: Origin\r\n";
         std::string h = "Access-Control-Allow-Origin: ";
         h += listed ? origin_ : "*";
         h += "\r\nVary: Origin\r\n";

@@ -31,8 +31,9 @@ struct buffer_view {
 frame truncated_notice(std::string_view reason, const std::vector<std::string>& channels) {
     nlohmann::json data = {{"reason", reason}};
     if (!channels.empty()) data["channels"] = channels;
-    return std::make_shared<const std::string>("event: history-truncated\ndata: " + data.dump() +
-                                               "\n\n");
+    return std::make_shared<const std::string>(
+        "event: history-truncated\ndata: " +
+        data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n");
 }
 
 } // namespace

@@ -15,8 +15,8 @@ inline constexpr std::string_view broadcast_channel = "broadcast";
 /// Longest user id or topic name accepted, in bytes.
 inline constexpr std::size_t max_name_bytes = 256;
 
-/// A user id or topic name is 1..max_name_bytes bytes with no ASCII control characters
-/// (CR/LF/NUL would corrupt a frame or a log line). Other bytes, UTF-8 included, pass.
+/// A user id or topic name is 1..max_name_bytes bytes of well-formed UTF-8 with no control
+/// characters (CR/LF/NUL would corrupt a frame or a log line).
 bool is_valid_name(std::string_view name) noexcept;
 
 std::string user_channel(std::string_view user_id);

@@ -35,14 +35,14 @@ inline constexpr std::array<std::string_view, static_cast<std::size_t>(close_rea
 /// Why a subscribe request was refused; a label on ssegw_requests_rejected_total.
 enum class reject_reason : std::uint8_t {
     bad_request, unauthorized, forbidden, not_found, method_not_allowed, too_many_per_user,
-    headers_too_large, target_too_long, instance_full, draining, count_
+    headers_too_large, target_too_long, origin_not_allowed, instance_full, draining, count_
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)>
     reject_reason_names = {"bad_request",       "unauthorized",      "forbidden",
                            "not_found",         "method_not_allowed", "too_many_per_user",
-                           "headers_too_large", "target_too_long",   "instance_full",
-                           "draining"};
+                           "headers_too_large", "target_too_long",   "origin_not_allowed",
+                           "instance_full",     "draining"};
 
 struct shard_counters {
     using counter = std::atomic<std::uint64_t>;

@@ -52,5 +52,18 @@ TEST(channel, strip_prefix) {
     EXPECT_EQ(strip_prefix("ss", "sse:"), std::nullopt);
 }
 
+
+TEST(channel, names_must_be_well_formed_utf8) {
+    EXPECT_TRUE(is_valid_name("caf\xc3\xa9"));          // é
+    EXPECT_TRUE(is_valid_name("\xe4\xb8\x96\xe7\x95\x8c")); // 世界
+    EXPECT_TRUE(is_valid_name("\xf0\x9f\x8e\x89"));     // 🎉
+    EXPECT_FALSE(is_valid_name("\xff\xfe"));
+    EXPECT_FALSE(is_valid_name("\xc3\x28"));            // bad continuation
+    EXPECT_FALSE(is_valid_name("\xc0\xaf"));            // overlong
+    EXPECT_FALSE(is_valid_name("\xed\xa0\x80"));        // surrogate
+    EXPECT_FALSE(is_valid_name("\xf4\x90\x80\x80"));    // past U+10FFFF
+    EXPECT_FALSE(is_valid_name("ab\xe4\xb8"));          // truncated
+}
+
 } // namespace
 } // namespace ssegw

@@ -27,7 +27,9 @@ TEST(memory_history, trimming_is_flagged_only_when_it_reached_past_the_position)
     auto p0 = h.append("user:1", "e0", 1000);
     stream_position p6;
     for (int i = 1; i < 10; ++i) {
-        auto p = h.append("user:1", "e" + std::to_string(i), 1000);
+        std::string payload = "e";
+        payload += std::to_string(i);
+        auto p = h.append("user:1", payload, 1000);
         if (i == 6) p6 = p;
     }
     auto r = h.read({"user:1"}, p0, 1000);

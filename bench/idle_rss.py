@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Idle memory per SSE connection: starts a standalone gateway, opens N idle streams (each reads
+its response head, then sits), and reports the gateway's RSS growth per connection.
+
+    bench/idle_rss.py [N] [THREADS]      (defaults: 10000 connections, 2 threads)
+
+The process-wide open-file limit here is 20,000, so N must stay below ~19,000 (the client side
+of each connection lives in this process)."""
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.environ.get("SSEGW_BINARY", os.path.join(ROOT, "build", "sse-gateway"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    port, admin = free_port(), free_port()
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    cfg.write('{"auth":{"mode":"none"},"redis":{"url":"none"},"sse":{"heartbeat_seconds":3600},'
+              '"server":{"max_connections":200000,"max_connections_per_user":0}}')
+    cfg.close()
+    gw = subprocess.Popen([BINARY, "--config", cfg.name, "--port", str(port), "--admin-port",
+                           str(admin), "--threads", str(threads), "--log-level", "warn"],
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)))
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", admin), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # Warm up: one stream opened and closed, so one-time allocations are in the baseline.
+        warm = socket.create_connection(("127.0.0.1", port))
+        warm.sendall(b"GET /events?user=warm HTTP/1.1\r\nHost: x\r\n\r\n")
+        warm.recv(4096)
+        warm.close()
+        time.sleep(0.5)
+        before = rss_kib(gw.pid)
+        socks = []
+        t0 = time.time()
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /events?user=u%d&topic=t%d HTTP/1.1\r\nHost: x\r\n\r\n" % (i, i % 10))
+            socks.append(s)
+        for s in socks:  # every stream answered: its head and first bytes arrived
+            s.settimeout(10)
+            if not s.recv(4096).startswith(b"HTTP/1.1 200"):
+                raise RuntimeError("stream refused")
+        opened = time.time() - t0
+        time.sleep(1.0)
+        after = rss_kib(gw.pid)
+        per = (after - before) * 1024.0 / n
+        print("idle RSS: %d connections, %d shard threads: gateway RSS %d -> %d KiB, "
+              "%.0f bytes (%.2f KiB) per connection; opened in %.1f s"
+              % (n, threads, before, after, per, per / 1024.0, opened))
+        for s in socks:
+            s.close()
+    finally:
+        gw.terminate()
+        gw.wait(timeout=30)
+        os.unlink(cfg.name)
+
+
+if __name__ == "__main__":
+    main()

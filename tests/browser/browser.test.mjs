@@ -1,0 +1,435 @@
+// Real-browser tests: Chromium (Debian's, driven by playwright-core) against scripts/topology
+// (redis-server + 3 sse-gateway + haproxy on loopback) and against a JWT-mode gateway.
+//
+//   a  the demo page's EventSource, through haproxy, on three instances: user, topic, broadcast
+//   b  the instance holding the stream is killed (-9): the browser reconnects with Last-Event-ID
+//      and ends with exactly the published history, nothing missing or doubled
+//   c  cookie JWT + withCredentials from an allowed origin works; a disallowed origin gets nothing
+//   d  a 401 stops EventSource for good (CLOSED); a draining instance (SIGTERM) sends it elsewhere
+//
+// Run: scripts/test-browser (installs chromium and the npm deps, bounded, prints a summary), or
+// `node --test --test-concurrency=1 browser.test.mjs` here. Env: SSEGW_BINARY (gateway binary,
+// default build/sse-gateway), CHROMIUM (default /usr/bin/chromium), SSEGW_DEMO_SCREENSHOT (write
+// a screenshot of the demo page there), SSEGW_BROWSER_KEEP_TMP=1 (keep logs).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import crypto from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const execFileP = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = process.env.SSEGW_BINARY || path.join(ROOT, "build/sse-gateway");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const HOST = "127.0.0.1";
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "ssegw-browser-"));
+const WAIT = 15000; // every wait in a browser is bounded by this (ms)
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.log(...a); // shown as TAP comments: observed details
+
+async function waitFor(what, fn, timeout = WAIT, interval = 100) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out (${timeout} ms) waiting for ${what}` + (last ? `: ${last}` : ""));
+    await sleep(interval);
+  }
+}
+
+async function freePorts(n) {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise((res, rej) => {
+    const s = net.createServer(); s.on("error", rej); s.listen(0, HOST, () => res(s));
+  })));
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+async function httpJson(url, body, method = "POST") {
+  const r = await fetch(url, {
+    method, headers: { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000),
+  });
+  const text = await r.text();
+  let json = null; try { json = JSON.parse(text); } catch (_) { /* text */ }
+  return { status: r.status, text, json };
+}
+
+async function metricSum(adminPort, name, labels = {}) {
+  const r = await fetch(`http://${HOST}:${adminPort}/metrics`, { signal: AbortSignal.timeout(3000) });
+  const text = await r.text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = line.match(/^([a-z_]+)(\{([^}]*)\})?\s+(\S+)/);
+    if (!m || m[1] !== name) continue;
+    const ls = Object.fromEntries([...(m[3] || "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => ls[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}
+
+// ------------------------------------------------------------------------------------------
+// scripts/topology
+
+class Topology {
+  constructor(dir) { this.dir = dir; this.env = {}; }
+  async run(...args) {
+    const { stdout } = await execFileP("bash", [path.join(ROOT, "scripts/topology"), ...args], {
+      env: { ...process.env, SSEGW_BINARY: BIN }, timeout: 90000,
+    });
+    return stdout;
+  }
+  readEnv() {
+    this.env = Object.fromEntries(fs.readFileSync(path.join(this.dir, "topology.env"), "utf8")
+      .split("\n").filter((l) => l.includes("=") && !l.startsWith("#"))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    return this.env;
+  }
+  async start() { const out = await this.run("start", this.dir); this.readEnv(); return out; }
+  async stop() { try { await this.run("stop", this.dir); } catch (e) { log("topology stop:", e.message); } }
+  async kill(n) { const out = await this.run("kill", String(n), this.dir); return out.trim(); }
+  async restart(n) { const out = await this.run("restart", String(n), this.dir); this.readEnv(); return out.trim(); }
+  get lb() { return Number(this.env.LB_PORT); }
+  get redis() { return Number(this.env.REDIS_PORT); }
+  admin(n) { return Number(this.env[`GW${n}_ADMIN`]); }
+  pid(n) { return Number(this.env[`GW${n}_PID`]); }
+  // open streams per instance (ssegw_connections summed over shards); a dead instance -> null
+  async connections() {
+    return Promise.all([1, 2, 3].map((n) => metricSum(this.admin(n), "ssegw_connections").catch(() => null)));
+  }
+  // the one instance holding streams, once exactly `total` streams are open and all on one
+  async holder(total = 1) {
+    return waitFor(`exactly ${total} stream(s) on one instance`, async () => {
+      const c = await this.connections();
+      const sum = c.reduce((a, b) => a + (b || 0), 0);
+      const idx = c.findIndex((x) => x === total);
+      return sum === total && idx >= 0 ? idx + 1 : 0;
+    });
+  }
+  async fcall(channel, payload) {
+    const { stdout } = await execFileP("redis-cli", ["-h", HOST, "-p", String(this.redis), "FCALL",
+      "sse_publish", "1", channel, JSON.stringify(payload)], { timeout: 5000 });
+    return stdout.trim();
+  }
+  async gatewaysUp() {
+    return waitFor("all gateways ready and UP in haproxy", async () => {
+      const r = await fetch(`http://${HOST}:${this.env.STATS_PORT}/stats;csv`, { signal: AbortSignal.timeout(2000) });
+      const up = (await r.text()).split("\n").filter((l) => /^gateways,gw\d,/.test(l) && l.split(",")[17] === "UP");
+      return up.length === 3;
+    }, 30000);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// browser
+
+let context; // one persistent context on a fresh profile
+let topo;
+const topoDir = path.join(TMP, "topology");
+const seen = { pages: 0 };
+
+async function newPage() {
+  const page = await context.newPage();
+  seen.pages++;
+  page.on("pageerror", (e) => log("page error:", e.message));
+  return page;
+}
+const pageState = (page) => page.evaluate(() => ({
+  readyState: window.demo.readyState, opens: window.demo.opens, errors: window.demo.errors,
+  reconnects: window.demo.reconnects, resumedFrom: window.demo.resumedFrom, states: window.demo.states,
+  events: window.demo.events.map((e) => ({ type: e.type, id: e.id, data: e.data })),
+  system: window.demo.system.map((e) => ({ type: e.type, id: e.id, data: e.data })),
+}));
+const demoUrl = (q) => `http://${HOST}:${topo.lb}/demo/?${new URLSearchParams(q)}`;
+const seqOf = (id) => Number(String(id).split(".")[1]);
+
+before(async () => {
+  const t0 = Date.now();
+  topo = new Topology(topoDir);
+  const [out] = await Promise.all([
+    topo.start(),
+    chromium.launchPersistentContext(path.join(TMP, "profile"), {
+      executablePath: CHROMIUM, headless: true, viewport: { width: 1200, height: 720 },
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }).then((c) => { context = c; }),
+  ]);
+  log(out.trim().replace(/\n/g, " | "));
+  log(`chromium ${context.browser()?.version() ?? "?"}, setup ${Date.now() - t0} ms`);
+});
+
+after(async () => {
+  if (context) await context.close().catch(() => {});
+  if (topo) await topo.stop();
+  if (process.env.SSEGW_BROWSER_KEEP_TMP) log("kept", TMP);
+  else fs.rmSync(TMP, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------------------------------------
+
+test("a: EventSource through haproxy on three instances gets user, topic and broadcast events", async () => {
+  const pages = [];
+  for (const u of ["alice", "bob", "carol"]) {
+    const p = await newPage();
+    await p.goto(demoUrl({ user: u, topics: "news" }));
+    await p.waitForFunction(() => window.demo.readyState === 1, null, { timeout: WAIT });
+    pages.push(p);
+  }
+  const conns = await waitFor("3 streams open", async () => {
+    const c = await topo.connections();
+    return c.reduce((a, b) => a + b, 0) === 3 ? c : null;
+  });
+  log("streams per instance (gw1, gw2, gw3):", conns.join(", "));
+  assert.deepEqual(conns, [1, 1, 1], "round robin puts one stream on each instance");
+
+  const lbPublish = (body) => httpJson(`http://${HOST}:${topo.lb}/admin/publish`, body);
+  for (const u of ["alice", "bob", "carol"]) {
+    const r = await lbPublish({ channel: `user:${u}`, event: "demo", data: { to: u } });
+    assert.equal(r.status, 202, r.text);
+  }
+  assert.equal((await lbPublish({ channel: "topic:news", event: "notice", data: "topic news" })).status, 202);
+  // live-only PUBLISH on Redis (no history) for the broadcast
+  await execFileP("redis-cli", ["-h", HOST, "-p", String(topo.redis), "PUBLISH", "sse:broadcast",
+    JSON.stringify({ event: "notice", data: "to everyone" })], { timeout: 5000 });
+  // and the demo page's own publish form (user channel of the first page)
+  await pages[0].fill("#pdata", '{"msg":"from the form"}');
+  await pages[0].click("#publish");
+  await pages[0].waitForFunction(() => document.getElementById("pubres").textContent.startsWith("202"), null, { timeout: WAIT });
+
+  for (const [i, u] of ["alice", "bob", "carol"].entries()) {
+    const want = i === 0 ? 4 : 3;
+    await pages[i].waitForFunction((n) => window.demo.events.length >= n, want, { timeout: WAIT });
+    await sleep(i === 2 ? 500 : 0); // anything extra would show up now
+    const st = await pageState(pages[i]);
+    const got = st.events.map((e) => `${e.type}:${e.data}`).sort();
+    const expect = [`demo:{"to":"${u}"}`, "notice:topic news", "notice:to everyone"];
+    if (i === 0) expect.push('demo:{"msg":"from the form"}');
+    assert.deepEqual(got, expect.sort(), `page of ${u}`);
+    log(`${u}: ${st.events.map((e) => `${e.type}#${e.id || "-"}`).join(" ")}`);
+  }
+  if (process.env.SSEGW_DEMO_SCREENSHOT) {
+    await pages[0].evaluate(() => window.scrollTo(0, 0));
+    await pages[0].screenshot({ path: process.env.SSEGW_DEMO_SCREENSHOT, fullPage: true });
+    log("screenshot:", process.env.SSEGW_DEMO_SCREENSHOT);
+  }
+  for (const p of pages) await p.close();
+});
+
+test("b: killing the instance that holds the stream: the browser resumes with Last-Event-ID, exactly once", async () => {
+  await waitFor("no open streams", async () => (await topo.connections()).every((x) => x === 0));
+  const page = await newPage();
+  await page.goto(demoUrl({ user: "dave", topics: "" }));
+  await page.waitForFunction(() => window.demo.readyState === 1, null, { timeout: WAIT });
+  const n = await topo.holder(1);
+  log(`stream of dave is on gw${n}`);
+
+  const published = [];
+  const pub = async (k) => { const id = await topo.fcall("user:dave", { event: "demo", data: `h${k}` }); published.push({ data: `h${k}`, id }); };
+  for (let k = 1; k <= 4; k++) await pub(k);
+  await page.waitForFunction(() => window.demo.events.length >= 4, null, { timeout: WAIT });
+  const lastBefore = published[3].id;
+
+  log(await topo.kill(n));
+  const killedAt = Date.now();
+  for (let k = 5; k <= 8; k++) await pub(k); // during the outage (the browser waits retry: 1000 ms)
+  const during = await pageState(page);
+  log(`published h5..h8 ${Date.now() - killedAt} ms after the kill; page then: readyState ${during.readyState}, opens ${during.opens}, events ${during.events.length}`);
+  assert.equal(during.opens, 1, "the outage publishes happened before the browser came back");
+
+  await page.waitForFunction(() => window.demo.reconnects >= 1 && window.demo.readyState === 1, null, { timeout: WAIT });
+  const back = await topo.holder(1);
+  log(`browser back after ${Date.now() - killedAt} ms on gw${back}`);
+  assert.notEqual(back, n);
+  // after: through the admin API of a surviving instance
+  for (let k = 9; k <= 12; k++) {
+    const r = await httpJson(`http://${HOST}:${topo.admin(back)}/publish`, { channel: "user:dave", event: "demo", data: `h${k}` });
+    assert.equal(r.status, 202, r.text);
+    published.push({ data: `h${k}`, id: r.json.id });
+  }
+  await page.waitForFunction(() => window.demo.events.length >= 12, null, { timeout: WAIT });
+  await sleep(1000); // a duplicate would arrive now
+  const st = await pageState(page);
+  log(`resumedFrom ${JSON.stringify(st.resumedFrom)} (last id before the kill ${lastBefore}); states ${st.states.join(">")}; system events ${JSON.stringify(st.system)}`);
+  assert.deepEqual(st.events.map((e) => e.data), published.map((p) => p.data), "exactly the published history, in order");
+  assert.deepEqual(st.events.map((e) => e.id), published.map((p) => p.id), "with the positions sse_publish / POST /publish returned");
+  assert.deepEqual(st.resumedFrom, [lastBefore], "EventSource resumed from the last id it saw");
+  assert.equal(st.system.length, 0, "no history-truncated");
+  await page.close();
+  log(await topo.restart(n));
+  await topo.gatewaysUp();
+});
+
+test("d1: a draining instance (SIGTERM) sends the browser elsewhere: readyState returns to OPEN", async () => {
+  await waitFor("no open streams", async () => (await topo.connections()).every((x) => x === 0));
+  const page = await newPage();
+  await page.goto(demoUrl({ user: "erin", topics: "news" }));
+  await page.waitForFunction(() => window.demo.readyState === 1, null, { timeout: WAIT });
+  const n = await topo.holder(1);
+  const pid = topo.pid(n);
+  await topo.fcall("user:erin", { event: "demo", data: "before drain" });
+  await page.waitForFunction(() => window.demo.events.length >= 1, null, { timeout: WAIT });
+
+  const t0 = Date.now();
+  process.kill(pid, "SIGTERM");
+  log(`SIGTERM to gw${n} (pid ${pid})`);
+  await page.waitForFunction(() => window.demo.reconnects >= 1 && window.demo.readyState === 1, null, { timeout: WAIT });
+  const back = await topo.holder(1);
+  const exited = await waitFor(`gw${n} exits`, async () => {
+    try { process.kill(pid, 0); const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8"); return s.split(") ")[1][0] === "Z"; }
+    catch (_) { return true; }
+  }, 20000).then(() => Date.now() - t0);
+  await topo.fcall("user:erin", { event: "demo", data: "after drain" });
+  await page.waitForFunction(() => window.demo.events.length >= 2, null, { timeout: WAIT });
+  await sleep(300);
+  const st = await pageState(page);
+  log(`back OPEN on gw${back}; states ${st.states.join(">")}; errors ${st.errors}; resumedFrom ${JSON.stringify(st.resumedFrom)}; gw${n} exited ${exited} ms after SIGTERM`);
+  assert.notEqual(back, n);
+  assert.ok(!st.states.includes(2), "never CLOSED");
+  assert.deepEqual(st.events.map((e) => e.data), ["before drain", "after drain"]);
+  await page.close();
+  log(await topo.restart(n));
+  await topo.gatewaysUp();
+});
+
+// ------------------------------------------------------------------------------------------
+// JWT in a cookie, CORS allow-list (one standalone gateway in auth.mode jwt)
+
+function hs256(claims, secret) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${input}.${crypto.createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
+
+const SECRET = "browser-test-secret-0123456789abcdef";
+let jwtGw; // { port, admin, proc, log }
+let pageServers = []; // [{ port, server }]: [0] allowed origin, [1] not allowed
+
+async function startJwtGateway() {
+  if (jwtGw) return jwtGw;
+  const [port, admin, allowedPort, otherPort] = await freePorts(4);
+  const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, "config/topology.json"), "utf8"));
+  cfg.server = { ...cfg.server, host: HOST, port, admin_port: admin, threads: 1 };
+  cfg.auth = { mode: "jwt", jwt: { secret: SECRET, algorithms: ["HS256"], cookie: "sse_token" } };
+  cfg.cors = { allowed_origins: [`http://${HOST}:${allowedPort}`], allow_credentials: true };
+  cfg.redis = { ...cfg.redis, url: "none" };
+  const cfgPath = path.join(TMP, "jwt-gateway.json");
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  const logPath = path.join(TMP, "jwt-gateway.log");
+  const out = fs.openSync(logPath, "a");
+  const proc = spawn(BIN, ["--config", cfgPath], { stdio: ["ignore", out, out] });
+  jwtGw = { port, admin, proc, log: logPath };
+  await waitFor("jwt gateway /readyz", async () => {
+    if (proc.exitCode !== null) throw new Error("gateway exited: " + fs.readFileSync(logPath, "utf8"));
+    return (await fetch(`http://${HOST}:${admin}/readyz`)).status === 200;
+  });
+  // The page of both origins: same HTML, EventSource to the gateway (another port = another
+  // origin; same host, so the cookie set here is sent to the gateway).
+  const token = hs256({ sub: "frank", topics: ["news"], exp: Math.floor(Date.now() / 1000) + 3600 }, SECRET);
+  const html = `<!doctype html><meta charset="utf-8"><title>cross-origin</title><script>
+    window.r = { events: [], errors: 0, opens: 0, es: null };
+    window.start = (url, withCredentials) => {
+      const es = window.r.es = new EventSource(url, { withCredentials });
+      es.onopen = () => window.r.opens++;
+      es.onerror = () => window.r.errors++;
+      const on = (e) => window.r.events.push({ type: e.type, id: e.lastEventId, data: e.data });
+      es.onmessage = on; es.addEventListener("demo", on);
+    };
+    window.state = () => ({ readyState: window.r.es ? window.r.es.readyState : -1, opens: window.r.opens,
+                            errors: window.r.errors, events: window.r.events });
+  </script>`;
+  for (const p of [allowedPort, otherPort]) {
+    const server = http.createServer((req, res) => {
+      const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" };
+      if (req.url.startsWith("/login"))
+        headers["Set-Cookie"] = `sse_token=${token}; Path=/; HttpOnly; SameSite=Lax`;
+      res.writeHead(200, headers); res.end(html);
+    });
+    await new Promise((r) => server.listen(p, HOST, r));
+    pageServers.push({ port: p, server });
+  }
+  return jwtGw;
+}
+
+after(async () => {
+  for (const { server } of pageServers) await new Promise((r) => server.close(r));
+  if (jwtGw && jwtGw.proc.exitCode === null) {
+    jwtGw.proc.kill("SIGTERM");
+    await waitFor("jwt gateway exit", () => jwtGw.proc.exitCode !== null, 10000).catch(() => jwtGw.proc.kill("SIGKILL"));
+  }
+});
+
+const cstate = (page) => page.evaluate(() => window.state());
+
+test("c: cookie JWT with withCredentials works from an allowed origin, not from another one", async () => {
+  const gw = await startJwtGateway();
+  const [allowed, other] = pageServers.map((s) => s.port);
+  const url = `http://${HOST}:${gw.port}/events?topic=news`;
+
+  const page = await newPage();
+  await page.goto(`http://${HOST}:${allowed}/login`); // Set-Cookie sse_token for host 127.0.0.1
+  const cookies = await context.cookies(`http://${HOST}:${gw.port}/`);
+  assert.ok(cookies.some((c) => c.name === "sse_token"), "cookie is sent to the gateway's port too");
+  await page.evaluate((u) => window.start(u, true), url);
+  await page.waitForFunction(() => window.state().readyState === 1, null, { timeout: WAIT });
+  for (const body of [{ channel: "user:frank", event: "demo", data: "for frank" },
+    { channel: "topic:news", event: "demo", data: "news" }, { channel: "broadcast", data: "all" }]) {
+    const r = await httpJson(`http://${HOST}:${gw.admin}/publish`, body);
+    assert.equal(r.status, 202, r.text);
+  }
+  await page.waitForFunction(() => window.state().events.length >= 3, null, { timeout: WAIT });
+  const ok = await cstate(page);
+  log(`allowed origin :${allowed}: readyState ${ok.readyState}, events ${JSON.stringify(ok.events.map((e) => e.data))}`);
+  assert.deepEqual(ok.events.map((e) => e.data), ["for frank", "news", "all"]);
+  await page.close();
+  await waitFor("stream closed", async () => (await metricSum(gw.admin, "ssegw_connections")) === 0);
+
+  const openedBefore = await metricSum(gw.admin, "ssegw_connections_opened_total");
+  const page2 = await newPage();
+  await page2.goto(`http://${HOST}:${other}/page`);
+  await page2.evaluate((u) => window.start(u, true), url);
+  await page2.waitForFunction(() => window.state().errors >= 1, null, { timeout: WAIT });
+  await httpJson(`http://${HOST}:${gw.admin}/publish`, { channel: "user:frank", event: "demo", data: "not for other" });
+  await sleep(1500);
+  const bad = await cstate(page2);
+  const openedAfter = await metricSum(gw.admin, "ssegw_connections_opened_total");
+  log(`disallowed origin :${other}: readyState ${bad.readyState}, opens ${bad.opens}, errors ${bad.errors}, events ${bad.events.length}; gateway streams opened for it: ${openedAfter - openedBefore}`);
+  assert.equal(bad.opens, 0);
+  assert.equal(bad.events.length, 0);
+  assert.equal(bad.readyState, 2, "a CORS failure closes EventSource");
+  await page2.close();
+});
+
+test("d2: a 401 stops EventSource for good (readyState CLOSED)", async () => {
+  const gw = await startJwtGateway();
+  const [allowed] = pageServers.map((s) => s.port);
+  const page = await newPage();
+  await page.goto(`http://${HOST}:${allowed}/page`);
+  const before401 = await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" });
+  // no credentials: the cookie is not sent, there is no token -> 401
+  await page.evaluate((u) => window.start(u, false), `http://${HOST}:${gw.port}/events?topic=news`);
+  await page.waitForFunction(() => window.state().readyState === 2, null, { timeout: WAIT });
+  await sleep(3000); // retry: is 1000 ms; a reconnect would show up as a second 401
+  const st = await cstate(page);
+  const n401 = (await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" })) - before401;
+  log(`401: readyState ${st.readyState}, opens ${st.opens}, errors ${st.errors}, 401s counted by the gateway ${n401}`);
+  assert.equal(st.readyState, 2);
+  assert.equal(st.opens, 0);
+  assert.equal(n401, 1, "EventSource did not retry after the 401");
+  // and with a token that is not a JWT
+  await page.evaluate((u) => window.start(u, false), `http://${HOST}:${gw.port}/events?token=not.a.jwt`);
+  await page.waitForFunction(() => window.state().readyState === 2, null, { timeout: WAIT });
+  await page.close();
+});
