@@ -108,6 +108,10 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
     for (const auto* s : shards) s->counters().delivery_latency.merge_into(merged);
     out.histogram("ssegw_delivery_latency_seconds",
                   "From receipt by the process to queueing on the stream.", merged);
+    size_histogram fanout;
+    for (const auto* s : shards) s->counters().fanout.merge_into(fanout);
+    out.histogram("ssegw_fanout_streams",
+                  "Streams one event reached on one shard (the fan-out batch of one post).", fanout);
     latency_histogram resume_merged;
     for (const auto* s : shards) s->counters().resume_latency.merge_into(resume_merged);
     out.histogram("ssegw_resume_latency_seconds",

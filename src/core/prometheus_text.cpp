@@ -82,20 +82,22 @@ void prometheus_text::gauge(std::string_view name, std::string_view help, std::i
     out.push_back('\n');
 }
 
-void prometheus_text::histogram(std::string_view name, std::string_view help,
-                                const latency_histogram& h, std::string_view labels) {
+void prometheus_text::histogram_lines(std::string_view name, std::string_view help,
+                                      const double* bounds, const std::uint64_t* counts,
+                                      std::size_t finite_buckets, double sum,
+                                      std::string_view labels) {
     auto& out = family_text(name, help, "histogram");
     std::string bucket_labels(labels);
     if (!bucket_labels.empty()) bucket_labels.push_back(',');
     const auto prefix_len = bucket_labels.size();
 
     std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i <= latency_histogram::bucket_count; ++i) {
-        cumulative += h.bucket(i);
+    for (std::size_t i = 0; i <= finite_buckets; ++i) {
+        cumulative += counts[i];
         bucket_labels.resize(prefix_len);
         bucket_labels.append("le=\"");
-        if (i < latency_histogram::bucket_count)
-            append_double(bucket_labels, latency_histogram::bounds_seconds[i]);
+        if (i < finite_buckets)
+            append_double(bucket_labels, bounds[i]);
         else
             bucket_labels.append("+Inf");
         bucket_labels.push_back('"');
@@ -104,7 +106,7 @@ void prometheus_text::histogram(std::string_view name, std::string_view help,
         out.push_back('\n');
     }
     append_series(out, name, "_sum", labels);
-    append_double(out, static_cast<double>(h.sum_us()) / 1e6);
+    append_double(out, sum);
     out.push_back('\n');
     append_series(out, name, "_count", labels);
     append_number(out, cumulative);

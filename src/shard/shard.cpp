@@ -97,6 +97,7 @@ void shard::deliver(const routed_event_ptr& ev) {
     if (!list) return; // the last session left after the router posted this
     for (session* s : *list) s->deliver(ev);
     shard_counters::bump(counters_.frames_delivered, list->size());
+    counters_.fanout.observe(list->size());
     const auto waited = std::chrono::steady_clock::now() - ev->received_at;
     counters_.delivery_latency.observe_us(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));

@@ -42,13 +42,25 @@ public:
     /// A histogram: cumulative `<name>_bucket{le="..."}` lines ending with `le="+Inf"`, then
     /// `<name>_sum` (seconds) and `<name>_count`. `+Inf` equals `_count` even while the owning
     /// shard keeps observing, because both come from the same read of the buckets.
-    void histogram(std::string_view name, std::string_view help, const latency_histogram& h,
-                   std::string_view labels = {});
+    template <class Buckets>
+    void histogram(std::string_view name, std::string_view help,
+                   const fixed_histogram<Buckets>& h, std::string_view labels = {}) {
+        std::array<std::uint64_t, fixed_histogram<Buckets>::bucket_count + 1> counts;
+        std::array<double, fixed_histogram<Buckets>::bucket_count> bounds;
+        for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = h.bucket(i);
+        for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i] = h.exposed_bound(i);
+        histogram_lines(name, help, bounds.data(), counts.data(), bounds.size(),
+                        static_cast<double>(h.sum()) / h.unit, labels);
+    }
 
     /// The finished exposition text.
     std::string str() &&;
 
 private:
+    void histogram_lines(std::string_view name, std::string_view help, const double* bounds,
+                         const std::uint64_t* counts, std::size_t finite_buckets, double sum,
+                         std::string_view labels);
+
     struct family {
         std::string name;
         std::string text;  ///< HELP, TYPE, then this family's samples

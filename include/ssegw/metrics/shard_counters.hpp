@@ -56,6 +56,7 @@ struct shard_counters {
     counter bytes_written{0};
     counter heartbeats{0};
     latency_histogram delivery_latency; ///< from receipt by the process to the session's write
+    size_histogram fanout;              ///< streams one routed event reached on this shard
 
     counter resumes{0};            ///< streams that came back with a Last-Event-ID
     counter replayed_events{0};    ///< history events written to resuming streams
