@@ -1,5 +1,7 @@
 #include "ssegw/broker/redis_broker.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "ssegw/broker/router.hpp"
@@ -54,18 +56,7 @@ void redis_broker::want(const std::string& channel, bool wanted) {
         return;
     }
     subscriber_->unsubscribe(cfg_.redis.prefix + channel);
-    // Whoever waited on it has left; let them go.
-    auto [first, last] = waiting_on_.equal_range(channel);
-    std::vector<std::uint64_t> ids;
-    for (auto it = first; it != last; ++it) ids.push_back(it->second);
-    waiting_on_.erase(first, last);
-    std::vector<std::function<void()>> go;
-    for (auto id : ids)
-        if (auto w = waiters_.find(id); w != waiters_.end()) {
-            go.push_back(std::move(w->second.ready));
-            waiters_.erase(w);
-        }
-    for (auto& f : go) f();
+    recheck(channel, true); // whoever waited on it has left; let them go
 }
 
 void redis_broker::publish(std::string channel, std::string payload, bool with_history,
@@ -154,7 +145,7 @@ void redis_broker::when_subscribed(const std::vector<std::string>& channels,
     waiters_.emplace(id, waiter{channels, std::move(ready)});
 }
 
-void redis_broker::recheck(const std::string& channel) {
+void redis_broker::recheck(const std::string& channel, bool release_anyway) {
     if (waiting_on_.empty()) return;
     auto [first, last] = waiting_on_.equal_range(channel);
     std::vector<std::uint64_t> ids;
@@ -166,14 +157,15 @@ void redis_broker::recheck(const std::string& channel) {
         if (w == waiters_.end()) continue;
         // All channels are checked again, not counted down: a reconnect in between may have
         // dropped ones that were live when the waiter was registered.
-        bool all_live = true;
-        for (const auto& ch : w->second.channels)
-            if (!is_live(ch)) {
-                all_live = false;
-                waiting_on_.emplace(ch, id);
-                break;
+        if (!release_anyway) {
+            const auto& chs = w->second.channels;
+            auto not_live = std::find_if(chs.begin(), chs.end(),
+                                         [this](const std::string& ch) { return !is_live(ch); });
+            if (not_live != chs.end()) {
+                waiting_on_.emplace(*not_live, id);
+                continue;
             }
-        if (!all_live) continue;
+        }
         go.push_back(std::move(w->second.ready));
         waiters_.erase(w);
     }

@@ -46,8 +46,9 @@ private:
     void on_message(std::string_view redis_channel, std::string_view payload);
     void on_subscribed(std::string_view redis_channel);
     void on_state(bool up);
-    /// Re-checks the waiters of a channel whose state changed; fires those now fully live.
-    void recheck(const std::string& channel);
+    /// Re-checks the waiters of a channel whose state changed; fires those now fully live (or
+    /// all of them, release_anyway, when the channel is no longer wanted: its streams left).
+    void recheck(const std::string& channel, bool release_anyway = false);
     bool is_live(const std::string& channel) const;
     void release_all_waiters();
     /// Runs a history function call, installing the library first if Redis lost it.
