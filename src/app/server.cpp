@@ -186,12 +186,14 @@ struct server::impl {
     std::atomic<std::size_t> connections_total{0};
     std::atomic<bool> draining{false};
     runtime_context rt;
+    // Declared before the control loop so they are destroyed after it: its pending accepts hold
+    // sockets that belong to the shards' io_contexts.
+    std::vector<std::unique_ptr<shard>> shards;
+    std::vector<shard*> shard_ptrs;
     asio::io_context control{1};
     asio::signal_set signals;
     asio::steady_timer drain_timer;
     std::chrono::steady_clock::time_point drain_deadline;
-    std::vector<std::unique_ptr<shard>> shards;
-    std::vector<shard*> shard_ptrs;
     std::unique_ptr<router> route;
     std::unique_ptr<broker> events;
     std::unique_ptr<resume_service> resume;
