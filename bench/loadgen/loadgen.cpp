@@ -1,0 +1,942 @@
+// loadgen: SSE load generator for bench/compare (epoll, one thread per process, forked workers).
+//
+//   loadgen [options]            one measured run, JSON on stdout:
+//     1. reads server/Redis CPU and RSS from /proc                     (baseline)
+//     2. forks --procs workers; each opens its slice of --conns SSE connections at a bounded rate,
+//        from source addresses 127.0.0.2.. (so > 60k connections fit), and parses the streams
+//     3. waits until every connection got its HTTP head, then --idle-settle seconds; reads /proc
+//     4. publishes at --pub-rate for --duration seconds (Redis RESP, pipelined, or HTTP POST);
+//        each payload carries "t=<CLOCK_REALTIME ns>"; receivers record publish->receive latency
+//     5. waits until deliveries stop growing; reads /proc; collects the workers' counters and
+//        histograms
+//   --churn C: instead of 2..5, C concurrent connect/handshake/close loops for --duration seconds.
+//
+// See bench/README.md and docs/benchmarks.md.
+#include "hist.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::string_literals;
+
+namespace {
+
+int64_t now_ns(clockid_t c = CLOCK_REALTIME) {
+    timespec ts;
+    clock_gettime(c, &ts);
+    return int64_t(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+int64_t mono_ns() { return now_ns(CLOCK_MONOTONIC); }
+
+[[noreturn]] void die(const std::string& m) {
+    fprintf(stderr, "loadgen: %s\n", m.c_str());
+    exit(2);
+}
+
+struct options {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    std::vector<int> ports;  // --port A,B,C: connection i goes to ports[i % n]
+    std::string path = "/events?user=u{u}&topic=bench";
+    int conns = 0;
+    int users = 0;  // {u} = i % users (0: users = conns)
+    double conn_rate = 5000;
+    int procs = 0;
+    int sources = 8;
+    double idle_settle = 0.5;
+    // publisher
+    std::string pub = "none";  // none | redis | http
+    std::string pub_host = "127.0.0.1";
+    int pub_port = 6379;
+    std::string pub_cmd = "PUBLISH sse:user:u{r}";
+    std::string pub_path = "/pub?ch=u{r}";
+    std::string pub_json_channel;  // HTTP body {"channel":"<this>","data":"<payload>"} (gateway's POST /publish)
+    int pub_users = 0;  // {r} random in [0, pub_users)
+    double pub_rate = 0;
+    double duration = 5;
+    int payload = 64;
+    double settle_max = 5;
+    // churn
+    int churn = 0;
+    // measured processes
+    std::vector<int> server_pids;
+    std::vector<int> redis_pids;
+    double ready_timeout = 60;
+};
+
+std::string subst(const std::string& t, const char* key, long v) {
+    std::string out;
+    size_t k = strlen(key);
+    for (size_t i = 0; i < t.size();) {
+        if (t.compare(i, k, key) == 0) { out += std::to_string(v); i += k; }
+        else out += t[i++];
+    }
+    return out;
+}
+
+// ---------- /proc ----------
+struct proc_sample { double cpu_s = 0; long rss_kib = 0; double sched_s = 0; bool sched_ok = true; };
+
+proc_sample read_proc(int pid) {
+    proc_sample s;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/stat", pid);
+    if (FILE* f = fopen(p, "r")) {
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        // fields after the ')' of comm: state(3) ... utime(14) stime(15)
+        if (char* c = strrchr(buf, ')')) {
+            unsigned long ut = 0, st = 0;
+            int field = 2;
+            char* save = nullptr;
+            for (char* tok = strtok_r(c + 1, " ", &save); tok; tok = strtok_r(nullptr, " ", &save)) {
+                ++field;
+                if (field == 14) ut = strtoul(tok, nullptr, 10);
+                if (field == 15) { st = strtoul(tok, nullptr, 10); break; }
+            }
+            s.cpu_s = double(ut + st) / double(sysconf(_SC_CLK_TCK));
+        }
+    }
+    snprintf(p, sizeof p, "/proc/%d/status", pid);
+    if (FILE* f = fopen(p, "r")) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "VmRSS:", 6) == 0) s.rss_kib = strtol(line + 6, nullptr, 10);
+        fclose(f);
+    }
+    return s;
+}
+// CPU time in ns from the scheduler (sum over the process's threads); -1 if unavailable.
+double read_schedstat_s(int pid) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/task", pid);
+    DIR* d = opendir(p);
+    if (!d) return -1;
+    double total = 0;
+    bool any = false;
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char q[128];
+        snprintf(q, sizeof q, "/proc/%d/task/%s/schedstat", pid, e->d_name);
+        if (FILE* f = fopen(q, "r")) {
+            unsigned long long ns = 0;
+            if (fscanf(f, "%llu", &ns) == 1) { total += double(ns) * 1e-9; any = true; }
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return any ? total : -1;
+}
+
+proc_sample read_procs(const std::vector<int>& pids) {
+    proc_sample t;
+    for (int pid : pids) {
+        auto s = read_proc(pid);
+        t.cpu_s += s.cpu_s;
+        t.rss_kib += s.rss_kib;
+        double ss = read_schedstat_s(pid);
+        if (ss < 0) t.sched_ok = false; else t.sched_s += ss;
+    }
+    return t;
+}
+
+void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// Line-oriented pipe reader.
+struct line_reader {
+    std::string buf;
+    // returns false on EOF
+    bool fill(int fd) {
+        char tmp[65536];
+        for (;;) {
+            ssize_t n = read(fd, tmp, sizeof tmp);
+            if (n > 0) { buf.append(tmp, size_t(n)); continue; }
+            if (n == 0) return false;
+            if (errno == EINTR) continue;
+            return true;  // EAGAIN
+        }
+    }
+    bool next(std::string& line) {
+        size_t p = buf.find('\n');
+        if (p == std::string::npos) return false;
+        line.assign(buf, 0, p);
+        buf.erase(0, p + 1);
+        return true;
+    }
+};
+
+void write_all(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+        ssize_t n = write(fd, s.data() + off, s.size() - off);
+        if (n > 0) off += size_t(n);
+        else if (n < 0 && errno == EINTR) continue;
+        else if (n < 0 && errno == EAGAIN) { usleep(100); continue; }
+        else return;
+    }
+}
+
+// ---------- subscriber connection ----------
+enum class cstate : uint8_t { connecting, head, body, closed };
+enum class chst : uint8_t { size, ext, data, data_end, done };
+
+struct conn {
+    int fd = -1;
+    int index = 0;
+    cstate st = cstate::closed;
+    bool chunked = false;
+    bool has_data = false;
+    chst ch = chst::size;
+    uint64_t ch_rem = 0;
+    uint32_t events = 0;
+    std::string carry;  // head bytes, or a partial SSE line
+};
+
+struct worker_stats {
+    long opened = 0, established = 0, failed_connect = 0, bad_status = 0, closed_by_server = 0;
+    long events = 0, data_lines = 0, bytes = 0, churn_ok = 0;
+    long min_events = -1, max_events = 0;
+    bench::histogram lat;
+};
+
+struct worker {
+    const options& o;
+    int lo, hi;  // connection indexes [lo, hi)
+    double rate;
+    int churn_slots;
+    int ep = -1;
+    int ctl_in, res_out;
+    std::vector<conn> conns;
+    worker_stats ws;
+    bool measuring = false;
+    bool running = true;
+    int64_t now_rt = 0;
+    std::vector<sockaddr_in> dsts;
+    std::vector<sockaddr_in> srcs;
+    long next_index;
+
+    worker(const options& opt, int l, int h, double r, int cs, int ci, int ro)
+        : o(opt), lo(l), hi(h), rate(r), churn_slots(cs), ctl_in(ci), res_out(ro), next_index(l) {}
+
+    std::string request_for(int idx) {
+        long u = o.users > 0 ? idx % o.users : idx;
+        std::string p = subst(subst(o.path, "{u}", u), "{i}", idx);
+        return "GET " + p + " HTTP/1.1\r\nHost: " + o.host + ":" + std::to_string(o.port) +
+               "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+    }
+
+    bool open_conn(conn& c, int idx) {
+        c = conn{};
+        c.index = idx;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) { ++ws.failed_connect; return false; }
+        int one = 1;
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        const sockaddr_in& src = srcs[size_t(idx) % srcs.size()];
+        if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) != 0) {
+            close(fd); ++ws.failed_connect; return false;
+        }
+        const sockaddr_in& dst = dsts[size_t(idx) % dsts.size()];
+        int r = connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst);
+        if (r != 0 && errno != EINPROGRESS) { close(fd); ++ws.failed_connect; return false; }
+        c.fd = fd;
+        c.st = cstate::connecting;
+        epoll_event ev{};
+        ev.events = EPOLLOUT;
+        ev.data.u64 = uint64_t(&c - conns.data());
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        ++ws.opened;
+        return true;
+    }
+
+    void close_conn(conn& c, bool abort) {
+        if (c.fd < 0) return;
+        if (abort) {
+            linger l{1, 0};
+            setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        }
+        close(c.fd);
+        c.fd = -1;
+        c.st = cstate::closed;
+        c.carry.clear();
+        c.carry.shrink_to_fit();
+    }
+
+    void on_line(conn& c, const char* p, size_t n) {
+        if (n && p[n - 1] == '\r') --n;
+        if (n == 0) {
+            if (c.has_data) { c.has_data = false; ++c.events; ++ws.events; }
+            return;
+        }
+        if (n >= 5 && memcmp(p, "data:", 5) == 0) {
+            c.has_data = true;
+            ++ws.data_lines;
+            std::string_view v(p, n);
+            size_t t = v.find("t=");
+            if (t != std::string_view::npos) {
+                int64_t ts = 0;
+                for (size_t k = t + 2; k < n && p[k] >= '0' && p[k] <= '9'; ++k) ts = ts * 10 + (p[k] - '0');
+                if (ts > 0) ws.lat.record(now_rt - ts);
+            }
+        }
+    }
+
+    void feed_sse(conn& c, const char* p, size_t n) {
+        while (n) {
+            const char* nl = static_cast<const char*>(memchr(p, '\n', n));
+            if (!nl) { c.carry.append(p, n); return; }
+            size_t len = size_t(nl - p);
+            if (!c.carry.empty()) {
+                c.carry.append(p, len);
+                on_line(c, c.carry.data(), c.carry.size());
+                c.carry.clear();
+            } else {
+                on_line(c, p, len);
+            }
+            p = nl + 1;
+            n -= len + 1;
+        }
+    }
+
+    void feed_body(conn& c, const char* p, size_t n) {
+        if (!c.chunked) { feed_sse(c, p, n); return; }
+        while (n) {
+            switch (c.ch) {
+            case chst::size: {
+                char ch = *p++; --n;
+                if (ch >= '0' && ch <= '9') c.ch_rem = c.ch_rem * 16 + uint64_t(ch - '0');
+                else if (ch >= 'a' && ch <= 'f') c.ch_rem = c.ch_rem * 16 + uint64_t(ch - 'a' + 10);
+                else if (ch >= 'A' && ch <= 'F') c.ch_rem = c.ch_rem * 16 + uint64_t(ch - 'A' + 10);
+                else if (ch == ';') c.ch = chst::ext;
+                else if (ch == '\n') c.ch = c.ch_rem ? chst::data : chst::done;
+                break;
+            }
+            case chst::ext: {
+                char ch = *p++; --n;
+                if (ch == '\n') c.ch = c.ch_rem ? chst::data : chst::done;
+                break;
+            }
+            case chst::data: {
+                size_t take = size_t(std::min<uint64_t>(c.ch_rem, n));
+                feed_sse(c, p, take);
+                p += take; n -= take; c.ch_rem -= take;
+                if (!c.ch_rem) c.ch = chst::data_end;
+                break;
+            }
+            case chst::data_end: {
+                char ch = *p++; --n;
+                if (ch == '\n') { c.ch = chst::size; c.ch_rem = 0; }
+                break;
+            }
+            case chst::done: return;
+            }
+        }
+    }
+
+    // Returns false when the connection must be closed.
+    bool on_head(conn& c, size_t head_end) {
+        std::string_view h(c.carry.data(), head_end);
+        int status = 0;
+        if (h.size() > 12 && h.substr(0, 5) == "HTTP/") status = atoi(std::string(h.substr(9, 3)).c_str());
+        if (status != 200) { ++ws.bad_status; return false; }
+        std::string lower(h);
+        for (auto& ch : lower) ch = char(tolower(ch));
+        c.chunked = lower.find("transfer-encoding: chunked") != std::string::npos ||
+                    lower.find("transfer-encoding:chunked") != std::string::npos;
+        ++ws.established;
+        c.st = cstate::body;
+        return true;
+    }
+
+    void on_readable(conn& c, char* buf, size_t cap) {
+        for (int rounds = 0; rounds < 4; ++rounds) {
+            ssize_t n = read(c.fd, buf, cap);
+            if (n < 0 && errno == EAGAIN) return;
+            if (n <= 0) {
+                if (c.st == cstate::body || c.st == cstate::head) ++ws.closed_by_server;
+                finish(c);
+                return;
+            }
+            now_rt = now_ns();
+            ws.bytes += n;
+            if (c.st == cstate::head) {
+                c.carry.append(buf, size_t(n));
+                size_t e = c.carry.find("\r\n\r\n");
+                if (e == std::string::npos) {
+                    if (c.carry.size() > 16384) { ++ws.bad_status; finish(c); return; }
+                    continue;
+                }
+                if (!on_head(c, e)) { finish(c); return; }
+                if (churn_slots) { ++ws.churn_ok; finish(c, true); return; }
+                std::string rest = c.carry.substr(e + 4);
+                c.carry.clear();
+                c.carry.shrink_to_fit();
+                feed_body(c, rest.data(), rest.size());
+                report_ready_if_done();
+            } else {
+                feed_body(c, buf, size_t(n));
+            }
+            if (size_t(n) < cap) return;
+        }
+    }
+
+    void finish(conn& c, bool abort = false) {
+        if (!churn_slots) {
+            if (c.st == cstate::connecting || c.st == cstate::head) ++pending_done_failed;
+            close_conn(c, abort);
+            report_ready_if_done();
+            return;
+        }
+        close_conn(c, abort);
+        if (measuring && running) {
+            long idx = next_index++;
+            if (next_index >= hi) next_index = lo;
+            open_conn(c, int(idx));
+        }
+    }
+
+    long pending_done_failed = 0;
+    bool ready_sent = false;
+    void report_ready_if_done() {
+        if (ready_sent || churn_slots) return;
+        long done = ws.established + ws.failed_connect + pending_done_failed;
+        if (next_index >= hi && done >= (hi - lo)) {
+            ready_sent = true;
+            write_all(res_out, "READY " + std::to_string(ws.established) + " " +
+                                   std::to_string(ws.failed_connect + ws.bad_status) + "\n");
+        }
+    }
+
+    void send_result() {
+        long mn = -1, mx = 0;
+        for (auto& c : conns) {
+            if (c.fd < 0 && c.events == 0 && churn_slots) continue;
+            if (mn < 0 || c.events < mn) mn = c.events;
+            if (c.events > mx) mx = c.events;
+        }
+        std::string r = "RESULT " + std::to_string(ws.opened) + " " + std::to_string(ws.established) + " " +
+                        std::to_string(ws.failed_connect) + " " + std::to_string(ws.bad_status) + " " +
+                        std::to_string(ws.closed_by_server) + " " + std::to_string(ws.events) + " " +
+                        std::to_string(ws.data_lines) + " " + std::to_string(ws.bytes) + " " +
+                        std::to_string(ws.churn_ok) + " " + std::to_string(mn) + " " + std::to_string(mx) +
+                        " " + std::to_string(ws.lat.negative()) + "\nHIST " + ws.lat.serialize() + "\n";
+        write_all(res_out, r);
+    }
+
+    int run() {
+        signal(SIGPIPE, SIG_IGN);
+        std::vector<int> ports = o.ports.empty() ? std::vector<int>{o.port} : o.ports;
+        for (int port : ports) {
+            sockaddr_in dst{};
+            dst.sin_family = AF_INET;
+            dst.sin_port = htons(uint16_t(port));
+            inet_pton(AF_INET, o.host.c_str(), &dst.sin_addr);
+            dsts.push_back(dst);
+        }
+        for (int s = 0; s < o.sources; ++s) {
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(0x7f000002u + uint32_t(s));
+            srcs.push_back(a);
+        }
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        size_t nslots = churn_slots ? size_t(churn_slots) : size_t(hi - lo);
+        conns.resize(nslots);
+        int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        itimerspec its{{0, 1000000}, {0, 1000000}};
+        timerfd_settime(tfd, 0, &its, nullptr);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = ~0ULL;
+        epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+        ev.data.u64 = ~1ULL;
+        set_nonblock(ctl_in);
+        epoll_ctl(ep, EPOLL_CTL_ADD, ctl_in, &ev);
+
+        int64_t t0 = mono_ns(), last_prog = t0;
+        long opened_slots = 0;
+        if (churn_slots) write_all(res_out, "READY 0 0\n");
+        else if (hi == lo) report_ready_if_done();
+        std::vector<char> buf(1 << 16);
+        std::vector<epoll_event> evs(1024);
+        while (running) {
+            int n = epoll_wait(ep, evs.data(), int(evs.size()), 100);
+            for (int i = 0; i < n; ++i) {
+                uint64_t k = evs[i].data.u64;
+                if (k == ~0ULL) {
+                    uint64_t x;
+                    (void)!read(tfd, &x, sizeof x);
+                    int64_t t = mono_ns();
+                    if (!churn_slots && next_index < hi) {
+                        long due = long(double(t - t0) * 1e-9 * rate) + 1;
+                        while (next_index < hi && (next_index - lo) < due) {
+                            conn& c = conns[size_t(next_index - lo)];
+                            open_conn(c, int(next_index));
+                            ++next_index;
+                        }
+                        report_ready_if_done();
+                    }
+                    if (churn_slots && measuring && opened_slots < churn_slots) {
+                        // ramp the churn slots at the connect rate as well
+                        long due = std::min<long>(churn_slots, long(double(t - churn_t0) * 1e-9 * rate) + 1);
+                        for (; opened_slots < due; ++opened_slots) {
+                            long idx = next_index++;
+                            if (next_index >= hi) next_index = lo;
+                            open_conn(conns[size_t(opened_slots)], int(idx));
+                        }
+                    }
+                    if (t - last_prog > 200000000) {
+                        last_prog = t;
+                        write_all(res_out, "PROG " + std::to_string(ws.events) + " " +
+                                               std::to_string(ws.churn_ok) + "\n");
+                    }
+                    continue;
+                }
+                if (k == ~1ULL) {
+                    char cmd[64];
+                    ssize_t r = read(ctl_in, cmd, sizeof cmd);
+                    if (r == 0) { running = false; break; }
+                    for (ssize_t j = 0; j < r; ++j) {
+                        if (cmd[j] == 'G') { measuring = true; churn_t0 = mono_ns(); }
+                        if (cmd[j] == 'S') { measuring = false; running = false; }
+                    }
+                    continue;
+                }
+                conn& c = conns[size_t(k)];
+                if (c.fd < 0) continue;
+                if (c.st == cstate::connecting) {
+                    int err = 0;
+                    socklen_t l = sizeof err;
+                    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                    if (err || (evs[i].events & (EPOLLERR | EPOLLHUP))) {
+                        ++ws.failed_connect;
+                        close_conn(c, false);
+                        if (churn_slots) finish(c);
+                        else report_ready_if_done();
+                        continue;
+                    }
+                    std::string req = request_for(c.index);
+                    ssize_t w = write(c.fd, req.data(), req.size());
+                    if (w != ssize_t(req.size())) { ++ws.failed_connect; close_conn(c, false); if (churn_slots) finish(c); else report_ready_if_done(); continue; }
+                    c.st = cstate::head;
+                    epoll_event e2{};
+                    e2.events = EPOLLIN | EPOLLRDHUP;
+                    e2.data.u64 = k;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &e2);
+                    continue;
+                }
+                on_readable(c, buf.data(), buf.size());
+            }
+        }
+        send_result();
+        for (auto& c : conns) if (c.fd >= 0) close(c.fd);
+        return 0;
+    }
+    int64_t churn_t0 = 0;
+};
+
+// ---------- publisher ----------
+struct publisher {
+    const options& o;
+    int fd = -1;
+    std::string out;
+    std::string in;
+    long sent = 0, replies = 0, errors = 0, receivers = 0;
+    std::mt19937_64 rng{12345};
+    std::vector<std::string> argv_tmpl;
+
+    explicit publisher(const options& opt) : o(opt) {
+        size_t i = 0;
+        const std::string& c = o.pub_cmd;
+        while (i < c.size()) {
+            while (i < c.size() && c[i] == ' ') ++i;
+            size_t j = i;
+            while (j < c.size() && c[j] != ' ') ++j;
+            if (j > i) argv_tmpl.push_back(c.substr(i, j - i));
+            i = j;
+        }
+    }
+
+    void connect_() {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(uint16_t(o.pub_port));
+        inet_pton(AF_INET, o.pub_host.c_str(), &a.sin_addr);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("publisher connect: "s + strerror(errno));
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        set_nonblock(fd);
+    }
+
+    std::string payload() {
+        std::string p = "t=" + std::to_string(now_ns()) + " ";
+        if (int(p.size()) < o.payload) p.append(size_t(o.payload) - p.size(), 'x');
+        return p;
+    }
+
+    void enqueue_one() {
+        long r = o.pub_users > 0 ? long(rng() % uint64_t(o.pub_users)) : 0;
+        std::string pl = payload();
+        if (o.pub == "redis") {
+            out += "*" + std::to_string(argv_tmpl.size() + 1) + "\r\n";
+            for (auto& a : argv_tmpl) {
+                std::string s = subst(a, "{r}", r);
+                out += "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+            }
+            out += "$" + std::to_string(pl.size()) + "\r\n" + pl + "\r\n";
+        } else {
+            std::string p = subst(o.pub_path, "{r}", r);
+            if (!o.pub_json_channel.empty())
+                pl = "{\"channel\":\"" + subst(o.pub_json_channel, "{r}", r) + "\",\"data\":\"" + pl + "\"}";
+            out += "POST " + p + " HTTP/1.1\r\nHost: " + o.pub_host + "\r\nContent-Type: " + std::string(o.pub_json_channel.empty() ? "text/plain" : "application/json") + "\r\nContent-Length: " +
+                   std::to_string(pl.size()) + "\r\n\r\n" + pl;
+        }
+        ++sent;
+    }
+
+    void flush() {
+        while (!out.empty()) {
+            ssize_t n = write(fd, out.data(), out.size());
+            if (n > 0) out.erase(0, size_t(n));
+            else break;
+        }
+    }
+
+    // Parses as many complete replies as are buffered.
+    void parse() {
+        size_t p = 0;
+        for (;;) {
+            if (o.pub == "redis") {
+                size_t e = in.find("\r\n", p);
+                if (e == std::string::npos) break;
+                char t = in[p];
+                if (t == '$') {
+                    long len = atol(in.c_str() + p + 1);
+                    size_t need = e + 2 + (len >= 0 ? size_t(len) + 2 : 0);
+                    if (in.size() < need) break;
+                    ++replies;
+                    p = need;
+                } else {
+                    if (t == ':') receivers += atol(in.c_str() + p + 1);
+                    if (t == '-') ++errors;
+                    ++replies;
+                    p = e + 2;
+                }
+            } else {
+                size_t e = in.find("\r\n\r\n", p);
+                if (e == std::string::npos) break;
+                std::string head = in.substr(p, e - p);
+                for (auto& ch : head) ch = char(tolower(ch));
+                size_t cl = head.find("content-length:");
+                long len = cl == std::string::npos ? 0 : atol(head.c_str() + cl + 15);
+                if (in.size() < e + 4 + size_t(len)) break;
+                int status = head.size() > 12 ? atoi(head.c_str() + 9) : 0;
+                if (status < 200 || status >= 300) ++errors;
+                ++replies;
+                p = e + 4 + size_t(len);
+            }
+        }
+        in.erase(0, p);
+    }
+
+    void on_readable() {
+        char buf[65536];
+        for (;;) {
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n > 0) { in.append(buf, size_t(n)); continue; }
+            break;
+        }
+        parse();
+    }
+};
+
+struct child { pid_t pid; int ctl; int res; line_reader lr; bool ready = false; long established = 0, failed = 0;
+               long prog = 0, prog_churn = 0; bool done = false; std::vector<long> result; bench::histogram hist; };
+
+void send_ctl(std::vector<child>& ch, char c) { for (auto& x : ch) (void)!write(x.ctl, &c, 1); }
+
+// Drives the children's pipes (and optionally the publisher) for up to `dur` seconds, or until
+// `until` returns true.
+template <class Until>
+void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Until until) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    for (size_t i = 0; i < kids.size(); ++i) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, kids[i].res, &ev);
+    }
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    long tick_ns = 1000000;
+    if (rate > 0) tick_ns = std::clamp<long>(long(1e9 / rate), 50000, 1000000);
+    itimerspec its{{0, tick_ns}, {0, tick_ns}};
+    timerfd_settime(tfd, 0, &its, nullptr);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 1000000;
+    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+    if (pub) {
+        ev.events = EPOLLIN;
+        ev.data.u64 = 1000001;
+        epoll_ctl(ep, EPOLL_CTL_ADD, pub->fd, &ev);
+    }
+    int64_t t0 = mono_ns();
+    long base_sent = pub ? pub->sent : 0;
+    epoll_event evs[64];
+    for (;;) {
+        int64_t t = mono_ns();
+        if (double(t - t0) * 1e-9 >= dur || until()) break;
+        int n = epoll_wait(ep, evs, 64, 50);
+        for (int i = 0; i < n; ++i) {
+            uint64_t k = evs[i].data.u64;
+            if (k == 1000000) {
+                uint64_t x;
+                (void)!read(tfd, &x, sizeof x);
+                if (pub && rate > 0) {
+                    long due = long(double(mono_ns() - t0) * 1e-9 * rate);
+                    while (pub->sent - base_sent < due) pub->enqueue_one();
+                    pub->flush();
+                }
+            } else if (k == 1000001 && pub) {
+                pub->on_readable();
+            } else {
+                child& c = kids[k];
+                bool open = c.lr.fill(c.res);
+                std::string line;
+                while (c.lr.next(line)) {
+                    if (line.rfind("READY ", 0) == 0) {
+                        c.ready = true;
+                        sscanf(line.c_str() + 6, "%ld %ld", &c.established, &c.failed);
+                    } else if (line.rfind("PROG ", 0) == 0) {
+                        sscanf(line.c_str() + 5, "%ld %ld", &c.prog, &c.prog_churn);
+                    } else if (line.rfind("RESULT ", 0) == 0) {
+                        c.result.clear();
+                        const char* s = line.c_str() + 7;
+                        char* e;
+                        for (;;) { long v = strtol(s, &e, 10); if (e == s) break; c.result.push_back(v); s = e; }
+                    } else if (line.rfind("HIST ", 0) == 0) {
+                        const char* s = line.c_str() + 5;
+                        int idx; unsigned long long cnt; int used;
+                        while (sscanf(s, "%d:%llu %n", &idx, &cnt, &used) == 2) { c.hist.add(idx, cnt); s += used; }
+                        c.done = true;
+                    }
+                }
+                if (!open) { c.done = true; epoll_ctl(ep, EPOLL_CTL_DEL, c.res, nullptr); }
+            }
+        }
+    }
+    if (pub) pub->flush();
+    close(tfd);
+    close(ep);
+}
+
+void usage() {
+    puts("loadgen [--host H] [--port P[,P2,...]] [--path TEMPLATE] [--conns N] [--users N] [--conn-rate R]\n"
+         "        [--procs P] [--sources N] [--idle-settle S]\n"
+         "        [--pub none|redis|http] [--pub-host H] [--pub-port P] [--pub-cmd 'PUBLISH sse:user:u{r}']\n"
+         "        [--pub-path '/pub?ch=u{r}'] [--pub-json-channel 'user:u{r}'] [--pub-users N] [--pub-rate R] [--duration S] [--payload B]\n"
+         "        [--settle-max S] [--churn C] [--server-pid PID]... [--redis-pid PID]...\n"
+         "templates: {i} connection index, {u} = i % users, {r} random in [0, pub-users)\n"
+         "prints one JSON object on stdout");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto val = [&]() -> std::string { if (i + 1 >= argc) die("missing value for " + a); return argv[++i]; };
+        if (a == "--host") o.host = val();
+        else if (a == "--port") {
+            std::string v = val();
+            o.ports.clear();
+            for (size_t b = 0; b <= v.size();) {
+                size_t e = v.find(',', b);
+                if (e == std::string::npos) e = v.size();
+                if (e > b) o.ports.push_back(std::stoi(v.substr(b, e - b)));
+                b = e + 1;
+            }
+            if (o.ports.empty()) die("--port needs a number");
+            o.port = o.ports[0];
+        }
+        else if (a == "--path") o.path = val();
+        else if (a == "--conns") o.conns = std::stoi(val());
+        else if (a == "--users") o.users = std::stoi(val());
+        else if (a == "--conn-rate") o.conn_rate = std::stod(val());
+        else if (a == "--procs") o.procs = std::stoi(val());
+        else if (a == "--sources") o.sources = std::stoi(val());
+        else if (a == "--idle-settle") o.idle_settle = std::stod(val());
+        else if (a == "--pub") o.pub = val();
+        else if (a == "--pub-host") o.pub_host = val();
+        else if (a == "--pub-port") o.pub_port = std::stoi(val());
+        else if (a == "--pub-cmd") o.pub_cmd = val();
+        else if (a == "--pub-path") o.pub_path = val();
+        else if (a == "--pub-json-channel") o.pub_json_channel = val();
+        else if (a == "--pub-users") o.pub_users = std::stoi(val());
+        else if (a == "--pub-rate") o.pub_rate = std::stod(val());
+        else if (a == "--duration") o.duration = std::stod(val());
+        else if (a == "--payload") o.payload = std::stoi(val());
+        else if (a == "--settle-max") o.settle_max = std::stod(val());
+        else if (a == "--churn") o.churn = std::stoi(val());
+        else if (a == "--server-pid") o.server_pids.push_back(std::stoi(val()));
+        else if (a == "--redis-pid") o.redis_pids.push_back(std::stoi(val()));
+        else if (a == "--ready-timeout") o.ready_timeout = std::stod(val());
+        else if (a == "-h" || a == "--help") { usage(); return 0; }
+        else die("unknown option " + a);
+    }
+    if (o.pub != "none" && o.pub != "redis" && o.pub != "http") die("--pub must be none, redis or http");
+    signal(SIGPIPE, SIG_IGN);
+    const int per_proc_max = 18000;
+    int slots = o.churn ? o.churn : o.conns;
+    int procs = o.procs > 0 ? o.procs : std::max(1, (slots + per_proc_max - 1) / per_proc_max);
+    if (o.churn) procs = std::max(procs, 1);
+    if (!o.churn && o.conns / procs >= 19000) die("more than 19,000 connections per process: raise --procs");
+    rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+
+    proc_sample s_base = read_procs(o.server_pids);
+
+    std::vector<child> kids(static_cast<size_t>(procs));
+    int churn_space = o.conns > 0 ? o.conns : 1000000;  // index space for churn paths
+    for (int p = 0; p < procs; ++p) {
+        int ctl[2], res[2];
+        if (pipe2(ctl, O_CLOEXEC) || pipe2(res, O_CLOEXEC)) die("pipe");
+        int lo, hi, cs = 0;
+        if (o.churn) {
+            lo = int(long(churn_space) * p / procs); hi = int(long(churn_space) * (p + 1) / procs);
+            cs = o.churn / procs + (p < o.churn % procs ? 1 : 0);
+        } else {
+            lo = int(long(o.conns) * p / procs); hi = int(long(o.conns) * (p + 1) / procs);
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(ctl[1]); close(res[0]);
+            for (int q = 0; q < p; ++q) { close(kids[size_t(q)].ctl); close(kids[size_t(q)].res); }
+            worker w(o, lo, hi, o.conn_rate / procs, cs, ctl[0], res[1]);
+            _exit(w.run());
+        }
+        close(ctl[0]); close(res[1]);
+        kids[size_t(p)].pid = pid; kids[size_t(p)].ctl = ctl[1]; kids[size_t(p)].res = res[0];
+        set_nonblock(res[0]);
+    }
+
+    int64_t t_conn0 = mono_ns();
+    pump(kids, nullptr, 0, o.ready_timeout, [&] {
+        return std::all_of(kids.begin(), kids.end(), [](auto& k) { return k.ready || k.done; });
+    });
+    double connect_s = double(mono_ns() - t_conn0) * 1e-9;
+    long established = 0, failed = 0;
+    for (auto& k : kids) { established += k.established; failed += k.failed; }
+    bool all_ready = std::all_of(kids.begin(), kids.end(), [](auto& k) { return k.ready; });
+
+    // idle measurement
+    pump(kids, nullptr, 0, o.idle_settle, [] { return false; });
+    proc_sample s_idle = read_procs(o.server_pids);
+
+    publisher pub(o);
+    std::vector<int> own_pids{int(getpid())};
+    for (auto& k : kids) own_pids.push_back(int(k.pid));
+    proc_sample s0 = read_procs(o.server_pids), r0 = read_procs(o.redis_pids), l0 = read_procs(own_pids);
+    int64_t m0 = mono_ns();
+    double window = 0, settle = 0;
+    long churn_done = 0;
+    if (o.churn) {
+        send_ctl(kids, 'G');
+        pump(kids, nullptr, 0, o.duration, [] { return false; });
+        window = double(mono_ns() - m0) * 1e-9;
+    } else if (o.pub != "none" && o.pub_rate > 0) {
+        pub.connect_();
+        pump(kids, &pub, o.pub_rate, o.duration, [] { return false; });
+        window = double(mono_ns() - m0) * 1e-9;
+        // settle: until deliveries and publish replies stop growing
+        int64_t ts = mono_ns();
+        long last = -1;
+        int64_t last_change = ts;
+        pump(kids, &pub, 0, o.settle_max, [&] {
+            long tot = pub.replies;
+            for (auto& k : kids) tot += k.prog;
+            int64_t t = mono_ns();
+            if (tot != last) { last = tot; last_change = t; return false; }
+            return t - last_change > 600000000;
+        });
+        settle = double(mono_ns() - ts) * 1e-9;
+    } else {
+        pump(kids, nullptr, 0, o.duration, [] { return false; });
+        window = double(mono_ns() - m0) * 1e-9;
+    }
+    proc_sample s1 = read_procs(o.server_pids), r1 = read_procs(o.redis_pids), l1 = read_procs(own_pids);
+    send_ctl(kids, 'S');
+    pump(kids, nullptr, 0, 30, [&] { return std::all_of(kids.begin(), kids.end(), [](auto& k) { return k.done; }); });
+    for (auto& k : kids) { close(k.ctl); int st; waitpid(k.pid, &st, 0); }
+
+    // aggregate: opened established failed_connect bad_status closed_by_server events data_lines bytes churn_ok min max negative
+    long agg[12] = {0};
+    long mn = -1, mx = 0;
+    bench::histogram lat;
+    for (auto& k : kids) {
+        for (size_t i = 0; i < k.result.size() && i < 12; ++i) {
+            if (i == 9) { if (k.result[i] >= 0 && (mn < 0 || k.result[i] < mn)) mn = k.result[i]; }
+            else if (i == 10) mx = std::max(mx, k.result[i]);
+            else agg[i] += k.result[i];
+        }
+        lat.merge(k.hist);
+    }
+    churn_done = agg[8];
+    long conns = o.churn ? 0 : established;
+    // Scheduler run time (ns resolution) when every process exposes it, else utime+stime (ticks).
+    double cpu_stat = s1.cpu_s - s0.cpu_s, rcpu_stat = r1.cpu_s - r0.cpu_s;
+    double cpu = (s0.sched_ok && s1.sched_ok) ? s1.sched_s - s0.sched_s : cpu_stat;
+    double rcpu = (r0.sched_ok && r1.sched_ok) ? r1.sched_s - r0.sched_s : rcpu_stat;
+    long deliveries = agg[5];
+    auto ms = [](uint64_t ns) { return double(ns) / 1e6; };
+    printf("{\"conns_wanted\":%d,\"established\":%ld,\"connect_failed\":%ld,\"all_ready\":%s,\"connect_s\":%.3f,"
+           "\"bad_status\":%ld,\"closed_by_server\":%ld,"
+           "\"rss_base_kib\":%ld,\"rss_idle_kib\":%ld,\"rss_end_kib\":%ld,\"idle_kib_per_conn\":%.3f,"
+           "\"published\":%ld,\"pub_replies\":%ld,\"pub_errors\":%ld,\"pub_receivers\":%ld,"
+           "\"window_s\":%.3f,\"settle_s\":%.3f,\"deliveries\":%ld,\"data_lines\":%ld,\"bytes\":%ld,"
+           "\"min_events_per_conn\":%ld,\"max_events_per_conn\":%ld,"
+           "\"server_cpu_s\":%.4f,\"redis_cpu_s\":%.4f,\"cpu_us_per_delivery\":%.4f,\"redis_cpu_us_per_delivery\":%.4f,"
+           "\"churn_conns\":%ld,\"churn_per_s\":%.1f,\"cpu_us_per_churn_conn\":%.3f,"
+           "\"lat_count\":%lu,\"lat_negative\":%ld,\"lat_p50_ms\":%.4f,\"lat_p90_ms\":%.4f,\"lat_p99_ms\":%.4f,"
+           "\"lat_p999_ms\":%.4f,\"lat_max_ms\":%.4f,\"lat_mean_ms\":%.4f,\"procs\":%d,"
+           "\"server_cpu_stat_s\":%.3f,\"redis_cpu_stat_s\":%.3f,\"cpu_source\":\"%s\",\"loadgen_cpu_s\":%.4f}\n",
+           o.churn ? o.churn : o.conns, established, failed, all_ready ? "true" : "false", connect_s, agg[3], agg[4],
+           s_base.rss_kib, s_idle.rss_kib, s1.rss_kib,
+           conns > 0 ? double(s_idle.rss_kib - s_base.rss_kib) / double(conns) : 0.0, pub.sent, pub.replies,
+           pub.errors, pub.receivers, window, settle, deliveries, agg[6], agg[7], mn, mx, cpu, rcpu,
+           deliveries ? cpu * 1e6 / double(deliveries) : 0.0, deliveries ? rcpu * 1e6 / double(deliveries) : 0.0,
+           churn_done, window > 0 ? double(churn_done) / window : 0.0,
+           churn_done ? cpu * 1e6 / double(churn_done) : 0.0, (unsigned long)lat.total(), agg[11],
+           ms(lat.percentile(50)), ms(lat.percentile(90)), ms(lat.percentile(99)), ms(lat.percentile(99.9)),
+           ms(lat.max()), lat.mean() / 1e6, procs, cpu_stat, rcpu_stat,
+           (s0.sched_ok && s1.sched_ok) ? "schedstat" : "stat", l1.sched_ok && l0.sched_ok ? l1.sched_s - l0.sched_s : l1.cpu_s - l0.cpu_s);
+    return 0;
+}
