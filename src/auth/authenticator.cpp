@@ -1,6 +1,7 @@
 #include "ssegw/auth/authenticator.hpp"
 
 #include "ssegw/auth/cookie.hpp"
+#include "ssegw/core/text.hpp"
 #include "ssegw/core/channel.hpp"
 
 #include <cctype>
@@ -9,22 +10,17 @@ namespace ssegw {
 
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 // "Bearer <token>", scheme case-insensitive (RFC 9110 auth-scheme); other schemes are not ours.
 std::string_view bearer_token(std::string_view authorization) noexcept {
     constexpr std::string_view scheme = "bearer";
-    authorization = trim(authorization);
+    authorization = trim_ows(authorization);
     if (authorization.size() <= scheme.size()) return {};
     for (std::size_t i = 0; i < scheme.size(); ++i)
         if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return {};
     char sep = authorization[scheme.size()];
     if (sep != ' ' && sep != '\t') return {};
-    return trim(authorization.substr(scheme.size() + 1));
+    return trim_ows(authorization.substr(scheme.size() + 1));
 }
 
 } // namespace

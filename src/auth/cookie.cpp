@@ -1,16 +1,7 @@
 #include "ssegw/auth/cookie.hpp"
+#include "ssegw/core/text.hpp"
 
 namespace ssegw {
-
-namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-} // namespace
 
 std::optional<std::string_view> find_cookie(std::string_view header, std::string_view name) noexcept {
     if (name.empty()) return std::nullopt;
@@ -23,9 +14,9 @@ std::optional<std::string_view> find_cookie(std::string_view header, std::string
         // A pair without '=' is not a cookie we can use; skip it rather than give up, so one
         // malformed cookie set by some other app on the domain does not hide ours.
         if (eq == std::string_view::npos) continue;
-        if (trim(pair.substr(0, eq)) != name) continue;
+        if (trim_ows(pair.substr(0, eq)) != name) continue;
 
-        std::string_view value = trim(pair.substr(eq + 1));
+        std::string_view value = trim_ows(pair.substr(eq + 1));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
             value = value.substr(1, value.size() - 2);
         return value;
