@@ -13,12 +13,10 @@ docs/security.md quotes them.
   InstanceKillTest        kill -9 one of 3 gateways behind haproxy under load
   IsolationTest           100,000 random user deliveries over 2 gateways; JWT user pinning
 
-Many SSE clients run in ONE selector thread (Fleet) so Python is not the bottleneck on a small
-machine. A Fleet client commits an `id:` only when its block is complete (as EventSource does)
-and resumes with it."""
+Many SSE clients run in ONE selector thread (ssegw_testlib.SseFleet) so Python is not the
+bottleneck on a small machine. A fleet client commits an `id:` only when its block is complete
+(as EventSource does) and resumes with it."""
 
-import errno
-import heapq
 import json
 import os
 import random
@@ -30,28 +28,28 @@ import time
 import unittest
 
 from ssegw_testlib import (HOST, FailureAwareMixin, GatewayTestCase, RedisServer, RespClient,
-                           RespError, SseClient, Topology, WaitAborted, http_request,
-                           http_status, kill_process_group, make_jwt, percentile, publish_http,
-                           wait_until)
+                           RespError, SseClient, SseFleet, SseFleetClient, Topology,
+                           WaitAborted, http_request, http_status, kill_process_group, make_jwt,
+                           percentile, publish_http, wait_until)
 
 
 # --------------------------------------------------------------------------------------------
 # process figures
 
-def rss_kb(pid):
+def proc_status_kb(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return proc_status_kb(pid, "VmRSS:")
 
 
 def hwm_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return proc_status_kb(pid, "VmHWM:")
 
 
 def fd_count(pid):
@@ -65,277 +63,46 @@ def log_lines(gw, words=("warn", "error", "crit", "slow", "closed", "timeout"), 
 
 
 # --------------------------------------------------------------------------------------------
-# many SSE clients in one selector loop
+# delivery checks of a fleet whose handler appends event numbers (int) or ("truncated", data)
 
-class FClient:
-    __slots__ = ("idx", "port", "target", "channels", "sock", "state", "buf", "last_id",
-                 "sent_id", "events", "connects", "ends", "lb_errors", "conn_errors", "fatal",
-                 "gen", "t_lost", "reconnect_times", "retry_ms", "closed_at", "t_connect",
-                 "positioned", "extra", "raw_head")
-
-    def __init__(self, idx, port, target, channels=()):
-        self.idx = idx
-        self.port = port
-        self.target = target
-        self.channels = set(channels)
-        self.sock = None
-        self.state = "idle"
-        self.buf = b""
-        self.last_id = b""
-        self.sent_id = b""
-        self.events = []            # (time.time(), id, event, data) unless the fleet has a handler
-        self.connects = 0
-        self.ends = 0
-        self.lb_errors = 0
-        self.conn_errors = 0
-        self.fatal = None
-        self.gen = 0
-        self.t_lost = None
-        self.reconnect_times = []   # stream lost -> next 200 head (seconds)
-        self.retry_ms = 1000
-        self.closed_at = None
-        self.t_connect = 0.0
-        self.positioned = False     # got the id-only position block on the current stream
-        self.extra = None
-        self.raw_head = b""
+def has_all(clients, got, expected):
+    return all(set(expected[c.idx]) <= {x for x in got[c.idx] if isinstance(x, int)}
+               for c in clients)
 
 
-class Fleet:
-    """EventSource-like clients multiplexed on one selector thread. reconnect=True: when a
-    stream ends the client waits min(retry, max_retry_ms) and comes back with Last-Event-ID
-    = the id of the last COMPLETE block."""
-
-    def __init__(self, clients, reconnect=True, max_retry_ms=1000, handler=None, name="fleet"):
-        self.clients = clients
-        self.reconnect = reconnect
-        self.max_retry_ms = max_retry_ms
-        self.handler = handler
-        self.sel = selectors.DefaultSelector()
-        self.timers = []
-        self._tie = 0
-        self.stop_ev = threading.Event()
-        self.error = None
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True, name=name)
-
-    def start(self, spread=0.5):
-        now = time.monotonic()
-        for i, c in enumerate(self.clients):
-            self._at(now + spread * i / max(1, len(self.clients)), c, "connect")
-        self.thread.start()
-        return self
-
-    def shutdown(self):
-        self.stop_ev.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=10)
-
-    def _at(self, when, c, action):
-        self._tie += 1
-        heapq.heappush(self.timers, (when, self._tie, c, c.gen, action))
-
-    def _connect(self, c):
-        c.gen += 1
-        c.buf = b""
-        c.state = "connecting"
-        c.positioned = False
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        c.sock = s
-        c.t_connect = time.monotonic()
-        rc = s.connect_ex((HOST, c.port))
-        if rc not in (0, errno.EINPROGRESS):
-            self._retry(c, conn_error=True)
-            return
-        self.sel.register(s, selectors.EVENT_WRITE, c)
-
-    def _close(self, c):
-        if c.sock is not None:
-            try:
-                self.sel.unregister(c.sock)
-            except (KeyError, ValueError):
-                pass
-            try:
-                c.sock.close()
-            except OSError:
-                pass
-            c.sock = None
-        c.gen += 1
-        c.state = "idle"
-
-    def _retry(self, c, conn_error=False, lb_error=False, delay=0.2):
-        if conn_error:
-            c.conn_errors += 1
-        if lb_error:
-            c.lb_errors += 1
-        self._close(c)
-        if c.t_lost is None:
-            c.t_lost = time.monotonic()
-        if self.reconnect and not self.stop_ev.is_set():
-            self._at(time.monotonic() + delay, c, "connect")
-        else:
-            c.closed_at = time.monotonic()
-            c.state = "closed"
-
-    def _send_request(self, c):
-        if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            self._retry(c, conn_error=True)
-            return
-        hdrs = "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n" % (
-            HOST, c.port)
-        c.sent_id = c.last_id
-        if c.last_id:
-            hdrs += "Last-Event-ID: %s\r\n" % c.last_id.decode()
-        try:
-            c.sock.send(("GET %s HTTP/1.1\r\n%s\r\n" % (c.target, hdrs)).encode())
-        except OSError:
-            self._retry(c, conn_error=True)
-            return
-        c.state = "head"
-        self.sel.modify(c.sock, selectors.EVENT_READ, c)
-
-    def _readable(self, c):
-        try:
-            chunk = c.sock.recv(262144)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        now = time.monotonic()
-        if not chunk:
-            if c.state == "stream":
-                c.ends += 1
-                c.t_lost = now
-                self._close(c)
-                if self.reconnect and not self.stop_ev.is_set():
-                    self._at(now + min(c.retry_ms, self.max_retry_ms) / 1000.0, c, "connect")
-                else:
-                    c.closed_at = now
-                    c.state = "closed"
-            else:
-                self._retry(c, conn_error=True)
-            return
-        if c.state == "head":
-            c.buf += chunk
-            i = c.buf.find(b"\r\n\r\n")
-            if i < 0:
-                return
-            head, rest = c.buf[:i], c.buf[i + 4:]
-            c.buf = b""
-            c.raw_head = head
-            status = int(head.split(b" ", 2)[1])
-            if status in (502, 503, 504):
-                self._retry(c, lb_error=True, delay=0.3)
-                return
-            if status != 200:
-                c.fatal = "%d %r" % (status, head[:200])
-                self._close(c)
-                c.state = "closed"
-                return
-            c.state = "stream"
-            c.connects += 1
-            if c.t_lost is not None:
-                c.reconnect_times.append(now - c.t_lost)
-                c.t_lost = None
-            if rest:
-                self._feed(c, rest)
-        else:
-            self._feed(c, chunk)
-
-    def _feed(self, c, data):
-        buf = c.buf + data
-        if b"\n\n" not in buf:
-            c.buf = buf
-            return
-        blocks = buf.split(b"\n\n")
-        c.buf = blocks.pop()
-        wall = time.time()
-        for blk in blocks:
-            ev = payload = bid = None
-            for line in blk.split(b"\n"):
-                if not line or line[0] == 58:
-                    continue
-                name, _, val = line.partition(b":")
-                if val[:1] == b" ":
-                    val = val[1:]
-                if name == b"data":
-                    payload = val if payload is None else payload + b"\n" + val
-                elif name == b"id":
-                    bid = val
-                elif name == b"event":
-                    ev = val
-                elif name == b"retry" and val.isdigit():
-                    c.retry_ms = int(val)
-            if bid is not None:
-                c.last_id = bid          # the block is complete: commit its id
-            if payload is None:
-                if bid is not None:
-                    c.positioned = True
-                continue
-            if self.handler is not None:
-                self.handler(c, wall, bid, ev, payload)
-            else:
-                c.events.append((wall, bid, ev, payload))
-
-    def _run(self):
-        try:
-            while not self.stop_ev.is_set():
-                now = time.monotonic()
-                while self.timers and self.timers[0][0] <= now:
-                    _, _, c, gen, action = heapq.heappop(self.timers)
-                    if gen != c.gen or c.fatal:
-                        continue
-                    if action == "connect":
-                        self._connect(c)
-                timeout = 0.05
-                if self.timers:
-                    timeout = max(0.0, min(timeout, self.timers[0][0] - now))
-                for key, _ in self.sel.select(timeout):
-                    c = key.data
-                    if c.state == "connecting":
-                        self._send_request(c)
-                    elif c.sock is not None:
-                        self._readable(c)
-        except Exception as exc:  # noqa: BLE001
-            self.error = exc
-            raise
-        finally:
-            for c in self.clients:
-                self._close(c)
-            self.sel.close()
-
-
-def wait_fleet(fleet, pred, timeout, what):
-    wait_until(lambda: fleet.error is not None or pred(), timeout, interval=0.1,
-               message=what)
-    if fleet.error is not None:
-        raise AssertionError("fleet loop crashed: %r" % (fleet.error,))
+def tally(clients, got, expected, allowed=frozenset()):
+    """(lost, duplicates, out of order, unexpected, history-truncated), up to 5 examples
+    (client, missing, unexpected, connects, ends, sent id). `allowed`: numbers that may arrive
+    without being expected."""
+    lost = dups = disorder = foreign = truncated = 0
+    examples = []
+    for c in clients:
+        seq = [x for x in got[c.idx] if isinstance(x, int)]
+        truncated += len(got[c.idx]) - len(seq)
+        have = set(seq)
+        miss = set(expected[c.idx]) - have
+        extra = have - set(expected[c.idx]) - allowed
+        lost += len(miss)
+        foreign += len(extra)
+        dups += len(seq) - len(have)
+        disorder += sum(1 for a, b in zip(seq, seq[1:]) if b <= a)
+        if (miss or extra or len(seq) != len(have)) and len(examples) < 5:
+            examples.append((c.idx, sorted(miss)[:5], sorted(extra)[:5], c.connects,
+                             c.ends, c.sent_id))
+    return (lost, dups, disorder, foreign, truncated), examples
 
 
 class AofRedisServer(RedisServer):
     """redis-server with appendonly yes / appendfsync always in its own dir, so a kill -9 keeps
     every acknowledged write (streams, sequence, function library)."""
 
+    persistence = ("--appendonly", "yes", "--appendfsync", "always")
+    no_ping_message = "redis-server (AOF) on %d did not answer PING: %s"
+
     def start(self, timeout=10.0):
-        if self.proc is not None and self.proc.poll() is None:
-            return self
-        os.makedirs(self.dir, exist_ok=True)
-        cmd = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
-               "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
-               "--protected-mode", "no", "--daemonize", "no"]
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        try:
-            wait_until(self._pings, timeout, message=lambda: "redis-server (AOF) on %d did not "
-                       "answer PING: %s" % (self.port, self.log_tail()))
-        except AssertionError:
-            self.kill()
-            raise
-        return self
+        if self.proc is None or self.proc.poll() is not None:
+            os.makedirs(self.dir, exist_ok=True)
+        return super().start(timeout)
 
 
 class FaultCase(FailureAwareMixin, GatewayTestCase):
@@ -388,18 +155,19 @@ class SlowConsumerTest(FaultCase):
             got[c.idx].append(seq)
             lat.setdefault(0 if seq < SLOW_EVENTS else 1, []).append(wall - float(t_s))
 
-        clients = [FClient(i, gw.port, "/events?user=n%d" % i) for i in range(NORMAL_CLIENTS)]
+        clients = [SseFleetClient(i, gw.port, "/events?user=n%d" % i)
+                   for i in range(NORMAL_CLIENTS)]
         for c in clients:
             got[c.idx] = []
-        fleet = Fleet(clients, reconnect=False, handler=handler, name="normal").start()
+        fleet = SseFleet(clients, reconnect=False, handler=handler, name="normal").start()
         self.addCleanup(fleet.shutdown)
-        wait_fleet(fleet, lambda: all(c.positioned for c in clients), 15, "normal clients up")
+        fleet.wait(lambda: all(c.positioned for c in clients), 15, "normal clients up")
         pad = "x" * (SLOW_EVENT_BYTES - 30)
 
         # baseline: the same publish, no slow clients
         base_s, errs = self._publish_run(gw, 0, SLOW_EVENTS, pad)
         self.assertEqual(errs[:3], [])
-        wait_fleet(fleet, lambda: all(len(got[c.idx]) >= SLOW_EVENTS for c in clients), 20,
+        fleet.wait(lambda: all(len(got[c.idx]) >= SLOW_EVENTS for c in clients), 20,
                    lambda: "baseline deliveries %s" % [len(v) for v in got.values()])
 
         # 20 clients that connect and never read (small receive buffer set before connect)
@@ -429,7 +197,7 @@ class SlowConsumerTest(FaultCase):
         sampler.start()
         slow_s, errs = self._publish_run(gw, SLOW_EVENTS, SLOW_EVENTS, pad)
         self.assertEqual(errs[:3], [])
-        wait_fleet(fleet, lambda: all(len(got[c.idx]) >= 2 * SLOW_EVENTS for c in clients), 20,
+        fleet.wait(lambda: all(len(got[c.idx]) >= 2 * SLOW_EVENTS for c in clients), 20,
                    lambda: "deliveries with slow clients %s" % [len(v) for v in got.values()])
         sampling.set()
         sampler.join(timeout=2)
@@ -875,9 +643,9 @@ class RedisKillTest(FaultCase):
                                                   "reconnect_max_ms": 1000}})
         clients = []
         for i in range(REDIS_CLIENTS):
-            clients.append(FClient(i, gw.port, "/events?user=r%d&topic=rt%d" % (i, i % 5),
-                                   channels=("user:r%d" % i, "topic:rt%d" % (i % 5),
-                                             "broadcast")))
+            clients.append(SseFleetClient(i, gw.port, "/events?user=r%d&topic=rt%d" % (i, i % 5),
+                                          channels=("user:r%d" % i, "topic:rt%d" % (i % 5),
+                                                    "broadcast")))
         got = {c.idx: [] for c in clients}
 
         def handler(c, wall, bid, ev, payload):
@@ -886,9 +654,9 @@ class RedisKillTest(FaultCase):
                 return
             got[c.idx].append(int(payload))
 
-        fleet = Fleet(clients, reconnect=True, handler=handler, name="redis-kill").start()
+        fleet = SseFleet(clients, reconnect=True, handler=handler, name="redis-kill").start()
         self.addCleanup(fleet.shutdown)
-        wait_fleet(fleet, lambda: all(c.positioned for c in clients), 15, "clients up")
+        fleet.wait(lambda: all(c.positioned for c in clients), 15, "clients up")
 
         ok, doubt = [], []           # (global no, channel)
         failed = [0]
@@ -966,29 +734,14 @@ class RedisKillTest(FaultCase):
         for c in clients:
             expected[c.idx] = [g for g, ch in ok if ch in c.channels]
 
-        def complete():
-            return all(set(expected[c.idx]) <= {x for x in got[c.idx] if isinstance(x, int)}
-                       for c in clients)
         try:
-            wait_fleet(fleet, complete, 20, "every client has every acknowledged event")
+            fleet.wait(lambda: has_all(clients, got, expected), 20,
+                       "every client has every acknowledged event")
         except AssertionError:
             pass
         fleet.shutdown()
-        lost = dups = disorder = foreign = truncated = 0
-        examples = []
-        for c in clients:
-            seq = [x for x in got[c.idx] if isinstance(x, int)]
-            truncated += len(got[c.idx]) - len(seq)
-            have = set(seq)
-            miss = set(expected[c.idx]) - have
-            lost += len(miss)
-            dups += len(seq) - len(have)
-            disorder += sum(1 for a, b in zip(seq, seq[1:]) if b <= a)
-            extra = have - set(expected[c.idx]) - doubtset
-            foreign += len(extra)
-            if (miss or extra or len(seq) != len(have)) and len(examples) < 5:
-                examples.append((c.idx, sorted(miss)[:5], sorted(extra)[:5], c.connects,
-                                 c.ends, c.sent_id))
+        (lost, dups, disorder, foreign, truncated), examples = tally(clients, got, expected,
+                                                                     doubtset)
         down = [s for t, s in ready if t_kill + 0.5 < t < t_restart]
         after = [s for t, s in ready if t > t_gw_ready]
         m = gw.metrics()
@@ -1032,8 +785,8 @@ class InstanceKillTest(FaultCase):
         self._log_sources.append(("topology logs", lambda: topo.logs(4000)))
         topo.start(timeout=60)
         lb = topo.lb_port
-        clients = [FClient(i, lb, "/events?user=k%d&topic=kt%d" % (i, i % 5),
-                           channels=("user:k%d" % i, "topic:kt%d" % (i % 5)))
+        clients = [SseFleetClient(i, lb, "/events?user=k%d&topic=kt%d" % (i, i % 5),
+                                  channels=("user:k%d" % i, "topic:kt%d" % (i % 5)))
                    for i in range(KILL_CLIENTS)]
         got = {c.idx: [] for c in clients}
 
@@ -1043,9 +796,9 @@ class InstanceKillTest(FaultCase):
             else:
                 got[c.idx].append(int(payload))
 
-        fleet = Fleet(clients, reconnect=True, handler=handler, name="kill9").start(spread=1.0)
+        fleet = SseFleet(clients, reconnect=True, handler=handler, name="kill9").start(spread=1.0)
         self.addCleanup(fleet.shutdown)
-        wait_fleet(fleet, lambda: all(c.positioned for c in clients), 20, "clients up")
+        fleet.wait(lambda: all(c.positioned for c in clients), 20, "clients up")
         before = [topo.metrics(n).get("ssegw_connections") for n in (1, 2, 3)]
 
         ok, errors = [], []
@@ -1080,30 +833,14 @@ class InstanceKillTest(FaultCase):
         pub.join(timeout=KILL_SECONDS + 10)
         expected = {c.idx: [n for n, ch, _ in ok if ch in c.channels] for c in clients}
 
-        def complete():
-            return all(set(expected[c.idx]) <= {x for x in got[c.idx] if isinstance(x, int)}
-                       for c in clients)
         try:
-            wait_fleet(fleet, complete, 20, "every client has every event")
+            fleet.wait(lambda: has_all(clients, got, expected), 20,
+                       "every client has every event")
         except AssertionError:
             pass
         after = [topo.metrics(n).get("ssegw_connections") for n in (2, 3)]
         fleet.shutdown()
-        lost = dups = disorder = foreign = truncated = 0
-        examples = []
-        for c in clients:
-            seq = [x for x in got[c.idx] if isinstance(x, int)]
-            truncated += len(got[c.idx]) - len(seq)
-            have = set(seq)
-            miss = set(expected[c.idx]) - have
-            extra = have - set(expected[c.idx])
-            lost += len(miss)
-            foreign += len(extra)
-            dups += len(seq) - len(have)
-            disorder += sum(1 for a, b in zip(seq, seq[1:]) if b <= a)
-            if (miss or extra or len(seq) != len(have)) and len(examples) < 5:
-                examples.append((c.idx, sorted(miss)[:5], sorted(extra)[:5], c.connects,
-                                 c.ends, c.sent_id))
+        (lost, dups, disorder, foreign, truncated), examples = tally(clients, got, expected)
         moved = [c for c in clients if c.ends]
         rt = [x * 1000 for c in clients for x in c.reconnect_times]
         self.report("kill9", "%d clients through haproxy (gateways held %s); FCALL at %.0f/s "
@@ -1145,7 +882,8 @@ class IsolationTest(FaultCase):
     def test_random_user_deliveries_are_isolated(self):
         redis = self.start_redis()
         gws = [self.start_gateway(redis=redis, threads=2, log_level="info") for _ in range(2)]
-        clients = [FClient(i, gws[i % 2].port, "/events?user=u%d" % i) for i in range(ISO_USERS)]
+        clients = [SseFleetClient(i, gws[i % 2].port, "/events?user=u%d" % i)
+                   for i in range(ISO_USERS)]
         got = {c.idx: [] for c in clients}
         foreign = []
 
@@ -1156,9 +894,9 @@ class IsolationTest(FaultCase):
                 return
             got[c.idx].append(int(n))
 
-        fleet = Fleet(clients, reconnect=False, handler=handler, name="iso").start(spread=1.0)
+        fleet = SseFleet(clients, reconnect=False, handler=handler, name="iso").start(spread=1.0)
         self.addCleanup(fleet.shutdown)
-        wait_fleet(fleet, lambda: all(c.positioned for c in clients), 20, "clients up")
+        fleet.wait(lambda: all(c.positioned for c in clients), 20, "clients up")
         chans = ["sse:user:u%d" % i for i in range(ISO_USERS)]
         wait_until(lambda: all(v == 1 for v in redis.numsub(*chans).values()), 10)
 
@@ -1184,7 +922,7 @@ class IsolationTest(FaultCase):
                 time.sleep(0.02)
         pub_s = time.monotonic() - t0
         try:
-            wait_fleet(fleet, lambda: all(len(got[c.idx]) >= counts[c.idx] for c in clients)
+            fleet.wait(lambda: all(len(got[c.idx]) >= counts[c.idx] for c in clients)
                        or foreign, 30, "all deliveries")
         except AssertionError:
             pass

@@ -9,25 +9,21 @@ random user channels and 4,000 to the 4 topics, each payload carrying a per-chan
 number. In the end every client must have received, per channel, exactly the published
 sequence: no gap, no duplicate, no history-truncated.
 
-All clients run in ONE selector loop (non-blocking sockets, a cheap block parser), so Python is
-not the bottleneck on a small machine. Prints clients, reconnects, events, deliveries checked,
-gaps/duplicates and resume latency (gateway histograms summed over the 3 instances, and as seen
-by the clients: reconnect -> first replayed event)."""
+All clients run in ONE selector loop (ssegw_testlib.SseFleet: non-blocking sockets, a cheap
+block parser), so Python is not the bottleneck on a small machine. Prints clients, reconnects,
+events, deliveries checked, gaps/duplicates and resume latency (gateway histograms summed over
+the 3 instances, and as seen by the clients: reconnect -> first replayed event)."""
 
-import errno
-import heapq
 import os
 import random
 import resource
-import selectors
-import socket
 import threading
 import time
 import unittest
 
-from ssegw_testlib import (HOST, FailureAwareMixin, GatewayTestCase, RespClient, RespError,
-                           Topology, histogram_buckets, histogram_quantile, percentile,
-                           position_seq, wait_until)
+from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, RespClient, RespError,
+                           SseFleet, SseFleetClient, Topology, histogram_buckets,
+                           histogram_quantile, percentile, position_seq, wait_until)
 
 CLIENTS = int(os.environ.get("SSEGW_STRESS_CLIENTS", "200"))
 TOPICS = 4
@@ -40,56 +36,38 @@ DRAIN_TIMEOUT = 25.0
 BATCH = 25
 
 
-class StressClient:
-    """One EventSource-like client: state only; the Driver does the I/O."""
+class StressClient(SseFleetClient):
+    """One EventSource-like client: the fleet's state plus per-channel sequence checks."""
 
-    __slots__ = ("idx", "user", "topic", "channels", "sock", "state", "buf", "last_id",
-                 "next", "gaps", "dups", "anomalies", "truncated", "connects", "resumes",
-                 "reconnects", "lb_errors", "conn_errors", "server_closes", "fatal", "gen",
-                 "t_request", "replaying", "sent_id", "first_replay_latency", "request",
-                 "events", "lat_pending", "got_position", "conn_bytes", "t_head", "stalled",
-                 "history")
+    __slots__ = ("user", "topic", "next", "gaps", "dups", "anomalies", "truncated", "resumes",
+                 "reconnects", "replaying", "first_replay_latency", "delivered", "lat_pending",
+                 "stalled")
 
-    def __init__(self, idx):
-        self.idx = idx
-        self.user = "s%d" % idx
-        self.topic = "st%d" % (idx % TOPICS)
+    def __init__(self, idx, port):
+        user = "s%d" % idx
+        topic = "st%d" % (idx % TOPICS)
+        super().__init__(idx, port, "/events?user=%s&topic=%s" % (user, topic))
+        self.user = user
+        self.topic = topic
         self.channels = (("user:" + self.user).encode(), ("topic:" + self.topic).encode())
-        self.sock = None
-        self.state = "idle"
-        self.buf = b""
-        self.last_id = b""
         self.next = {ch: 0 for ch in self.channels}
         self.gaps = 0
         self.dups = 0
         self.anomalies = []
         self.truncated = []
-        self.connects = 0          # 200 streams opened
-        self.resumes = 0           # of which with a Last-Event-ID
+        self.resumes = 0           # streams opened with a Last-Event-ID
         self.reconnects = 0        # disconnects we caused
-        self.lb_errors = 0
-        self.conn_errors = 0
-        self.server_closes = 0
-        self.fatal = None
-        self.gen = 0
-        self.t_request = 0.0
         self.replaying = False
-        self.sent_id = b""
         self.first_replay_latency = []
-        self.request = b""
-        self.events = 0
+        self.delivered = 0
         self.lat_pending = False
-        self.got_position = False
-        self.conn_bytes = 0
-        self.t_head = 0.0
         self.stalled = []          # our disconnects of streams that never got a position block
-        self.history = []          # (connect no, sent id) of the last few streams
 
     def describe(self, now):
         return ("state %s, connects %d, current stream: sent Last-Event-ID %r, got position "
                 "block %s, %d bytes in %.1fs since the response head, last id %r, pending "
                 "buffer %r; stalled streams before: %d %s"
-                % (self.state, self.connects, self.sent_id.decode(), self.got_position,
+                % (self.state, self.connects, self.sent_id.decode(), self.positioned,
                    self.conn_bytes, now - self.t_head if self.t_head else -1,
                    self.last_id.decode(), self.buf[:120], len(self.stalled), self.stalled[:3]))
 
@@ -97,246 +75,89 @@ class StressClient:
         return all(self.next[ch] == counts.get(ch, 0) for ch in self.channels)
 
 
-class Driver:
-    """Runs every client in one selector loop (in its own thread)."""
+class StressFleet(SseFleet):
+    """The shared selector loop (ssegw_testlib.SseFleet) plus this scenario: disconnects at
+    random times, quick comebacks, per-channel sequence checks, the completion watch."""
 
-    def __init__(self, port, clients, seed=1):
-        self.port = port
-        self.clients = clients
-        self.sel = selectors.DefaultSelector()
+    refuse_chunked = True
+
+    def __init__(self, clients, seed=1):
+        super().__init__(clients, reconnect=True, name="stress-driver")
         self.rnd = random.Random(seed)
-        self.timers = []          # heap of (when, tie, client, gen, action)
-        self._tie = 0
         self.disconnecting = True
-        self.stop = threading.Event()
         self.targets = None       # {channel bytes: published count} once publishing is over
         self.all_complete = threading.Event()
-        self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True, name="stress-driver")
-
-    # -- timers
-    def _at(self, when, client, action):
-        self._tie += 1
-        heapq.heappush(self.timers, (when, self._tie, client, client.gen, action))
-
-    # -- connection lifecycle
-    def _connect(self, c):
-        c.gen += 1
-        c.buf = b""
-        c.state = "connecting"
-        c.replaying = False
-        c.lat_pending = False
-        c.got_position = False
-        c.conn_bytes = 0
-        c.t_head = 0.0
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        c.sock = s
-        c.t_request = time.monotonic()
-        rc = s.connect_ex((HOST, self.port))
-        if rc not in (0, errno.EINPROGRESS):
-            self._fail_connect(c)
-            return
-        self.sel.register(s, selectors.EVENT_WRITE, c)
-
-    def _close(self, c):
-        if c.sock is not None:
-            try:
-                self.sel.unregister(c.sock)
-            except (KeyError, ValueError):
-                pass
-            try:
-                c.sock.close()
-            except OSError:
-                pass
-            c.sock = None
-        c.gen += 1
-        c.state = "idle"
-
-    def _fail_connect(self, c, delay=0.2):
-        c.conn_errors += 1
-        self._close(c)
-        self._at(time.monotonic() + delay, c, "connect")
-
-    def _send_request(self, c):
-        err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._fail_connect(c)
-            return
-        target = "/events?user=%s&topic=%s" % (c.user, c.topic)
-        hdrs = "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n" % (
-            HOST, self.port)
-        c.sent_id = c.last_id
-        if c.last_id:
-            hdrs += "Last-Event-ID: %s\r\n" % c.last_id.decode()
-        try:
-            c.sock.send(("GET %s HTTP/1.1\r\n%s\r\n" % (target, hdrs)).encode())
-        except OSError:
-            self._fail_connect(c)
-            return
-        c.state = "head"
-        self.sel.modify(c.sock, selectors.EVENT_READ, c)
-
-    def _on_readable(self, c, now):
-        try:
-            chunk = c.sock.recv(262144)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            # the server (or haproxy) ended the stream: come back at once, as after a drop
-            if c.state == "stream":
-                c.server_closes += 1
-                self._close(c)
-                self._at(now + 0.05, c, "connect")
-            else:
-                self._fail_connect(c)
-            return
-        if c.state == "head":
-            c.buf += chunk
-            i = c.buf.find(b"\r\n\r\n")
-            if i < 0:
-                return
-            head, rest = c.buf[:i], c.buf[i + 4:]
-            c.buf = b""
-            status = int(head.split(b" ", 2)[1])
-            if status in (502, 503, 504):
-                c.lb_errors += 1
-                self._close(c)
-                self._at(now + 0.3, c, "connect")
-                return
-            if status != 200 or b"chunked" in head.lower():
-                c.fatal = "%d %r" % (status, head[:200])
-                self._close(c)
-                return
-            c.state = "stream"
-            c.connects += 1
-            c.t_head = now
-            c.conn_bytes = len(rest)
-            if c.sent_id:
-                c.resumes += 1
-                c.replaying = True
-                c.lat_pending = True
-            if self.disconnecting:
-                self._at(now + self.rnd.uniform(*DISCONNECT_AFTER), c, "disconnect")
-            if rest:
-                self._feed(c, rest, now)
-        else:
-            c.conn_bytes += len(chunk)
-            self._feed(c, chunk, now)
-
-    def _feed(self, c, data, now):
-        buf = c.buf + data
-        if b"\n\n" not in buf:
-            c.buf = buf
-            return
-        blocks = buf.split(b"\n\n")
-        c.buf = blocks.pop()
-        for blk in blocks:
-            ev = None
-            payload = None
-            bid = None
-            for line in blk.split(b"\n"):
-                if not line or line[0] == 58:        # ':' comment
-                    continue
-                name, _, val = line.partition(b":")
-                if val[:1] == b" ":
-                    val = val[1:]
-                if name == b"data":
-                    payload = val if payload is None else payload + b"\n" + val
-                elif name == b"id":
-                    bid = val
-                elif name == b"event":
-                    ev = val
-            if bid is not None:
-                c.last_id = bid                      # committed: the block is complete
-            if payload is None:
-                if bid is not None:
-                    c.got_position = True
-                    c.replaying = False              # the position block ends the replay
-                    c.lat_pending = False
-                continue
-            if ev == b"history-truncated":
-                c.truncated.append(payload)
-                continue
-            if c.lat_pending:
-                c.lat_pending = False
-                c.first_replay_latency.append(now - c.t_request)
-            ch, _, n = payload.rpartition(b":")
-            try:
-                n = int(n)
-            except ValueError:
-                c.anomalies.append(("unparsable", payload[:80]))
-                continue
-            exp = c.next.get(ch)
-            if exp is None:
-                c.anomalies.append(("foreign channel", payload[:80]))
-                continue
-            c.events += 1
-            if n == exp:
-                c.next[ch] = exp + 1
-            elif n < exp:
-                c.dups += 1
-                if len(c.anomalies) < 20:
-                    c.anomalies.append(("duplicate", ch.decode(), n, "expected", exp,
-                                        "conn", c.connects, "sent id", c.sent_id.decode()))
-            else:
-                c.gaps += n - exp
-                if len(c.anomalies) < 20:
-                    c.anomalies.append(("gap", ch.decode(), "expected", exp, "got", n,
-                                        "conn", c.connects, "sent id", c.sent_id.decode(),
-                                        "replaying", c.replaying))
-                c.next[ch] = n + 1
-
-    def _run(self):
-        try:
-            now = time.monotonic()
-            for c in self.clients:
-                self._at(now + self.rnd.uniform(0, 1.0), c, "connect")
-            last_check = 0.0
-            while not self.stop.is_set():
-                now = time.monotonic()
-                while self.timers and self.timers[0][0] <= now:
-                    _, _, c, gen, action = heapq.heappop(self.timers)
-                    if gen != c.gen or c.fatal:
-                        continue
-                    if action == "connect":
-                        self._connect(c)
-                    elif action == "disconnect" and self.disconnecting:
-                        c.reconnects += 1
-                        if not c.got_position:
-                            c.stalled.append((c.connects, c.sent_id.decode(),
-                                              round(now - c.t_head, 2), c.conn_bytes))
-                        self._close(c)
-                        self._at(now + self.rnd.uniform(*AWAY), c, "connect")
-                timeout = 0.05
-                if self.timers:
-                    timeout = max(0.0, min(timeout, self.timers[0][0] - now))
-                for key, mask in self.sel.select(timeout):
-                    c = key.data
-                    if c.state == "connecting":
-                        self._send_request(c)
-                    else:
-                        self._on_readable(c, time.monotonic())
-                if self.targets is not None and now - last_check > 0.2:
-                    last_check = now
-                    if all(c.complete(self.targets) for c in self.clients):
-                        self.all_complete.set()
-        except Exception as exc:  # noqa: BLE001
-            self.error = exc
-            raise
-        finally:
-            for c in self.clients:
-                self._close(c)
-            self.sel.close()
+        self._last_check = 0.0
 
     def start(self):
-        self.thread.start()
+        return super().start(delays=[self.rnd.uniform(0, 1.0) for _ in self.clients])
 
-    def shutdown(self):
-        self.stop.set()
-        self.thread.join(timeout=10)
+    def end_delay(self, c):
+        return 0.05               # the server (or haproxy) ended the stream: come back at once
+
+    def on_connect(self, c):
+        c.replaying = False
+        c.lat_pending = False
+
+    def on_stream(self, c, now):
+        if c.sent_id:
+            c.resumes += 1
+            c.replaying = True
+            c.lat_pending = True
+        if self.disconnecting:
+            self.schedule(now + self.rnd.uniform(*DISCONNECT_AFTER), c, "disconnect")
+
+    def on_position(self, c):
+        c.replaying = False                          # the position block ends the replay
+        c.lat_pending = False
+
+    def on_timer(self, c, action, now):
+        if action == "disconnect" and self.disconnecting:
+            c.reconnects += 1
+            if not c.positioned:
+                c.stalled.append((c.connects, c.sent_id.decode(), round(now - c.t_head, 2),
+                                  c.conn_bytes))
+            self.close_client(c)
+            self.schedule(now + self.rnd.uniform(*AWAY), c, "connect")
+
+    def on_tick(self, now):
+        if self.targets is not None and now - self._last_check > 0.2:
+            self._last_check = now
+            if all(c.complete(self.targets) for c in self.clients):
+                self.all_complete.set()
+
+    def on_event(self, c, now, wall, bid, ev, payload):
+        if ev == b"history-truncated":
+            c.truncated.append(payload)
+            return
+        if c.lat_pending:
+            c.lat_pending = False
+            c.first_replay_latency.append(now - c.t_connect)
+        ch, _, n = payload.rpartition(b":")
+        try:
+            n = int(n)
+        except ValueError:
+            c.anomalies.append(("unparsable", payload[:80]))
+            return
+        exp = c.next.get(ch)
+        if exp is None:
+            c.anomalies.append(("foreign channel", payload[:80]))
+            return
+        c.delivered += 1
+        if n == exp:
+            c.next[ch] = exp + 1
+        elif n < exp:
+            c.dups += 1
+            if len(c.anomalies) < 20:
+                c.anomalies.append(("duplicate", ch.decode(), n, "expected", exp,
+                                    "conn", c.connects, "sent id", c.sent_id.decode()))
+        else:
+            c.gaps += n - exp
+            if len(c.anomalies) < 20:
+                c.anomalies.append(("gap", ch.decode(), "expected", exp, "got", n,
+                                    "conn", c.connects, "sent id", c.sent_id.decode(),
+                                    "replaying", c.replaying))
+            c.next[ch] = n + 1
 
 
 class ResumeStressTest(FailureAwareMixin, GatewayTestCase):
@@ -392,8 +213,8 @@ class ResumeStressTest(FailureAwareMixin, GatewayTestCase):
 
     def test_resume_stress_through_haproxy(self):
         lb = self.topo.lb_port
-        clients = [StressClient(i) for i in range(CLIENTS)]
-        driver = Driver(lb, clients, seed=42)
+        clients = [StressClient(i, lb) for i in range(CLIENTS)]
+        driver = StressFleet(clients, seed=42)
         self.addCleanup(driver.shutdown)
         driver.start()
         # every client connected once (got its position block) before publishing starts
@@ -437,7 +258,7 @@ class ResumeStressTest(FailureAwareMixin, GatewayTestCase):
         lat = [x * 1000 for c in clients for x in c.first_replay_latency]
         reconnects = sum(c.reconnects for c in clients)
         resumed = sum(c.resumes for c in clients)
-        deliveries = sum(c.events for c in clients)
+        deliveries = sum(c.delivered for c in clients)
         expected_deliveries = sum(counts.get(ch, 0) for c in clients for ch in c.channels)
         gaps = sum(c.gaps for c in clients)
         dups = sum(c.dups for c in clients)
@@ -447,7 +268,7 @@ class ResumeStressTest(FailureAwareMixin, GatewayTestCase):
                    for c in clients if not c.complete(counts)}
         print("\n[resume-stress] clients %d, total reconnects %d (resumed streams %d, server "
               "closes %d, lb 5xx %d, connect errors %d)"
-              % (len(clients), reconnects, resumed, sum(c.server_closes for c in clients),
+              % (len(clients), reconnects, resumed, sum(c.ends for c in clients),
                  sum(c.lb_errors for c in clients), sum(c.conn_errors for c in clients)),
               flush=True)
         print("[resume-stress] events published %d in %.1fs (%d user, %d topic); deliveries "

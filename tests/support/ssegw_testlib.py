@@ -9,6 +9,7 @@ Pieces:
   Gateway                            the sse-gateway binary with a per-test JSON config
   SseParser, SseClient               raw-socket SSE client (status, headers, events, comments)
   ReconnectingSseClient              EventSource-like client: reconnects, sends Last-Event-ID
+  SseFleet, SseFleetClient           many EventSource-like clients in one selector thread
   publish_http(), http_request()     admin API helpers
   make_jwt()                         HS256 tokens built with hmac/hashlib/base64
   Topology                           drives scripts/topology (redis + 3 gateways + haproxy)
@@ -17,11 +18,14 @@ Pieces:
 
 import base64
 import copy
+import errno
 import hashlib
+import heapq
 import hmac
 import json
 import os
 import queue
+import selectors
 import shutil
 import signal
 import socket
@@ -455,6 +459,9 @@ def _s(x):
 class RedisServer:
     """A redis-server on a free loopback port, in its own temp dir and process group."""
 
+    persistence = ("--appendonly", "no")
+    no_ping_message = "redis-server on port %d did not answer PING; log: %s"
+
     def __init__(self, port=None, workdir=None, binary="redis-server"):
         self.port = port or free_port()
         self._own_dir = workdir is None
@@ -467,12 +474,15 @@ class RedisServer:
     def url(self):
         return "redis://%s:%d" % (HOST, self.port)
 
+    def command(self):
+        return [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
+                *self.persistence, "--dir", self.dir, "--protected-mode", "no",
+                "--daemonize", "no"]
+
     def start(self, timeout=10.0):
         if self.proc is not None and self.proc.poll() is None:
             return self
-        cmd = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
-               "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
-               "--daemonize", "no"]
+        cmd = self.command()
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -480,8 +490,8 @@ class RedisServer:
         finally:
             log.close()
         try:
-            wait_until(self._pings, timeout, message=lambda: "redis-server on port %d did not "
-                       "answer PING; log: %s" % (self.port, self.log_tail()))
+            wait_until(self._pings, timeout,
+                       message=lambda: self.no_ping_message % (self.port, self.log_tail()))
         except AssertionError:
             self.kill()
             raise
@@ -1235,6 +1245,302 @@ class ReconnectingSseClient:
     def snapshot(self):
         with self._cond:
             return list(self.events)
+
+
+# --------------------------------------------------------------------------------------------
+# SseFleet: many EventSource-like clients in one selector thread
+
+class SseFleetClient:
+    """State of one SseFleet client (the fleet does the I/O). Scenarios may subclass it with
+    their own __slots__."""
+
+    __slots__ = ("idx", "port", "target", "channels", "sock", "state", "buf", "last_id",
+                 "sent_id", "events", "connects", "ends", "lb_errors", "conn_errors", "fatal",
+                 "gen", "t_lost", "reconnect_times", "retry_ms", "closed_at", "t_connect",
+                 "t_head", "conn_bytes", "positioned", "raw_head")
+
+    def __init__(self, idx, port, target, channels=()):
+        self.idx = idx
+        self.port = port
+        self.target = target
+        self.channels = set(channels)
+        self.sock = None
+        self.state = "idle"         # idle, connecting, head, stream, closed
+        self.buf = b""
+        self.last_id = b""          # id of the last COMPLETE block
+        self.sent_id = b""          # Last-Event-ID sent on the current stream
+        self.events = []            # (time.time(), id, event, data) unless a handler is set
+        self.connects = 0           # 200 streams opened
+        self.ends = 0               # streams ended by the server
+        self.lb_errors = 0          # 502/503/504 answers
+        self.conn_errors = 0
+        self.fatal = None           # any other status: the client gives up
+        self.gen = 0
+        self.t_lost = None
+        self.reconnect_times = []   # stream lost -> next 200 head (seconds)
+        self.retry_ms = 1000        # last `retry:` seen
+        self.closed_at = None
+        self.t_connect = 0.0        # monotonic time of the current connect
+        self.t_head = 0.0           # monotonic time of the current 200 head
+        self.conn_bytes = 0         # body bytes received on the current stream
+        self.positioned = False     # got the id-only position block on the current stream
+        self.raw_head = b""
+
+
+class SseFleet:
+    """EventSource-like clients multiplexed on one selector thread, so Python is not the
+    bottleneck on a small machine. A client sends GET client.target to client.port with
+    Last-Event-ID = the id of the last COMPLETE block. 502/503/504 answers and connect errors
+    are retried (after 0.3 s / 0.2 s) when reconnect is set; any other non-200 status is fatal.
+    When the server ends a stream the client comes back after end_delay() (default
+    min(retry, max_retry_ms)) when reconnect is set, else it stays closed.
+
+    Events go to handler(client, wall_time, id, event, data) when given, else to client.events.
+    Subclasses may override the hooks on_connect, on_stream, on_position, on_event, on_timer,
+    on_tick and end_delay; schedule() and close_client() are theirs to use."""
+
+    refuse_chunked = False          # treat a chunked 200 as fatal
+
+    def __init__(self, clients, reconnect=True, max_retry_ms=1000, handler=None, name="fleet"):
+        self.clients = clients
+        self.reconnect = reconnect
+        self.max_retry_ms = max_retry_ms
+        self.handler = handler
+        self.sel = selectors.DefaultSelector()
+        self.timers = []            # heap of (when, tie, client, gen, action)
+        self._tie = 0
+        self.stop_ev = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    # -- control (test thread)
+    def start(self, spread=0.5, delays=None):
+        """First connects spread evenly over `spread` seconds, or after the given delays."""
+        now = time.monotonic()
+        n = len(self.clients)
+        for i, c in enumerate(self.clients):
+            d = delays[i] if delays is not None else spread * i / max(1, n)
+            self.schedule(now + d, c, "connect")
+        self.thread.start()
+        return self
+
+    def shutdown(self):
+        self.stop_ev.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+    def wait(self, predicate, timeout, what):
+        wait_until(lambda: self.error is not None or predicate(), timeout, interval=0.1,
+                   message=what)
+        if self.error is not None:
+            raise AssertionError("fleet loop crashed: %r" % (self.error,))
+
+    # -- hooks
+    def on_connect(self, c):
+        """A new connection attempt starts."""
+
+    def on_stream(self, c, now):
+        """A 200 head arrived (c.connects counts it); called before the first body bytes."""
+
+    def on_position(self, c):
+        """An id-only block (the position block) arrived."""
+
+    def on_event(self, c, now, wall, bid, ev, payload):
+        if self.handler is not None:
+            self.handler(c, wall, bid, ev, payload)
+        else:
+            c.events.append((wall, bid, ev, payload))
+
+    def on_timer(self, c, action, now):
+        """A timer with an action other than "connect" is due."""
+
+    def on_tick(self, now):
+        """Once per loop turn."""
+
+    def end_delay(self, c):
+        return min(c.retry_ms, self.max_retry_ms) / 1000.0
+
+    # -- loop internals
+    def schedule(self, when, c, action):
+        self._tie += 1
+        heapq.heappush(self.timers, (when, self._tie, c, c.gen, action))
+
+    def _connect(self, c):
+        c.gen += 1
+        c.buf = b""
+        c.state = "connecting"
+        c.positioned = False
+        c.conn_bytes = 0
+        c.t_head = 0.0
+        self.on_connect(c)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        c.sock = s
+        c.t_connect = time.monotonic()
+        rc = s.connect_ex((HOST, c.port))
+        if rc not in (0, errno.EINPROGRESS):
+            self._retry(c, conn_error=True)
+            return
+        self.sel.register(s, selectors.EVENT_WRITE, c)
+
+    def close_client(self, c):
+        if c.sock is not None:
+            try:
+                self.sel.unregister(c.sock)
+            except (KeyError, ValueError):
+                pass
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+            c.sock = None
+        c.gen += 1
+        c.state = "idle"
+
+    def _retry(self, c, conn_error=False, lb_error=False, delay=0.2):
+        if conn_error:
+            c.conn_errors += 1
+        if lb_error:
+            c.lb_errors += 1
+        self.close_client(c)
+        if c.t_lost is None:
+            c.t_lost = time.monotonic()
+        if self.reconnect and not self.stop_ev.is_set():
+            self.schedule(time.monotonic() + delay, c, "connect")
+        else:
+            c.closed_at = time.monotonic()
+            c.state = "closed"
+
+    def _send_request(self, c):
+        if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self._retry(c, conn_error=True)
+            return
+        hdrs = "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n" % (
+            HOST, c.port)
+        c.sent_id = c.last_id
+        if c.last_id:
+            hdrs += "Last-Event-ID: %s\r\n" % c.last_id.decode()
+        try:
+            c.sock.send(("GET %s HTTP/1.1\r\n%s\r\n" % (c.target, hdrs)).encode())
+        except OSError:
+            self._retry(c, conn_error=True)
+            return
+        c.state = "head"
+        self.sel.modify(c.sock, selectors.EVENT_READ, c)
+
+    def _readable(self, c, now):
+        try:
+            chunk = c.sock.recv(262144)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            if c.state == "stream":
+                c.ends += 1
+                c.t_lost = now
+                self.close_client(c)
+                if self.reconnect and not self.stop_ev.is_set():
+                    self.schedule(now + self.end_delay(c), c, "connect")
+                else:
+                    c.closed_at = now
+                    c.state = "closed"
+            else:
+                self._retry(c, conn_error=True)
+            return
+        if c.state != "head":
+            c.conn_bytes += len(chunk)
+            self._feed(c, chunk, now)
+            return
+        c.buf += chunk
+        i = c.buf.find(b"\r\n\r\n")
+        if i < 0:
+            return
+        head, rest = c.buf[:i], c.buf[i + 4:]
+        c.buf = b""
+        c.raw_head = head
+        status = int(head.split(b" ", 2)[1])
+        if status in (502, 503, 504):
+            self._retry(c, lb_error=True, delay=0.3)
+            return
+        if status != 200 or (self.refuse_chunked and b"chunked" in head.lower()):
+            c.fatal = "%d %r" % (status, head[:200])
+            self.close_client(c)
+            c.state = "closed"
+            return
+        c.state = "stream"
+        c.connects += 1
+        c.t_head = now
+        c.conn_bytes = len(rest)
+        if c.t_lost is not None:
+            c.reconnect_times.append(now - c.t_lost)
+            c.t_lost = None
+        self.on_stream(c, now)
+        if rest:
+            self._feed(c, rest, now)
+
+    def _feed(self, c, data, now):
+        buf = c.buf + data
+        if b"\n\n" not in buf:
+            c.buf = buf
+            return
+        blocks = buf.split(b"\n\n")
+        c.buf = blocks.pop()
+        wall = time.time()
+        for blk in blocks:
+            ev = payload = bid = None
+            for line in blk.split(b"\n"):
+                if not line or line[0] == 58:        # ':' comment
+                    continue
+                name, _, val = line.partition(b":")
+                if val[:1] == b" ":
+                    val = val[1:]
+                if name == b"data":
+                    payload = val if payload is None else payload + b"\n" + val
+                elif name == b"id":
+                    bid = val
+                elif name == b"event":
+                    ev = val
+                elif name == b"retry" and val.isdigit():
+                    c.retry_ms = int(val)
+            if bid is not None:
+                c.last_id = bid                      # the block is complete: commit its id
+            if payload is None:
+                if bid is not None:
+                    c.positioned = True
+                    self.on_position(c)
+                continue
+            self.on_event(c, now, wall, bid, ev, payload)
+
+    def _run(self):
+        try:
+            while not self.stop_ev.is_set():
+                now = time.monotonic()
+                while self.timers and self.timers[0][0] <= now:
+                    _, _, c, gen, action = heapq.heappop(self.timers)
+                    if gen != c.gen or c.fatal:
+                        continue
+                    if action == "connect":
+                        self._connect(c)
+                    else:
+                        self.on_timer(c, action, now)
+                timeout = 0.05
+                if self.timers:
+                    timeout = max(0.0, min(timeout, self.timers[0][0] - now))
+                for key, _ in self.sel.select(timeout):
+                    c = key.data
+                    if c.state == "connecting":
+                        self._send_request(c)
+                    elif c.sock is not None:
+                        self._readable(c, time.monotonic())
+                self.on_tick(now)
+        except Exception as exc:  # noqa: BLE001
+            self.error = exc
+            raise
+        finally:
+            for c in self.clients:
+                self.close_client(c)
+            self.sel.close()
 
 
 # --------------------------------------------------------------------------------------------
