@@ -17,6 +17,16 @@ std::uint64_t sum(const std::vector<shard*>& shards,
     return total;
 }
 
+/// One element of a per-reason counter array, summed over shards.
+template <std::size_t N>
+std::uint64_t sum_at(const std::vector<shard*>& shards,
+                     const std::array<std::atomic<std::uint64_t>, N> shard_counters::*field,
+                     std::size_t i) {
+    std::uint64_t total = 0;
+    for (const auto* s : shards) total += (s->counters().*field)[i].load(std::memory_order_relaxed);
+    return total;
+}
+
 std::string label(std::string_view key, std::string_view value) {
     std::string out(key);
     out += "=\"";
@@ -36,30 +46,19 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
                   label("shard", std::to_string(s->id())));
     out.counter("ssegw_connections_opened_total", "SSE streams opened.",
                 sum(shards, &shard_counters::opened));
-    for (std::size_t i = 0; i < close_reason_names.size(); ++i) {
-        std::uint64_t n = 0;
-        for (const auto* s : shards) n += s->counters().closed[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < close_reason_names.size(); ++i)
         out.counter("ssegw_connections_closed_total",
-                    "Connections closed, streams and refused handshakes, by reason.", n,
+                    "Connections closed, streams and refused handshakes, by reason.",
+                    sum_at(shards, &shard_counters::closed, i),
                     label("reason", close_reason_names[i]));
-    }
-    for (std::size_t i = 0; i < reject_reason_names.size(); ++i) {
-        std::uint64_t n = 0;
-        for (const auto* s : shards)
-            n += s->counters().rejected[i].load(std::memory_order_relaxed);
-        out.counter("ssegw_requests_rejected_total", "Subscribe requests refused, by reason.", n,
+    for (std::size_t i = 0; i < reject_reason_names.size(); ++i)
+        out.counter("ssegw_requests_rejected_total", "Subscribe requests refused, by reason.",
+                    sum_at(shards, &shard_counters::rejected, i),
                     label("reason", reject_reason_names[i]));
-    }
     out.counter("ssegw_slow_consumer_disconnects_total",
                 "Streams closed because their unsent bytes exceeded sse.max_queue_bytes.",
-                [&] {
-                    std::uint64_t n = 0;
-                    for (const auto* s : shards)
-                        n += s->counters()
-                                 .closed[static_cast<std::size_t>(close_reason::slow_consumer)]
-                                 .load(std::memory_order_relaxed);
-                    return n;
-                }());
+                sum_at(shards, &shard_counters::closed,
+                       static_cast<std::size_t>(close_reason::slow_consumer)));
     constexpr std::string_view kinds[] = {"user", "topic", "broadcast"};
     for (std::size_t k = 0; k < 3; ++k)
         out.counter("ssegw_events_received_total", "Events received from the broker, by channel kind.",
