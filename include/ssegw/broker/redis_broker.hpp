@@ -44,6 +44,11 @@ private:
     using command_done = std::function<void(std::optional<reply>, std::string)>;
 
     void on_message(std::string_view redis_channel, std::string_view payload);
+    /// Where history stands (epoch, sequence): what a new stream needs.
+    void read_tip(std::vector<std::string> channels, history_done done);
+    /// sse_history: what channels hold after a position.
+    void call_history(std::vector<std::string> channels, std::optional<stream_position> from,
+                      history_done done);
     void on_subscribed(std::string_view redis_channel);
     void on_state(bool up);
     /// Re-checks the waiters of a channel whose state changed; fires those now fully live (or
