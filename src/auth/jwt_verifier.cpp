@@ -56,6 +56,10 @@ bool is_base64url(char c) noexcept {
            c == '_';
 }
 
+/// Latest accepted exp/nbf/iat: 2100-01-01. Far enough for any real token, and small enough
+/// that a time_point in nanoseconds (which overflows in 2262) never overflows, leeway included.
+constexpr double max_time_claim = 4102444800.0;
+
 struct token_parts {
     std::string_view header, payload, signature;
 };
@@ -198,7 +202,7 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
             if (it == payload.end()) continue;
             if (!it->is_number()) return unauthorized("malformed token");
             const double v = it->get<double>();
-            if (!std::isfinite(v) || v < 0 || v > 1e11) return unauthorized("malformed token");
+            if (!std::isfinite(v) || v < 0 || v > max_time_claim) return unauthorized("malformed token");
         }
     }
 
@@ -246,7 +250,8 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
         // cpp-jwt has already accepted exp as a number; a fractional one is truncated.
         if (!exp_it->is_number()) return unauthorized("malformed token");
         double seconds = exp_it->get<double>();
-        if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e11) return unauthorized("malformed token");
+        if (!std::isfinite(seconds) || seconds < 0 || seconds > max_time_claim)
+            return unauthorized("malformed token");
         who.expires_at = std::chrono::system_clock::time_point{
             std::chrono::seconds{static_cast<std::int64_t>(seconds)}};
     }

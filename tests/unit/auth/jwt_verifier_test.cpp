@@ -128,6 +128,17 @@ TEST(jwt_verifier, tampered_payload_is_rejected) {
     expect_failure(v.verify(forged), "invalid signature", forged);
 }
 
+TEST(jwt_verifier, time_claims_past_2100_are_malformed) {
+    // 41802444798 s is year 3294: as a nanosecond time_point it would overflow (found by the
+    // fuzzer under UBSan). A far but sane exp still works.
+    jwt_verifier v{hs_config()};
+    auto far = sign("HS256", test_secret, {{"sub", "a"}, {"exp", 41802444798LL}});
+    expect_failure(v.verify(far), "malformed token", far);
+    auto nbf = sign("HS256", test_secret, {{"sub", "a"}, {"nbf", 5000000000LL}});
+    expect_failure(v.verify(nbf), "malformed token", nbf);
+    expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"exp", 4000000000LL}})));
+}
+
 TEST(jwt_verifier, expired_token_is_rejected) {
     jwt_verifier v{hs_config()};
     auto token = sign("HS256", test_secret, {{"sub", "alice"}, {"exp", now_s() - 120}});
