@@ -49,8 +49,11 @@ void router::route(std::string_view channel, std::string_view message) {
     const auto kind = kind_of(channel);
     if (!kind) return count_drop(route_drop::bad_channel, channel);
     bump(received_[static_cast<std::size_t>(*kind)]);
-    if (!masks_.contains(channel)) return count_drop(route_drop::no_local_subscriber);
-    deliver(channel, build_frame(message, max_event_bytes_), 0, 0, nullptr);
+    // One lookup per event: the mask is passed on, and no frame is built for a channel no shard
+    // holds (pattern mode receives every channel).
+    const auto it = masks_.find(channel);
+    if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
+    deliver(channel, it->second, build_frame(message, max_event_bytes_), 0, 0, nullptr);
 }
 
 void router::route_history(std::string_view channel, const stream_position& position,
@@ -71,19 +74,18 @@ void router::route_history(std::string_view channel, const stream_position& posi
         return count_drop(route_drop::duplicate);
     // The sequence is global: every event of our channels up to here has now been routed.
     position_ = position;
-    if (!masks_.contains(channel)) return count_drop(route_drop::no_local_subscriber);
-    deliver(channel, build_frame(payload, max_event_bytes_, id_text), position.seq,
+    const auto it = masks_.find(channel);
+    if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
+    deliver(channel, it->second, build_frame(payload, max_event_bytes_, id_text), position.seq,
             epoch_tag(position.epoch), make_id_only_frame(id_text));
 }
 
-void router::deliver(std::string_view channel, frame_result built, std::uint64_t seq,
-                     std::uint32_t epoch, frame position) {
+void router::deliver(std::string_view channel, std::uint64_t mask, frame_result built,
+                     std::uint64_t seq, std::uint32_t epoch, frame position) {
     if (built.dropped) {
         // frame's drop reasons map one-to-one onto the first route_drop values.
         return count_drop(static_cast<route_drop>(*built.dropped), channel);
     }
-    auto it = masks_.find(channel);
-    if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
     auto ev = std::make_shared<routed_event>();
     ev->channel.assign(channel);
     ev->bytes = std::move(built.bytes);
@@ -93,7 +95,7 @@ void router::deliver(std::string_view channel, frame_result built, std::uint64_t
     ev->moves_last_event_id = seq == 0 && built.has_id;
     ev->received_at = std::chrono::steady_clock::now();
     routed_event_ptr shared = std::move(ev);
-    for (auto mask = it->second; mask != 0; mask &= mask - 1)
+    for (; mask != 0; mask &= mask - 1)
         dispatch_(static_cast<unsigned>(std::countr_zero(mask)), shared);
 }
 

@@ -94,8 +94,9 @@ private:
         std::string payload;
     };
 
-    void deliver(std::string_view channel, frame_result built, std::uint64_t seq,
-                 std::uint32_t epoch, frame position);
+    /// Posts one shared event to every shard in mask.
+    void deliver(std::string_view channel, std::uint64_t mask, frame_result built,
+                 std::uint64_t seq, std::uint32_t epoch, frame position);
     /// Counts a drop and, at most every 10 s per reason, logs it with the channel.
     void count_drop(route_drop why, std::string_view channel = {}) noexcept;
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {

@@ -1,6 +1,7 @@
 // redis::connection on its own: handshake, reply delivery, failure reporting and lifetime.
 
 #include "redis_fixture.hpp"
+#include "run_until.hpp"
 
 #include "ssegw/redis/connection.hpp"
 
@@ -23,16 +24,7 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-template <class Pred>
-bool run_until(asio::io_context& io, Pred pred, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        io.run_for(10ms);
-        if (io.stopped()) io.restart();
-    }
-    return true;
-}
+using test::run_until;
 
 // Records every hook as a line ("up", "reply:OK", "down:<reason>:<was_up>").
 struct recording_owner : connection_owner, std::enable_shared_from_this<recording_owner> {

@@ -1,6 +1,7 @@
 // The Redis layer against a real redis-server (started per test on a free loopback port).
 
 #include "redis_fixture.hpp"
+#include "run_until.hpp"
 
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/subscriber.hpp"
@@ -19,18 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
-/// Runs the io_context until pred() holds or the deadline passes; every wait in these tests
-/// goes through here, so none can hang.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred pred, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        io.run_for(10ms);
-        if (io.stopped()) io.restart();
-    }
-    return true;
-}
+using test::run_until;
 
 struct recorder {
     std::vector<std::pair<std::string, std::string>> messages;
