@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -48,22 +49,17 @@ struct server::impl {
     explicit impl(gateway_config c)
         : cfg(std::move(c)), auth(cfg.auth), users(cfg.server.max_connections_per_user),
           rt{cfg, auth, users, connections_total, draining, history_requester()},
-          signals(control, SIGINT, SIGTERM),
+          shards(make_shards(shard_count(cfg.server.threads))), shard_ptrs(pointers_to(shards)),
+          control(shards.front()->context()), signals(control, SIGINT, SIGTERM),
           drain_timer(control) {
-        const unsigned n = shard_count(cfg.server.threads);
-        for (unsigned i = 0; i < n; ++i) {
-            shards.push_back(std::make_unique<shard>(
-                i, rt, [this](unsigned id, const std::string& ch, bool held) {
-                    // Shard thread -> control thread, where the router's masks live.
-                    asio::post(control, [this, id, ch, held] { route->on_interest(id, ch, held); });
-                }));
-            shard_ptrs.push_back(shards.back().get());
-        }
         route = std::make_unique<router>(
             cfg.sse.max_event_bytes,
-            [this](unsigned id, const routed_event_ptr& ev) {
+            [this](unsigned id, std::vector<routed_event_ptr> batch) {
+                // Shard 0 shares the control loop: its batch is delivered right here, in the
+                // subscriber's read handler; the other shards get one post each.
                 shard* target = shard_ptrs[id];
-                asio::post(target->context(), [target, ev] { target->deliver(ev); });
+                asio::dispatch(target->context(),
+                               [target, batch = std::move(batch)] { target->deliver(batch); });
             },
             [this](const std::string& ch, bool wanted) { events->want(ch, wanted); });
         if (cfg.redis.standalone())
@@ -77,7 +73,7 @@ struct server::impl {
                                         std::optional<stream_position> from,
                                         resume_service::deliver_fn deliver,
                                         std::function<bool()> alive) {
-                // Shard thread -> control thread, behind the shard's interest changes.
+                // Shard -> control loop, behind the shard's interest changes.
                 asio::post(control, [this, channels = std::move(channels), from = std::move(from),
                                      deliver = std::move(deliver),
                                      alive = std::move(alive)]() mutable {
@@ -114,6 +110,23 @@ struct server::impl {
             control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port), std::move(routes));
     }
 
+    std::vector<std::unique_ptr<shard>> make_shards(unsigned n) {
+        std::vector<std::unique_ptr<shard>> out;
+        for (unsigned i = 0; i < n; ++i)
+            out.push_back(std::make_unique<shard>(
+                i, rt, [this](unsigned id, const std::string& ch, bool held) {
+                    // Shard -> control loop, where the router's masks live.
+                    asio::post(control, [this, id, ch, held] { route->on_interest(id, ch, held); });
+                }));
+        return out;
+    }
+
+    static std::vector<shard*> pointers_to(const std::vector<std::unique_ptr<shard>>& owned) {
+        std::vector<shard*> out;
+        for (const auto& s : owned) out.push_back(s.get());
+        return out;
+    }
+
     /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
     /// the broker's error.
     static void publish_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
@@ -128,7 +141,6 @@ struct server::impl {
         if (cfg.auth.mode == auth_mode::none)
             spdlog::warn("auth.mode is \"none\": any client may read any user's events by "
                          "naming it in ?user=; use this for development only");
-        for (auto& s : shards) s->start();
         events->start();
         for (auto& l : listeners) l->start();
         admin->start();
@@ -140,7 +152,8 @@ struct server::impl {
         signals.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (!ec) begin_drain(sig);
         });
-        control.run();
+        for (std::size_t i = 1; i < shards.size(); ++i) shards[i]->start();
+        shards.front()->run_here();  // the control loop, until finish()
         for (auto& s : shards) s->stop();
         for (auto& s : shards) s->join();
         return 0;
@@ -186,11 +199,15 @@ struct server::impl {
     std::atomic<std::size_t> connections_total{0};
     std::atomic<bool> draining{false};
     runtime_context rt;
-    // Declared before the control loop so they are destroyed after it: its pending accepts hold
-    // sockets that belong to the shards' io_contexts.
+    // Declared before everything that runs on their loops, so they are destroyed last: pending
+    // accepts hold sockets that belong to the shards' io_contexts.
     std::vector<std::unique_ptr<shard>> shards;
     std::vector<shard*> shard_ptrs;
-    asio::io_context control{1};
+    /// The control work (router, Redis links, resume service, listener, admin, signals) runs on
+    /// shard 0's loop, on the main thread: an event for a stream of shard 0 is read from Redis
+    /// and written to the client by the same thread, with no cross-thread wake-up, and the
+    /// process runs exactly server.threads threads.
+    asio::io_context& control;
     asio::signal_set signals;
     asio::steady_timer drain_timer;
     std::chrono::steady_clock::time_point drain_deadline;

@@ -32,12 +32,14 @@ void local_broker::publish(std::string channel, std::string payload, bool with_h
                            publish_done done) {
     if (!with_history) {
         router_.route(channel, payload);
+        router_.flush();
         if (done) done(true, "");
         return;
     }
     const auto pos = history_.append(channel, payload, unix_now());
     const auto id = pos.format();
     router_.route_history(channel, pos, id, payload);
+    router_.flush();
     if (done) done(true, id);
 }
 

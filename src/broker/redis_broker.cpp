@@ -29,6 +29,7 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
     };
     handlers.on_state = [this](bool up) { on_state(up); };
     handlers.on_subscribed = [this](std::string_view ch) { on_subscribed(ch); };
+    handlers.on_burst_end = [this] { router_.flush(); };
     subscriber_ = std::make_unique<subscriber>(ioc, endpoint, opts, std::move(handlers));
     commands_ = std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min,
                                                  opts.reconnect_max);

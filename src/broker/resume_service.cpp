@@ -129,6 +129,7 @@ void resume_service::catch_up() {
             if (!router_.catching_up()) return;
         }
         const bool complete = router_.finish_catch_up(r);
+        router_.flush();
         if (rerun_ || !complete) {
             rerun_ = false;
             router_.begin_catch_up();

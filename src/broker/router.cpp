@@ -3,6 +3,7 @@
 #include <bit>
 #include <chrono>
 #include <memory>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -95,8 +96,18 @@ void router::deliver(std::string_view channel, std::uint64_t mask, frame_result 
     ev->moves_last_event_id = seq == 0 && built.has_id;
     ev->received_at = std::chrono::steady_clock::now();
     routed_event_ptr shared = std::move(ev);
+    pending_shards_ |= mask;
     for (; mask != 0; mask &= mask - 1)
-        dispatch_(static_cast<unsigned>(std::countr_zero(mask)), shared);
+        pending_[static_cast<std::size_t>(std::countr_zero(mask))].push_back(shared);
+}
+
+void router::flush() {
+    // Taken first: a dispatch that routes again (tests do) starts a fresh batch.
+    auto shards = std::exchange(pending_shards_, 0);
+    for (; shards != 0; shards &= shards - 1) {
+        const auto id = static_cast<unsigned>(std::countr_zero(shards));
+        dispatch_(id, std::exchange(pending_[id], {}));
+    }
 }
 
 void router::begin_catch_up() { catching_up_ = true; }

@@ -152,7 +152,7 @@ private:
         shard_.attach(s, std::move(head));
         if (!awaits_history) return;
         // The shard told the router about new channels in attach(); this request is posted
-        // after that, so the control thread subscribes before it reads history.
+        // after that, so the control loop subscribes before it reads history.
         std::weak_ptr<session> weak = s;
         rt_.request_history(
             s->channels(), std::move(from),

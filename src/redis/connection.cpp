@@ -254,18 +254,26 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             return fail(ec == asio::error::eof ? std::string("connection closed by server")
                                                : "read: " + ec.message());
         }
+        bool carry_on = true;
         try {
             reader_.feed(std::string_view(read_buffer_.data(), n));
             while (auto r = reader_.next()) {
                 last_progress_ = clock_type::now();
                 on_reply(std::move(*r));
-                if (stale(gen)) return;  // the owner stopped us, or the reply failed the link
+                if (stale(gen)) {  // the owner stopped us, or the reply failed the link
+                    carry_on = false;
+                    break;
+                }
             }
         } catch (const resp_error& e) {
             ++protocol_errors_;
-            return fail(e.what());
+            fail(e.what());
+            carry_on = false;
         }
-        do_read();
+        // Whatever the replies of this read produced is passed on as one batch, even when the
+        // link just failed.
+        with_owner([](connection_owner& o) { o.on_burst_end(); });
+        if (carry_on) do_read();
     }
 
     void on_reply(reply&& r) {

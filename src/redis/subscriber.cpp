@@ -121,6 +121,10 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
     void on_up() override { invoke_guarded(handlers_.on_state, "on_state", true); }
 
+    void on_burst_end() override {
+        if (!link_->stopped()) invoke_guarded(handlers_.on_burst_end, "on_burst_end");
+    }
+
     // PING every period, answered or not: silence for two periods means a dead link.
     void on_tick() override { link_->send(encode_command({"PING"})); }
 

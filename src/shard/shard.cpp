@@ -26,17 +26,24 @@ shard::~shard() {
 
 void shard::start() {
     schedule_tick();
-    thread_ = std::thread([this] {
-        // A session handler that throws is a bug; log it and keep the shard serving the others.
-        for (;;) {
-            try {
-                ioc_.run();
-                return;
-            } catch (const std::exception& e) {
-                spdlog::error("shard {}: unexpected exception: {}", id_, e.what());
-            }
+    thread_ = std::thread([this] { run_loop(); });
+}
+
+void shard::run_here() {
+    schedule_tick();
+    run_loop();
+}
+
+void shard::run_loop() {
+    // A session handler that throws is a bug; log it and keep the shard serving the others.
+    for (;;) {
+        try {
+            ioc_.run();
+            return;
+        } catch (const std::exception& e) {
+            spdlog::error("shard {}: unexpected exception: {}", id_, e.what());
         }
-    });
+    }
 }
 
 void shard::stop() { ioc_.stop(); }
@@ -91,16 +98,18 @@ void shard::detach(session& s, close_reason why) {
                       close_reason_names[static_cast<std::size_t>(why)]);
 }
 
-void shard::deliver(const routed_event_ptr& ev) {
-    shard_counters::bump(counters_.events_routed);
-    const auto* list = registry_.find(ev->channel);
-    if (!list) return; // the last session left after the router posted this
-    for (session* s : *list) s->deliver(ev);
-    shard_counters::bump(counters_.frames_delivered, list->size());
-    counters_.fanout.observe(list->size());
-    const auto waited = std::chrono::steady_clock::now() - ev->received_at;
-    counters_.delivery_latency.observe_us(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+void shard::deliver(const std::vector<routed_event_ptr>& batch) {
+    for (const auto& ev : batch) {
+        shard_counters::bump(counters_.events_routed);
+        const auto* list = registry_.find(ev->channel);
+        if (!list) continue; // the last session left after the router posted this
+        for (session* s : *list) s->deliver(ev);
+        shard_counters::bump(counters_.frames_delivered, list->size());
+        counters_.fanout.observe(list->size());
+        const auto waited = std::chrono::steady_clock::now() - ev->received_at;
+        counters_.delivery_latency.observe_us(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    }
 }
 
 std::uint32_t shard::jitter(std::uint32_t bound) noexcept {

@@ -1,6 +1,6 @@
 #pragma once
 // Renders /metrics: per-shard counters summed (or labelled by shard) at scrape time, plus the
-// router's and the broker's figures. Runs on the control thread.
+// router's and the broker's figures. Runs on the control loop.
 
 #include <string>
 #include <vector>

@@ -1,5 +1,5 @@
 #pragma once
-// One gateway process: the shards, the control thread (listener, router, broker, admin port,
+// One gateway process: the shards, the control loop on shard 0 (listener, router, broker, admin port,
 // signals) and their wiring. Construct, then run() until SIGTERM/SIGINT.
 
 #include <memory>

@@ -1,7 +1,7 @@
 #pragma once
 // Where events come from, where /publish sends them and where history is kept: Redis (pub/sub
 // across instances, Streams for history), or the process itself in standalone mode. Everything
-// here runs on the control thread.
+// here runs on the control loop.
 
 #include <cstdint>
 #include <functional>

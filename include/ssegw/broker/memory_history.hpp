@@ -1,7 +1,7 @@
 #pragma once
 // Standalone mode's history: one capped, expiring ring per channel in process memory, with the
 // same positions and the same replay and truncation rules as the Redis Functions, so a client
-// sees no difference. Owned by the control thread.
+// sees no difference. Owned by the control loop.
 
 #include <cstdint>
 #include <deque>

@@ -1,5 +1,5 @@
 #pragma once
-// Reads history at the two moments it is needed, on the control thread:
+// Reads history at the two moments it is needed, on the control loop:
 //  - a stream starts: once the live feed covers its channels, read what they hold after the
 //    client's Last-Event-ID (or just where history stands, for a new client), so the session can
 //    write the missed events and then go live with no gap and no duplicate;
@@ -29,7 +29,7 @@ public:
 
     resume_service(boost::asio::io_context& control, broker& b, router& r);
 
-    /// History for a starting stream; `deliver` runs on the control thread. A read that fails
+    /// History for a starting stream; `deliver` runs on the control loop. A read that fails
     /// (Redis went away) is tried again once the feed is back, while `alive()` says the stream
     /// still exists, up to max_attempts; then the failure is delivered.
     void request(std::vector<std::string> channels, std::optional<stream_position> from,

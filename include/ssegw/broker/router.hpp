@@ -1,7 +1,10 @@
 #pragma once
-// The process-wide fan-out point, on the control thread. It knows which shards hold each
+// The process-wide fan-out point, on the control loop. It knows which shards hold each
 // channel (a bitmask per channel, fed by the shards' interest changes), turns every incoming
-// payload into one shared frame and posts it only to the shards that need it.
+// payload into one shared frame and hands it only to the shards that need it — batched:
+// route(), route_history() and finish_catch_up() only queue, and the caller flush()es when its
+// unit of work ends (a subscriber read burst, a publish, a catch-up). A burst of events then
+// costs each shard one wake-up, not one per event.
 //
 // History events (published through sse_publish) carry a global sequence number and arrive in
 // that order on the one subscriber connection; the router routes each at most once and remembers
@@ -44,10 +47,13 @@ class router {
 public:
     /// Called when the process starts or stops needing a channel (first shard in, last out).
     using subscription_change = std::function<void(const std::string& channel, bool wanted)>;
-    /// Hands an event to one shard (the server posts it to that shard's thread).
-    using dispatch_fn = std::function<void(unsigned shard_id, const routed_event_ptr& ev)>;
-
+    /// Hands a batch of events, in routing order, to one shard (the server posts it to that
+    /// shard's loop).
+    using dispatch_fn = std::function<void(unsigned shard_id, std::vector<routed_event_ptr> batch)>;
     router(std::size_t max_event_bytes, dispatch_fn dispatch, subscription_change on_change);
+
+    /// Dispatches what was routed since the last flush: one batch per shard, in routing order.
+    void flush();
 
     /// A shard gained or lost its last session of a channel.
     void on_interest(unsigned shard_id, const std::string& channel, bool held);
@@ -94,7 +100,7 @@ private:
         std::string payload;
     };
 
-    /// Posts one shared event to every shard in mask.
+    /// Queues one shared event for every shard in mask, until flush().
     void deliver(std::string_view channel, std::uint64_t mask, frame_result built,
                  std::uint64_t seq, std::uint32_t epoch, frame position);
     /// Counts a drop and, at most every 10 s per reason, logs it with the channel.
@@ -106,6 +112,9 @@ private:
     std::size_t max_event_bytes_;
     dispatch_fn dispatch_;
     subscription_change on_change_;
+    /// Routed, not yet dispatched, per shard; pending_shards_ has a bit for each non-empty one.
+    std::array<std::vector<routed_event_ptr>, max_shards> pending_;
+    std::uint64_t pending_shards_ = 0;
     std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> masks_;
     std::optional<stream_position> position_;
     bool catching_up_ = false;

@@ -1,6 +1,6 @@
 #pragma once
 // The operator's port: /healthz, /readyz, /metrics and POST /publish. Small, keep-alive HTTP on
-// the control thread; never on the public port.
+// the control loop; never on the public port.
 
 #include <functional>
 #include <memory>

@@ -1,6 +1,6 @@
 #pragma once
 // Accepts subscriber connections and hands each to a shard. In least-loaded mode one acceptor
-// (on the control thread) picks, per connection, the shard with the fewest connections and
+// (on the control loop) picks, per connection, the shard with the fewest connections and
 // accepts straight onto that shard's io_context; in reuseport mode each shard runs its own
 // SO_REUSEPORT acceptor and the kernel spreads connections by hash.
 

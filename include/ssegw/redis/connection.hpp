@@ -51,6 +51,8 @@ public:
     /// Every reply except those to AUTH, SELECT and the barrier PING, in arrival order
     /// (including error replies on the link before on_up()).
     virtual void on_reply(reply&& r) = 0;
+    /// After the replies of one read were handed to on_reply(): the end of a burst.
+    virtual void on_burst_end() {}
     /// Once per period while up, after the watchdog check passed: the place to send a probe.
     virtual void on_tick() {}
     /// Whether the owner waits for a reply while up; only then does silence count as death.

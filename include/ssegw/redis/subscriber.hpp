@@ -28,6 +28,8 @@ struct subscriber_handlers {
     /// Each SUBSCRIBE confirmation (optional): the point after which messages on the channel
     /// are delivered, which is what a history catch-up must wait for.
     std::function<void(std::string_view channel)> on_subscribed;
+    /// After the messages of one read from Redis (optional): where a batch of them ends.
+    std::function<void()> on_burst_end;
 };
 
 struct subscriber_options {

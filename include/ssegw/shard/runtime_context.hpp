@@ -17,7 +17,7 @@
 
 namespace ssegw {
 
-/// Asks the control thread for a starting stream's history; `deliver` is called there later,
+/// Asks the control loop for a starting stream's history; `deliver` is called there later,
 /// `alive` (callable from any thread) tells whether the stream still wants it.
 using history_requester = std::function<void(
     std::vector<std::string> channels, std::optional<stream_position> from,

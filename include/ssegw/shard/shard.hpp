@@ -46,7 +46,11 @@ public:
     /// Sessions plus handshakes in progress; read from any thread to pick the least loaded.
     std::size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
 
+    /// Runs the loop on a thread of its own.
     void start();
+    /// Runs the loop on the calling thread until stop(): the server runs shard 0 this way, and
+    /// its control work (subscriber, router, listener, admin) shares that loop.
+    void run_here();
     /// Stops the loop; pending work is abandoned (call after drain()).
     void stop();
     void join();
@@ -64,8 +68,8 @@ public:
     /// Called by a session when it closes: unregisters it and releases its slots.
     void detach(session& s, close_reason why);
 
-    /// Queues the event to every session of this shard that joined its channel.
-    void deliver(const routed_event_ptr& ev);
+    /// Queues each event, in order, to every session of this shard that joined its channel.
+    void deliver(const std::vector<routed_event_ptr>& batch);
 
     /// Closes every stream with a jittered retry hint, spread evenly over `window`.
     void drain(std::chrono::milliseconds window);
@@ -81,6 +85,8 @@ public:
     std::size_t channel_count() const noexcept { return registry_.channel_count(); }
 
 private:
+    /// ioc_.run() until stopped; a handler that throws is logged, the loop goes on.
+    void run_loop();
     void schedule_tick();
     void on_tick();
     void drain_step(std::size_t per_step, std::chrono::milliseconds step);

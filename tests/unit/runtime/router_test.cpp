@@ -21,11 +21,19 @@ struct routed {
 class router_test : public ::testing::Test {
 protected:
     router r{65536,
-             [this](unsigned shard, const routed_event_ptr& ev) {
-                 out.push_back({shard, ev->channel, ev->seq, *ev->bytes});
+             [this](unsigned shard, std::vector<routed_event_ptr> batch) {
+                 batches.push_back({shard, batch.size()});
+                 for (const auto& ev : batch) got.push_back({shard, ev->channel, ev->seq, *ev->bytes});
              },
              [this](const std::string& ch, bool wanted) { changes.emplace_back(ch, wanted); }};
-    std::vector<routed> out;
+    std::vector<routed> got;
+    std::vector<std::pair<unsigned, std::size_t>> batches;  // (shard, events) per dispatch
+    /// What reached the shards once the pending batches are flushed, as the control loop does
+    /// after each read burst.
+    const std::vector<routed>& delivered() {
+        r.flush();
+        return got;
+    }
     std::vector<std::pair<std::string, bool>> changes;
 
     static stream_position pos(std::uint64_t seq) { return {"e1", seq, 100}; }
@@ -33,9 +41,9 @@ protected:
         const auto p = pos(seq);
         r.route_history(channel, p, p.format(), payload);
     }
-    std::vector<std::uint64_t> seqs() const {
+    std::vector<std::uint64_t> seqs() {
         std::vector<std::uint64_t> s;
-        for (const auto& o : out) s.push_back(o.seq);
+        for (const auto& o : delivered()) s.push_back(o.seq);
         return s;
     }
 };
@@ -54,23 +62,44 @@ TEST_F(router_test, fans_out_once_per_holding_shard_with_one_shared_frame) {
     r.on_interest(0, "topic:t", true);
     r.on_interest(3, "topic:t", true);
     r.route("topic:t", R"({"event":"e","data":1})");
-    ASSERT_EQ(out.size(), 2u);
-    EXPECT_EQ(out[0].shard, 0u);
-    EXPECT_EQ(out[1].shard, 3u);
-    EXPECT_EQ(out[0].bytes, "event: e\ndata: 1\n\n");
+    ASSERT_EQ(delivered().size(), 2u);
+    EXPECT_EQ(delivered()[0].shard, 0u);
+    EXPECT_EQ(delivered()[1].shard, 3u);
+    EXPECT_EQ(delivered()[0].bytes, "event: e\ndata: 1\n\n");
     r.route("topic:other", "x");
     r.route("nonsense", "x");
-    EXPECT_EQ(out.size(), 2u);
+    EXPECT_EQ(delivered().size(), 2u);
     EXPECT_EQ(r.dropped(route_drop::no_local_subscriber), 1u);
     EXPECT_EQ(r.dropped(route_drop::bad_channel), 1u);
+}
+
+TEST_F(router_test, a_burst_goes_to_each_shard_as_one_batch_in_order) {
+    r.on_interest(0, "user:1", true);
+    r.on_interest(1, "user:2", true);
+    r.on_interest(1, "topic:t", true);
+    r.route("user:1", "a");
+    r.route("user:2", "b");
+    r.route("topic:t", "c");
+    r.route("user:1", "d");
+    EXPECT_TRUE(got.empty());  // nothing dispatched before the flush
+    ASSERT_EQ(delivered().size(), 4u);
+    EXPECT_EQ(batches, (std::vector<std::pair<unsigned, std::size_t>>{{0, 2}, {1, 2}}));
+    EXPECT_EQ(got[0].bytes, "data: a\n\n");
+    EXPECT_EQ(got[1].bytes, "data: d\n\n");
+    EXPECT_EQ(got[2].bytes, "data: b\n\n");
+    EXPECT_EQ(got[3].bytes, "data: c\n\n");
+    // The next event starts a new burst.
+    r.route("user:2", "e");
+    EXPECT_EQ(delivered().size(), 5u);
+    EXPECT_EQ(batches.back(), (std::pair<unsigned, std::size_t>{1, 1}));
 }
 
 TEST_F(router_test, enveloped_messages_carry_their_position_as_id) {
     r.on_interest(0, "user:1", true);
     r.route("user:1", std::string("\x1e") + "e1.7.100\n" + R"({"data":"x"})");
-    ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].seq, 7u);
-    EXPECT_EQ(out[0].bytes, "id: e1.7.100\ndata: x\n\n");
+    ASSERT_EQ(delivered().size(), 1u);
+    EXPECT_EQ(delivered()[0].seq, 7u);
+    EXPECT_EQ(delivered()[0].bytes, "id: e1.7.100\ndata: x\n\n");
     EXPECT_EQ(r.position()->seq, 7u);
 }
 
@@ -123,8 +152,8 @@ TEST_F(router_test, live_only_events_pass_through_catch_up_and_mark_own_ids) {
     r.on_interest(0, "user:1", true);
     r.begin_catch_up();
     r.route("user:1", R"({"id":"mine","data":1})");
-    ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].seq, 0u);
+    ASSERT_EQ(delivered().size(), 1u);
+    EXPECT_EQ(delivered()[0].seq, 0u);
 }
 
 TEST_F(router_test, adopt_position_only_when_none_is_known) {
