@@ -17,13 +17,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "ssegw/core/history.hpp"
 #include "ssegw/core/log_throttle.hpp"
 #include "ssegw/core/stream_position.hpp"
-#include "ssegw/core/string_hash.hpp"
+#include "ssegw/core/string_map.hpp"
 #include "ssegw/sse/frame.hpp"
 #include "ssegw/sse/routed_event.hpp"
 
@@ -115,7 +114,7 @@ private:
     /// Routed, not yet dispatched, per shard; pending_shards_ has a bit for each non-empty one.
     std::array<std::vector<routed_event_ptr>, max_shards> pending_;
     std::uint64_t pending_shards_ = 0;
-    std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> masks_;
+    string_map<std::uint64_t> masks_;
     std::optional<stream_position> position_;
     bool catching_up_ = false;
     bool held_overflow_ = false;

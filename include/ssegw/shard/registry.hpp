@@ -5,10 +5,9 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
-#include "ssegw/core/string_hash.hpp"
+#include "ssegw/core/string_map.hpp"
 
 namespace ssegw {
 
@@ -29,7 +28,7 @@ public:
     std::size_t channel_count() const noexcept { return by_channel_.size(); }
 
 private:
-    std::unordered_map<std::string, std::vector<session*>, string_hash, std::equal_to<>> by_channel_;
+    string_map<std::vector<session*>> by_channel_;
 };
 
 } // namespace ssegw
