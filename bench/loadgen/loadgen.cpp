@@ -96,7 +96,8 @@ std::string subst(const std::string& t, const char* key, long v) {
 }
 
 // ---------- /proc ----------
-struct proc_sample { double cpu_s = 0; long rss_kib = 0; double sched_s = 0; bool sched_ok = true; };
+// sched_slices: times the threads were switched onto a CPU (schedstat's 3rd field), i.e. wake-ups.
+struct proc_sample { double cpu_s = 0; long rss_kib = 0; double sched_s = 0; long sched_slices = 0; bool sched_ok = true; };
 
 proc_sample read_proc(int pid) {
     proc_sample s;
@@ -129,8 +130,9 @@ proc_sample read_proc(int pid) {
     }
     return s;
 }
-// CPU time in ns from the scheduler (sum over the process's threads); -1 if unavailable.
-double read_schedstat_s(int pid) {
+// CPU time in s from the scheduler (sum over the process's threads), -1 if unavailable; adds the
+// threads' timeslice counts to *slices.
+double read_schedstat_s(int pid, long* slices) {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/task", pid);
     DIR* d = opendir(p);
@@ -142,8 +144,12 @@ double read_schedstat_s(int pid) {
         char q[128];
         snprintf(q, sizeof q, "/proc/%d/task/%s/schedstat", pid, e->d_name);
         if (FILE* f = fopen(q, "r")) {
-            unsigned long long ns = 0;
-            if (fscanf(f, "%llu", &ns) == 1) { total += double(ns) * 1e-9; any = true; }
+            unsigned long long ns = 0, wait_ns = 0, n = 0;
+            if (fscanf(f, "%llu %llu %llu", &ns, &wait_ns, &n) == 3) {
+                total += double(ns) * 1e-9;
+                *slices += long(n);
+                any = true;
+            }
             fclose(f);
         }
     }
@@ -157,7 +163,7 @@ proc_sample read_procs(const std::vector<int>& pids) {
         auto s = read_proc(pid);
         t.cpu_s += s.cpu_s;
         t.rss_kib += s.rss_kib;
-        double ss = read_schedstat_s(pid);
+        double ss = read_schedstat_s(pid, &t.sched_slices);
         if (ss < 0) t.sched_ok = false; else t.sched_s += ss;
     }
     return t;
@@ -927,7 +933,8 @@ int main(int argc, char** argv) {
            "\"churn_conns\":%ld,\"churn_per_s\":%.1f,\"cpu_us_per_churn_conn\":%.3f,"
            "\"lat_count\":%lu,\"lat_negative\":%ld,\"lat_p50_ms\":%.4f,\"lat_p90_ms\":%.4f,\"lat_p99_ms\":%.4f,"
            "\"lat_p999_ms\":%.4f,\"lat_max_ms\":%.4f,\"lat_mean_ms\":%.4f,\"procs\":%d,"
-           "\"server_cpu_stat_s\":%.3f,\"redis_cpu_stat_s\":%.3f,\"cpu_source\":\"%s\",\"loadgen_cpu_s\":%.4f}\n",
+           "\"server_cpu_stat_s\":%.3f,\"redis_cpu_stat_s\":%.3f,\"cpu_source\":\"%s\",\"loadgen_cpu_s\":%.4f,"
+           "\"server_switches\":%ld,\"server_switches_per_delivery\":%.3f}\n",
            o.churn ? o.churn : o.conns, established, failed, all_ready ? "true" : "false", connect_s, agg[3], agg[4],
            s_base.rss_kib, s_idle.rss_kib, s1.rss_kib,
            conns > 0 ? double(s_idle.rss_kib - s_base.rss_kib) / double(conns) : 0.0, pub.sent, pub.replies,
@@ -937,6 +944,8 @@ int main(int argc, char** argv) {
            churn_done ? cpu * 1e6 / double(churn_done) : 0.0, (unsigned long)lat.total(), agg[11],
            ms(lat.percentile(50)), ms(lat.percentile(90)), ms(lat.percentile(99)), ms(lat.percentile(99.9)),
            ms(lat.max()), lat.mean() / 1e6, procs, cpu_stat, rcpu_stat,
-           (s0.sched_ok && s1.sched_ok) ? "schedstat" : "stat", l1.sched_ok && l0.sched_ok ? l1.sched_s - l0.sched_s : l1.cpu_s - l0.cpu_s);
+           (s0.sched_ok && s1.sched_ok) ? "schedstat" : "stat", l1.sched_ok && l0.sched_ok ? l1.sched_s - l0.sched_s : l1.cpu_s - l0.cpu_s,
+           s1.sched_slices - s0.sched_slices,
+           deliveries ? double(s1.sched_slices - s0.sched_slices) / double(deliveries) : 0.0);
     return 0;
 }

@@ -40,6 +40,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     tcp::socket socket_;
     asio::steady_timer retry_timer_;
     asio::steady_timer tick_timer_;
+    asio::steady_timer coalesce_timer_;
     backoff backoff_;
     resp_reader reader_;
     std::vector<char> read_buffer_;
@@ -47,6 +48,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::string out_writing_;  // the bytes of the write in flight
     bool writing_ = false;
     bool corked_ = false;      // while the handshake is assembled: it goes out as one write
+    bool coalescing_ = false;  // coalesce_timer_ will start the next write
+    clock_type::time_point last_write_{};
     bool auth_pending_ = false;
     bool select_pending_ = false;
     phase phase_ = phase::idle;
@@ -67,6 +70,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
           socket_(io),
           retry_timer_(io),
           tick_timer_(io),
+          coalesce_timer_(io),
           backoff_(options_.reconnect_min, options_.reconnect_max),
           read_buffer_(read_chunk) {
         if (options_.ping_interval < std::chrono::seconds(1)) options_.ping_interval = std::chrono::seconds(1);
@@ -124,9 +128,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
         tick_timer_.cancel();
+        coalesce_timer_.cancel();
         // Operations still queued on the closed socket no longer touch out_writing_.
         writing_ = false;
         corked_ = false;
+        coalescing_ = false;
         out_pending_.clear();
         auth_pending_ = false;
         select_pending_ = false;
@@ -216,12 +222,26 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             out_pending_ = std::move(bytes);
         else
             out_pending_ += bytes;
-        do_write();
+        schedule_write();
         return true;
     }
 
+    void schedule_write() {
+        if (writing_ || corked_ || coalescing_ || out_pending_.empty() || !link_open()) return;
+        const auto due = last_write_ + options_.write_coalesce;
+        if (clock_type::now() >= due) return do_write();
+        coalescing_ = true;
+        coalesce_timer_.expires_at(due);
+        coalesce_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
+            if (ec || self->stale(gen)) return;
+            self->coalescing_ = false;
+            self->contained([&] { self->do_write(); });
+        });
+    }
+
     void do_write() {
-        if (writing_ || corked_ || out_pending_.empty() || !link_open()) return;
+        if (writing_ || corked_ || coalescing_ || out_pending_.empty() || !link_open()) return;
+        last_write_ = clock_type::now();
         out_writing_.swap(out_pending_);
         out_pending_.clear();
         writing_ = true;

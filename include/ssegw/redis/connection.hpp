@@ -29,6 +29,12 @@ struct connection_options {
     /// Send SELECT <db> in the handshake when the endpoint's db is not 0 (pub/sub does not
     /// need it: channels are not per database).
     bool select_db = true;
+    /// Batch when busy, write at once when idle: a command sent less than this after the last
+    /// write waits for the rest of the window and goes out with everything else sent meanwhile;
+    /// otherwise it is written at once. In a reconnect storm each new stream sends SUBSCRIBE
+    /// and MGET and each leaving one UNSUBSCRIBE: merged, Redis runs one loop turn per window
+    /// instead of one per stream. 0 writes every send() at once.
+    std::chrono::microseconds write_coalesce{1000};
     /// Prefix of the log lines ("redis client").
     std::string log_name = "redis connection";
     /// last_error() when the watchdog finds an up link silent for two periods.

@@ -99,6 +99,28 @@ TEST_F(redis_connection, send_without_a_link_is_refused) {
     EXPECT_FALSE(owner->link->send(encode_command({"PING"})));
 }
 
+TEST_F(redis_connection, sends_soon_after_a_write_wait_for_the_window_idle_ones_go_at_once) {
+    auto options = recording_owner::fast();
+    options.write_coalesce = 1s;
+    auto owner = recording_owner::make(io_, server_.endpoint(), options);
+    owner->link->start();
+    ASSERT_TRUE(run_until(io_, [&] { return owner->link->up(); }));
+    // The handshake was written just before up: these two wait for the rest of its window and
+    // go out together.
+    const auto busy_at = std::chrono::steady_clock::now();
+    owner->link->send(encode_command({"ECHO", "a"}));
+    owner->link->send(encode_command({"ECHO", "b"}));
+    ASSERT_TRUE(run_until(io_, [&] { return owner->saw("reply:b"); }));
+    EXPECT_GE(std::chrono::steady_clock::now() - busy_at, 500ms);
+    EXPECT_TRUE(owner->saw("reply:a"));
+    // Quiet for longer than the window: the next command is written at once.
+    run_until(io_, [] { return false; }, 1100ms);
+    const auto idle_at = std::chrono::steady_clock::now();
+    owner->link->send(encode_command({"ECHO", "c"}));
+    ASSERT_TRUE(run_until(io_, [&] { return owner->saw("reply:c"); }));
+    EXPECT_LT(std::chrono::steady_clock::now() - idle_at, 500ms);
+}
+
 TEST_F(redis_connection, auth_and_select_are_consumed_by_the_connection) {
     test::redis_server secured({"--requirepass", "pw"});
     redis_endpoint ep = secured.endpoint();
