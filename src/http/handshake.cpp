@@ -33,7 +33,7 @@ namespace {
 
 class handshake : public std::enable_shared_from_this<handshake> {
 public:
-    handshake(shard& owner, asio::ip::tcp::socket socket)
+    handshake(shard& owner, shard_socket socket)
         : shard_(owner), rt_(owner.runtime()), stream_(std::move(socket)) {}
 
     void start() {
@@ -272,7 +272,7 @@ private:
 
     shard& shard_;
     const runtime_context& rt_;
-    beast::tcp_stream stream_;
+    beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type, beast::unlimited_rate_policy> stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
     std::string origin_;
@@ -280,7 +280,7 @@ private:
 
 } // namespace
 
-void start_handshake(shard& owner, asio::ip::tcp::socket socket) {
+void start_handshake(shard& owner, shard_socket socket) {
     std::make_shared<handshake>(owner, std::move(socket))->start();
 }
 

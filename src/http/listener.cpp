@@ -6,6 +6,7 @@
 
 #include "ssegw/http/handshake.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_socket.hpp"
 
 namespace ssegw {
 
@@ -48,7 +49,7 @@ void listener::do_accept() {
     // The new socket belongs to the chosen shard's io_context from the start.
     acceptor_.async_accept(
         target.context(), [self = shared_from_this(), &target](boost::system::error_code ec,
-                                                               tcp::socket socket) {
+                                                               shard_socket socket) {
             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
             if (ec) {
                 // EMFILE and friends: back off briefly instead of spinning on the error.

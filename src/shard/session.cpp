@@ -47,7 +47,7 @@ struct session::resume_state {
     std::chrono::steady_clock::time_point asked_at;
 };
 
-session::session(shard& owner, asio::ip::tcp::socket socket, std::string user,
+session::session(shard& owner, shard_socket socket, std::string user,
                  std::vector<std::string> channels, std::int64_t expires_at_unix,
                  bool awaits_history)
     : shard_(owner), socket_(std::move(socket)), user_(std::move(user)),

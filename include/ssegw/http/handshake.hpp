@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include <boost/asio/ip/tcp.hpp>
+#include "ssegw/shard/shard_socket.hpp"
 
 namespace ssegw {
 
@@ -14,6 +14,6 @@ class shard;
 
 /// Runs the handshake of an accepted socket on its shard (call on the shard thread, after
 /// shard::reserve_slot()).
-void start_handshake(shard& owner, boost::asio::ip::tcp::socket socket);
+void start_handshake(shard& owner, shard_socket socket);
 
 } // namespace ssegw

@@ -18,6 +18,7 @@
 
 #include "ssegw/core/history.hpp"
 #include "ssegw/metrics/shard_counters.hpp"
+#include "ssegw/shard/shard_socket.hpp"
 #include "ssegw/sse/frame.hpp"
 #include "ssegw/sse/routed_event.hpp"
 
@@ -37,7 +38,7 @@ class session : public std::enable_shared_from_this<session> {
 public:
     /// awaits_history: live events are held back until on_history() has written what the
     /// client missed (history enabled); otherwise the stream is live at once.
-    session(shard& owner, boost::asio::ip::tcp::socket socket, std::string user,
+    session(shard& owner, shard_socket socket, std::string user,
             std::vector<std::string> channels, std::int64_t expires_at_unix, bool awaits_history);
     ~session();
 
@@ -89,7 +90,7 @@ private:
     void drop_as_slow_consumer();
 
     shard& shard_;
-    boost::asio::ip::tcp::socket socket_;
+    shard_socket socket_;
     std::string user_;
     std::vector<std::string> channels_;
     std::vector<frame> queue_;    ///< waiting for the next write
