@@ -102,7 +102,8 @@ void router::deliver(std::string_view channel, std::uint64_t mask, frame_result 
 }
 
 void router::flush() {
-    // Taken first: a dispatch that routes again (tests do) starts a fresh batch.
+    // Taken first: anything routed while dispatching (shard 0 is delivered in place) starts a
+    // fresh batch instead of editing this one.
     auto shards = std::exchange(pending_shards_, 0);
     for (; shards != 0; shards &= shards - 1) {
         const auto id = static_cast<unsigned>(std::countr_zero(shards));
