@@ -40,8 +40,9 @@ public:
     }
 
     /// A histogram: cumulative `<name>_bucket{le="..."}` lines ending with `le="+Inf"`, then
-    /// `<name>_sum` (seconds) and `<name>_count`. `+Inf` equals `_count` even while the owning
-    /// shard keeps observing, because both come from the same read of the buckets.
+    /// `<name>_sum` (in exposed units: seconds for latencies) and `<name>_count`. `+Inf` equals
+    /// `_count` even while the owning shard keeps observing: both come from the same read of
+    /// the buckets.
     template <class Buckets>
     void histogram(std::string_view name, std::string_view help,
                    const fixed_histogram<Buckets>& h, std::string_view labels = {}) {
