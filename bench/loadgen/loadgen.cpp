@@ -215,6 +215,7 @@ struct conn {
     cstate st = cstate::closed;
     bool chunked = false;
     bool has_data = false;
+    bool is_position = false;  // "event: ssegw-position": where the client stands, not an event
     chst ch = chst::size;
     uint64_t ch_rem = 0;
     uint32_t events = 0;
@@ -295,10 +296,16 @@ struct worker {
     void on_line(conn& c, const char* p, size_t n) {
         if (n && p[n - 1] == '\r') --n;
         if (n == 0) {
-            if (c.has_data) { c.has_data = false; ++c.events; ++ws.events; }
+            if (c.has_data && !c.is_position) { ++c.events; ++ws.events; }
+            c.has_data = c.is_position = false;
             return;
         }
-        if (n >= 5 && memcmp(p, "data:", 5) == 0) {
+        constexpr std::string_view position_line = "event: ssegw-position";
+        if (std::string_view(p, n) == position_line) {
+            c.is_position = true;
+            return;
+        }
+        if (n >= 5 && memcmp(p, "data:", 5) == 0 && !c.is_position) {
             c.has_data = true;
             ++ws.data_lines;
             std::string_view v(p, n);

@@ -98,8 +98,14 @@ struct server::impl {
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {
-            if (payload.size() > cfg.sse.max_event_bytes)
-                return reply(413, R"({"error":"payload larger than sse.max_event_bytes"})");
+            // Refuse what every delivery would drop, by the delivery path's own rules, instead
+            // of storing it in history and dropping it on every stream.
+            if (const auto refused = build_frame(payload, cfg.sse.max_event_bytes).dropped) {
+                const nlohmann::json body = {
+                    {"error", std::string(to_string(*refused)) + ": " +
+                                  std::string(explain(*refused))}};
+                return reply(*refused == drop_reason::too_large ? 413 : 400, body.dump());
+            }
             events->publish(std::move(channel), std::move(payload), cfg.history.enabled,
                             [reply = std::move(reply)](bool ok, std::string detail) {
                                 publish_reply(reply, ok, detail);

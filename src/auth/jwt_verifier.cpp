@@ -252,8 +252,13 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
         double seconds = exp_it->get<double>();
         if (!std::isfinite(seconds) || seconds < 0 || seconds > max_time_claim)
             return unauthorized("malformed token");
+        // One deadline for accepting the token and for closing its stream: exp plus the
+        // leeway. Closing at exp while still accepting within the leeway made clients reconnect,
+        // get accepted and be closed again for the whole leeway instead of getting one 401.
         who.expires_at = std::chrono::system_clock::time_point{
-            std::chrono::seconds{static_cast<std::int64_t>(seconds)}};
+            std::chrono::seconds{static_cast<std::int64_t>(seconds) + config_.leeway_seconds}};
+        if (std::chrono::system_clock::now() >= *who.expires_at)
+            return unauthorized("token expired");
     }
     return who;
 }

@@ -78,7 +78,7 @@ void router::route_history(std::string_view channel, const stream_position& posi
     const auto it = masks_.find(channel);
     if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
     deliver(channel, it->second, build_frame(payload, max_event_bytes_, id_text), position.seq,
-            epoch_tag(position.epoch), make_id_only_frame(id_text));
+            epoch_tag(position.epoch), make_position_frame(id_text));
 }
 
 void router::deliver(std::string_view channel, std::uint64_t mask, frame_result built,

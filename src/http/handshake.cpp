@@ -62,8 +62,15 @@ private:
         }
         if (ec == beast::error::timeout) return fail(close_reason::handshake_timeout);
         if (ec) {
-            // Reset, or bytes that are not HTTP: nothing useful to answer.
-            return fail(close_reason::handshake_failed);
+            const bool client_left = ec == http::error::end_of_stream ||
+                                     ec == http::error::partial_message ||
+                                     ec.category() != http::make_error_code(http::error::bad_method).category();
+            // The client left (or reset) before its request was complete: nobody to answer.
+            if (client_left) return fail(close_reason::handshake_failed);
+            // Bytes that are not an HTTP request (a bad request line, a header line without a
+            // colon, ...): 400 with the parser's reason, as RFC 9112 asks and nginx does.
+            return reject(http::status::bad_request, "malformed request: " + ec.message(),
+                          reject_reason::bad_request);
         }
         const auto& req = parser_->get();
         const auto& cfg = rt_.config;

@@ -121,7 +121,7 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         // later live events are newer still: no filtering, the position only tells the client
         // where it stands if it has to reconnect before any event.
         last_seq_ = 0;
-        position_ = make_id_only_frame(read->tip.format());
+        position_ = make_position_frame(read->tip.format());
         if (position_) enqueue(position_);
         return release_held();
     }
@@ -169,7 +169,7 @@ void session::finish_replay() {
     // Every event of our channels up to the tip was either before the position or replayed,
     // including those whose live copy has not arrived yet: they will be skipped.
     last_seq_ = std::max(last_seq_, tip.seq);
-    position_ = make_id_only_frame(tip.format());
+    position_ = make_position_frame(tip.format());
     if (position_) enqueue(position_);
     release_held();
 }
@@ -187,11 +187,17 @@ void session::drop_as_slow_consumer() {
     // Closing here would edit the registry list the shard is iterating: defer it, and stop
     // taking frames at once so memory stays bounded.
     close_after_flush_ = true;
-    queue_.clear();
-    queued_bytes_ = 0;
+    discard_queue();
     resume_.reset();
     asio::post(socket_.get_executor(),
                [self = shared_from_this()] { self->close(close_reason::slow_consumer); });
+}
+
+void session::discard_queue() {
+    queue_.clear();
+    // What a write in flight still holds stays counted: on_write() takes it off when it ends.
+    queued_bytes_ = 0;
+    for (const auto& f : writing_) queued_bytes_ += f->size();
 }
 
 void session::do_write() {
@@ -278,8 +284,7 @@ void session::close(close_reason why) {
     auto self = shared_from_this(); // detach drops the shard's reference
     boost::system::error_code ignored;
     socket_.close(ignored);
-    queue_.clear();
-    queued_bytes_ = 0;
+    discard_queue();
     resume_.reset();
     shard_.detach(*this, why);
 }

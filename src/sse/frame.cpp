@@ -192,6 +192,16 @@ std::string_view to_string(drop_reason reason) noexcept {
     return "unknown";
 }
 
+std::string_view explain(drop_reason reason) noexcept {
+    switch (reason) {
+    case drop_reason::too_large: return "payload larger than sse.max_event_bytes";
+    case drop_reason::bad_event_name: return "\"event\" must be a string without CR, LF or NUL";
+    case drop_reason::bad_id: return "\"id\" must be a string or number without CR, LF or NUL";
+    case drop_reason::bad_retry: return "\"retry\" must be a non-negative integer";
+    }
+    return "unknown";
+}
+
 frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes,
                          std::string_view forced_id) {
     if (payload.size() > max_payload_bytes) return {nullptr, drop_reason::too_large};
@@ -227,11 +237,15 @@ frame make_retry_frame(std::uint32_t retry_ms) {
     return share(std::move(block));
 }
 
-frame make_id_only_frame(std::string_view id) {
+frame make_position_frame(std::string_view id) {
     if (!is_clean_field(id)) return nullptr;
+    constexpr std::string_view empty_data = "data:\n";
     std::string block;
-    block.reserve(id_prefix.size() + id.size() + 2);
+    block.reserve(event_prefix.size() + position_event_name.size() + 1 + id_prefix.size() +
+                  id.size() + 1 + empty_data.size() + 1);
+    append_field(block, event_prefix, position_event_name);
     append_field(block, id_prefix, id);
+    block.append(empty_data);
     block.push_back('\n');
     return share(std::move(block));
 }

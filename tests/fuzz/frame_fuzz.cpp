@@ -117,7 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The other frame builders, on the same bytes.
     const auto comment = ssegw::make_comment_frame(payload);
     SSEGW_FUZZ_CHECK(comment && comment->ends_with("\n\n") && comment->find('\r') == std::string::npos);
-    const auto id_only = ssegw::make_id_only_frame(forced_id);
-    SSEGW_FUZZ_CHECK(id_only && *id_only == "id: " + std::string(forced_id) + "\n\n");
+    const auto position = ssegw::make_position_frame(forced_id);
+    SSEGW_FUZZ_CHECK(position && *position == "event: ssegw-position\nid: " +
+                                                  std::string(forced_id) + "\ndata:\n\n");
     return 0;
 }

@@ -1,9 +1,9 @@
 """History and resume against a real redis-server (and standalone, in-memory history).
 
 FCALL sse_publish / POST /publish carry a resume position (`<epoch>.<global seq>.<seconds>`);
-every new stream gets an id-only block with the current position; a stream that comes back with
+every new stream gets a position block with the current position; a stream that comes back with
 Last-Event-ID gets every history event of its channels it missed, in global order, exactly once,
-then an id-only block, then live events, with no gap and no duplicate at the seam; positions it
+then a position block, then live events, with no gap and no duplicate at the seam; positions it
 cannot honour give `event: history-truncated` first. Also: resuming on another instance,
 live-only events with their own id, and the Redis pub/sub link being cut under load.
 
@@ -18,18 +18,13 @@ import time
 import unittest
 
 from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, SseClient, fcall_publish,
-                           parse_position, position_seq, wait_until)
+                           is_position_block, parse_position, position_seq, wait_until)
 
 HEARTBEAT = 1
 TRUNCATED = "history-truncated"
 
 
 # ---------------------------------------------------------------------------- small helpers
-
-def is_position_block(block):
-    """An id-only block: moves EventSource's last event id, dispatches nothing."""
-    return block["data"] is None and block["id"] is not None
-
 
 def data_events(client):
     """(event, id, data) of every dispatched event, in arrival order."""
@@ -44,7 +39,7 @@ def committed_id(client, default):
 
 
 def split_replay(client):
-    """(events before the first id-only block, the first id-only block, everything after):
+    """(events before the first position block, the first position block, everything after):
     on a resumed stream the first part is the replay, the block the new position."""
     with client._cond:
         blocks = list(client.blocks)
@@ -152,7 +147,7 @@ class HistoryFixture(FailureAwareMixin, PositionAsserts, GatewayTestCase):
         self.assertEqual(c.status, 200, "status %s body %r" % (c.status, c.body))
         if wait_position:
             c.wait_for(lambda cl: any(is_position_block(b) for b in cl.blocks), 5,
-                       "an id-only position block")
+                       "a position block")
         return c
 
     def wait_subscribed(self, *channels, timeout=5):
@@ -414,13 +409,14 @@ class HistoryTest(HistoryFixture):
         c.wait_for_event(lambda e: e["event"] == "live", 5, "live event")
         c.wait_for(lambda cl: is_position_block(cl.blocks[-1])
                    and same_position(cl.blocks[-1]["id"], p1),
-                   5, "an id-only block restoring %s after the live event" % p1)
+                   5, "a position block restoring %s after the live event" % p1)
         ev = [e for e in c.snapshot() if e["event"] == "live"][0]
         self.assertEqual(ev["id"], "own-7", "the live event carries its own id")
         with c._cond:
             raw = bytes(c.raw)
-        self.assertRegex(raw, re.escape(b"event: live\nid: own-7\ndata: L\n\nid: ") +
-                         re.escape(".".join(p1.split(".")[:2]).encode()) + rb"\.[0-9]+\n\n",
+        self.assertRegex(raw, re.escape(b"event: live\nid: own-7\ndata: L\n\n"
+                                        b"event: ssegw-position\nid: ") +
+                         re.escape(".".join(p1.split(".")[:2]).encode()) + rb"\.[0-9]+\ndata:\n\n",
                          "the restoring block follows the live event immediately")
         browser_id = c.parser.last_event_id
         self.assertPosition(browser_id, p1, "EventSource's lastEventId after the restore block")

@@ -4,10 +4,12 @@ POST /publish, payload handling, HTTP errors, connection limits, sharding and SI
 import json
 import re
 import signal
+import socket
 import time
 import unittest
 
-from ssegw_testlib import GatewayTestCase, SseClient, http_request, make_jwt, wait_until
+from ssegw_testlib import (GatewayTestCase, ReconnectingSseClient, SseClient, http_request,
+                           make_jwt, wait_until)
 
 RETRY_MS = 1500
 HEARTBEAT = 1
@@ -149,11 +151,17 @@ class StandaloneTest(GatewayTestCase):
         else:
             self.assertEqual(status, 413, "oversize publish answered %s %r" % (status, reply))
 
-    def test_newline_in_event_or_id_dropped(self):
+    def test_newline_in_event_or_id_refused_at_publish(self):
+        # POST /publish refuses, by the delivery path's own rules, what every delivery would
+        # drop: a 400 naming the reason, and nothing stored in history or delivered.
         c = self.connect()
-        for bad in ({"event": "a\nb", "data": 1}, {"event": "x", "id": "1\n2", "data": 1}):
+        for bad, reason in (({"event": "a\nb", "data": 1}, "bad_event_name"),
+                            ({"event": "x", "id": "1\n2", "data": 1}, "bad_id"),
+                            ({"event": "x", "retry": -5, "data": 1}, "bad_retry")):
             bad["channel"] = "user:42"
-            self.gw.publish(bad)
+            status, reply = self.gw.publish(bad)
+            self.assertEqual(status, 400, "%r -> %s %r" % (bad, status, reply))
+            self.assertTrue(reply["error"].startswith(reason + ": "), reply)
         self.publish("user:42", "good", "ok")
         ev = c.wait_for_events(1)[0]
         self.assertEqual(ev["event"], "good")
@@ -193,6 +201,32 @@ class StandaloneTest(GatewayTestCase):
     def test_405_wrong_method(self):
         status, headers, body = http_request(self.gw.port, "POST", "/events?user=42", body="x")
         self.assert_http_error(status, 405, body)
+
+    def raw_answer(self, request):
+        """Sends raw bytes, reads until the gateway closes (bounded): (status line, body)."""
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:
+            s.sendall(request)
+            data = b""
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].decode("latin-1"), head, body
+
+    def test_400_malformed_http(self):
+        # Not closed silently: a 400 with a short reason, as nginx and RFC 9112 do.
+        for name, request in (("garbage", b"GARBAGE\r\n\r\n"),
+                              ("header line without a colon",
+                               b"GET /events?user=42 HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n"),
+                              ("bad version", b"GET /events?user=42 HTTP/9\r\n\r\n")):
+            status, head, body = self.raw_answer(request)
+            self.assertEqual(status, "HTTP/1.1 400 Bad Request", "%s: %r %r" % (name, head, body))
+            self.assertIn(b"Content-Length: %d" % len(body), head, name)
+            self.assertTrue(body.startswith(b"malformed request"), "%s: body %r" % (name, body))
+        self.assertEqual(self.gw.metric("ssegw_requests_rejected_total", reason="bad_request"), 3)
 
     def test_400_too_many_topics(self):
         c = self.sse(self.gw.port, user=42, topics=["t1", "t2", "t3", "t4", "t5"])
@@ -288,6 +322,36 @@ class JwtTest(GatewayTestCase):
         self.gw.publish({"channel": "user:bob", "event": "no", "data": 1})
         self.gw.publish({"channel": "user:alice", "event": "yes", "data": 1})
         self.assertEqual(c.wait_for_events(1)[0]["event"], "yes")
+
+
+class JwtExpiryTest(GatewayTestCase):
+    """A page that reconnects with the same ?token= after its stream was closed for expiry must
+    get one 401 (and stop), not a loop of streams accepted within the leeway and closed again."""
+    SECRET = "integration-test-secret-0123456789"
+    LEEWAY = 2
+
+    def test_expired_token_ends_in_one_401(self):
+        gw = self.start_gateway({
+            "auth": {"mode": "jwt", "jwt": {"secret": self.SECRET, "algorithms": ["HS256"],
+                                            "leeway_seconds": self.LEEWAY}},
+            "sse": {"heartbeat_seconds": HEARTBEAT, "retry_ms": 200}})
+        exp = int(time.time()) + 2
+        token = make_jwt({"sub": "42", "exp": exp}, self.SECRET)
+        client = ReconnectingSseClient(gw.port, query=[("token", token)], max_retry_ms=400,
+                                       name="expiring").start()
+        try:
+            client.wait_for(lambda c: c.fatal is not None, exp + self.LEEWAY + 10 - time.time(),
+                            "the reconnect after expiry to be refused")
+            closed_at = time.time()
+        finally:
+            client.stop()
+        self.assertEqual(client.fatal, 401)
+        self.assertEqual(client.connects, 1,
+                         "one stream, closed at exp + leeway, then 401: %d streams were opened"
+                         % client.connects)
+        self.assertGreaterEqual(closed_at, exp + self.LEEWAY - 0.1,
+                                "the stream lived until the token's deadline (exp + leeway)")
+        self.assertEqual(gw.metric("ssegw_connections_closed_total", reason="token_expired"), 1)
 
 
 if __name__ == "__main__":

@@ -749,6 +749,17 @@ class Gateway:
 # --------------------------------------------------------------------------------------------
 # SSE client
 
+# The gateway's position block: `event: ssegw-position`, `id: <position>`, `data:` (empty).
+# EventSource dispatches it only to a listener of that name, so clients here do not count it as
+# an event either.
+POSITION_EVENT = "ssegw-position"
+
+
+def is_position_block(block):
+    """A block that only tells the client where it stands (see POSITION_EVENT)."""
+    return block["event"] == POSITION_EVENT and block["id"] is not None
+
+
 class SseParser:
     """Incremental text/event-stream parser (WHATWG rules; lines end in LF, CRLF or CR)."""
 
@@ -825,7 +836,7 @@ class SseParser:
 class SseClient:
     """Raw-socket SSE client. Sends the request, parses status and headers, then reads the
     stream in a background thread: .events (dispatched events, i.e. blocks with data),
-    .blocks (every block, including retry-only / id-only ones), .comments, .retries, .raw,
+    .blocks (every block, including retry-only and position blocks), .comments, .retries, .raw,
     and .queue (every item as ('event'|'block'|'comment'|'closed', value))."""
 
     def __init__(self, port, user=None, topics=(), query=None, path="/events", headers=None,
@@ -993,7 +1004,9 @@ class SseClient:
                     self.blocks.append(value)
                     if value["retry"] is not None:
                         self.retries.append(value["retry"])
-                    if value["data"]:  # EventSource dispatches only a non-empty data buffer
+                    # EventSource dispatches a block that had a data line; the position block
+                    # goes only to a listener of its name.
+                    if value["data"] is not None and not is_position_block(value):
                         self.events.append(value)
                         self.queue.put(("event", value))
                     else:
@@ -1188,7 +1201,7 @@ class ReconnectingSseClient:
                             else:
                                 if value["retry"] is not None:
                                     self.retry_ms = value["retry"]
-                                if value["data"]:
+                                if value["data"] is not None and not is_position_block(value):
                                     value["conn"] = conn_no
                                     self.events.append(value)
                         self.last_event_id = parser.last_event_id
@@ -1283,7 +1296,7 @@ class SseFleetClient:
         self.t_connect = 0.0        # monotonic time of the current connect
         self.t_head = 0.0           # monotonic time of the current 200 head
         self.conn_bytes = 0         # body bytes received on the current stream
-        self.positioned = False     # got the id-only position block on the current stream
+        self.positioned = False     # got the position block on the current stream
         self.raw_head = b""
 
 
@@ -1343,7 +1356,7 @@ class SseFleet:
         """A 200 head arrived (c.connects counts it); called before the first body bytes."""
 
     def on_position(self, c):
-        """An id-only block (the position block) arrived."""
+        """A position block arrived."""
 
     def on_event(self, c, now, wall, bid, ev, payload):
         if self.handler is not None:
@@ -1505,7 +1518,7 @@ class SseFleet:
                     c.retry_ms = int(val)
             if bid is not None:
                 c.last_id = bid                      # the block is complete: commit its id
-            if payload is None:
+            if payload is None or ev == POSITION_EVENT.encode():
                 if bid is not None:
                     c.positioned = True
                     self.on_position(c)

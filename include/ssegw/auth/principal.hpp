@@ -15,8 +15,8 @@ struct principal {
     /// Topic grants: "*" (everything), "prefix*" / "prefix.*" (every topic starting with the
     /// part before the '*'), anything else an exact topic name.
     std::vector<std::string> topic_grants;
-    /// From the token's "exp"; the stream is closed then. nullopt = no expiry (mode none, or a
-    /// token without exp).
+    /// The token's "exp" plus auth.jwt.leeway_seconds: the token is refused from then on and
+    /// its stream is closed then. nullopt = no expiry (mode none, or a token without exp).
     std::optional<std::chrono::system_clock::time_point> expires_at;
 
     /// True when some grant allows the topic.

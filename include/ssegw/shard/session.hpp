@@ -64,6 +64,8 @@ public:
 
     const std::string& user() const noexcept { return user_; }
     std::uint64_t bytes_written() const noexcept { return bytes_written_; }
+    /// Bytes queued or being written: bounded by sse.max_queue_bytes.
+    std::uint64_t queued_bytes() const noexcept { return queued_bytes_; }
     std::uint32_t opened_tick() const noexcept { return opened_tick_; }
     const std::vector<std::string>& channels() const noexcept { return channels_; }
     bool closed() const noexcept { return closed_; }
@@ -88,6 +90,8 @@ private:
     void do_watch();
     void on_watch(const boost::system::error_code& ec);
     void drop_as_slow_consumer();
+    /// Forgets the frames not yet handed to a write (the write in flight keeps its own).
+    void discard_queue();
 
     shard& shard_;
     shard_socket socket_;
@@ -96,7 +100,7 @@ private:
     std::vector<frame> queue_;    ///< waiting for the next write
     std::vector<frame> writing_;  ///< owned by the write in flight
     std::vector<boost::asio::const_buffer> gather_; ///< buffer views of writing_, multi-frame writes
-    frame position_;              ///< `id:`-only block of where the client stands in history
+    frame position_;              ///< position block (make_position_frame) of where the client stands
     std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t last_seq_ = 0;       ///< highest history sequence written (or owed before)

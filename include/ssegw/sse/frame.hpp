@@ -20,6 +20,10 @@ enum class drop_reason { too_large, bad_event_name, bad_id, bad_retry };
 /// Stable snake_case name of a drop reason, used as a metric label and in logs.
 std::string_view to_string(drop_reason reason) noexcept;
 
+/// What a publisher must change, for an error answer (POST /publish refuses what delivery would
+/// drop, with this text).
+std::string_view explain(drop_reason reason) noexcept;
+
 /// Either a frame (bytes set, dropped empty) or the reason the payload was dropped (bytes null).
 struct frame_result {
     frame bytes;
@@ -52,9 +56,15 @@ frame make_comment_frame(std::string_view text);
 /// `retry: N\n\n`: sets the client's reconnection delay without dispatching an event.
 frame make_retry_frame(std::uint32_t retry_ms);
 
-/// `id: X\n\n`: moves EventSource's lastEventId without dispatching an event.
+/// Name of the event that carries a client's position (see make_position_frame).
+inline constexpr std::string_view position_event_name = "ssegw-position";
+
+/// `event: ssegw-position\nid: X\ndata:\n\n`: moves the client's last event id. A bare `id:`
+/// block would do that in browsers, but several common clients (the npm `eventsource` package
+/// among them) ignore a block without `data:`; with an empty data line every client keeps the
+/// id, and EventSource dispatches it only to a listener of this name, never to onmessage.
 /// Null when id contains CR, LF or NUL (which would inject a field or be ignored by browsers);
 /// ids the gateway generates never do.
-frame make_id_only_frame(std::string_view id);
+frame make_position_frame(std::string_view id);
 
 } // namespace ssegw

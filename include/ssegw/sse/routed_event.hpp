@@ -14,8 +14,8 @@ namespace ssegw {
 struct routed_event {
     std::string channel; ///< internal name: "user:42", "topic:news", "broadcast"
     frame bytes;         ///< the complete SSE block
-    /// History events: their global sequence (sessions skip what they already have) and an
-    /// `id:`-only block with their position, which a session keeps as where it stands.
+    /// History events: their global sequence (sessions skip what they already have) and a
+    /// position block (make_position_frame), which a session keeps as where it stands.
     std::uint64_t seq = 0;
     std::uint32_t epoch = 0; ///< epoch_tag() of the sequence's epoch
     frame position;

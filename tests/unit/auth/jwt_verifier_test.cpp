@@ -101,7 +101,8 @@ TEST(jwt_verifier, hs256_accepts_valid_token) {
     EXPECT_EQ(p.user, "alice");
     EXPECT_EQ(p.topic_grants, (std::vector<std::string>{"news", "prices.*"}));
     ASSERT_TRUE(p.expires_at);
-    EXPECT_EQ(std::chrono::system_clock::to_time_t(*p.expires_at), exp);
+    // The stream's deadline is the token's: exp plus the (default 30 s) leeway.
+    EXPECT_EQ(std::chrono::system_clock::to_time_t(*p.expires_at), exp + 30);
     EXPECT_TRUE(p.may_join("prices.eur"));
     EXPECT_FALSE(p.may_join("pricesX"));
 }
@@ -163,6 +164,21 @@ TEST(jwt_verifier, leeway_is_honoured) {
     expect_failure(s.verify(expired), "token expired", expired);
     auto early = sign("HS256", test_secret, {{"sub", "a"}, {"nbf", now_s() + 10}});
     expect_failure(s.verify(early), "token not yet valid", early);
+}
+
+TEST(jwt_verifier, acceptance_and_stream_deadline_agree) {
+    // A token is accepted exactly while its stream may stay open: a reconnect after the stream
+    // was closed for expiry is refused, never accepted and closed again.
+    auto cfg = hs_config();
+    cfg.leeway_seconds = 5;
+    jwt_verifier v{cfg};
+    const auto exp = now_s() - 3; // expired, inside the leeway
+    principal p = expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"exp", exp}})));
+    ASSERT_TRUE(p.expires_at);
+    EXPECT_EQ(std::chrono::system_clock::to_time_t(*p.expires_at), exp + 5);
+    // At the deadline itself (cpp-jwt alone would still accept it): refused.
+    auto at_deadline = sign("HS256", test_secret, {{"sub", "a"}, {"exp", now_s() - 5}});
+    expect_failure(v.verify(at_deadline), "token expired", at_deadline);
 }
 
 TEST(jwt_verifier, alg_none_is_rejected) {

@@ -199,11 +199,12 @@ TEST(frame, retry_frame) {
     EXPECT_EQ(*make_retry_frame(4294967295u), "retry: 4294967295\n\n");
 }
 
-TEST(frame, id_only_frame) {
-    EXPECT_EQ(*make_id_only_frame("abc-1"), "id: abc-1\n\n");
-    EXPECT_EQ(*make_id_only_frame(""), "id: \n\n");
-    EXPECT_EQ(make_id_only_frame("a\nb"), nullptr);
-    EXPECT_EQ(make_id_only_frame(std::string_view("a\0b", 3)), nullptr);
+TEST(frame, position_frame) {
+    // A named event with an empty data line: clients that ignore data-less blocks keep the id.
+    EXPECT_EQ(*make_position_frame("abc-1"), "event: ssegw-position\nid: abc-1\ndata:\n\n");
+    EXPECT_EQ(*make_position_frame(""), "event: ssegw-position\nid: \ndata:\n\n");
+    EXPECT_EQ(make_position_frame("a\nb"), nullptr);
+    EXPECT_EQ(make_position_frame(std::string_view("a\0b", 3)), nullptr);
 }
 
 } // namespace

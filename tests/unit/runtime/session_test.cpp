@@ -1,0 +1,81 @@
+#include "ssegw/shard/session.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <gtest/gtest.h>
+
+#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/shard/shard.hpp"
+
+namespace ssegw {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// One shard (its loop driven by the test, on this thread) and a session on a real loopback
+/// connection whose client end never reads, so writes stall as they do for a slow consumer.
+struct stalled_stream : ::testing::Test {
+    stalled_stream() : auth(cfg.auth), users(32) {
+        cfg.auth.mode = auth_mode::none;
+        cfg.sse.max_queue_bytes = 256 * 1024;
+    }
+
+    std::shared_ptr<session> open(shard& sh) {
+        tcp::acceptor acceptor(sh.context(), {asio::ip::make_address("127.0.0.1"), 0});
+        client = std::make_unique<tcp::socket>(sh.context());
+        client->open(tcp::v4());
+        // Small buffers: the kernel absorbs little before the session's writes stall.
+        client->set_option(asio::socket_base::receive_buffer_size(4096));
+        client->connect(acceptor.local_endpoint());
+        shard_socket server(sh.context());
+        acceptor.accept(server);
+        server.set_option(asio::socket_base::send_buffer_size(4096));
+        EXPECT_TRUE(users.try_acquire("u"));
+        sh.reserve_slot();
+        auto s = std::make_shared<session>(sh, std::move(server), "u",
+                                           std::vector<std::string>{"user:u"}, 0, false);
+        sh.attach(s, make_comment_frame("connected"));
+        return s;
+    }
+
+    gateway_config cfg;
+    authenticator auth;
+    user_limiter users;
+    std::atomic<std::size_t> connections{0};
+    std::atomic<bool> draining{false};
+    std::unique_ptr<tcp::socket> client;
+};
+
+TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted) {
+    runtime_context rt{cfg, auth, users, connections, draining, {}};
+    shard sh(0, rt, nullptr);
+    auto s = open(sh);
+
+    auto ev = std::make_shared<routed_event>();
+    ev->channel = "user:u";
+    ev->bytes = std::make_shared<const std::string>("data: " + std::string(64 * 1024, 'x') + "\n\n");
+    const std::vector<routed_event_ptr> batch{ev};
+    // Deliver until the queue limit cuts the stream: a write is in flight all along.
+    for (int i = 0; i < 200 && !s->leaving(); ++i) {
+        sh.deliver(batch);
+        sh.context().poll();
+    }
+    ASSERT_TRUE(s->leaving()) << "the stream was never cut as a slow consumer";
+    // The cut closes the socket, which aborts the write in flight; run until both happened.
+    for (int i = 0; i < 200 && !(s->closed() && s->queued_bytes() == 0); ++i)
+        sh.context().run_one_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(s->closed());
+    // Before the fix the cut zeroed the count while a write still held frames; the aborted
+    // write then subtracted them again and the unsigned count wrapped around.
+    EXPECT_EQ(s->queued_bytes(), 0u);
+    EXPECT_EQ(connections.load(), 0u);
+    EXPECT_EQ(sh.counters().closed[static_cast<std::size_t>(close_reason::slow_consumer)].load(), 1u);
+}
+
+} // namespace
+} // namespace ssegw
