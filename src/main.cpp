@@ -4,12 +4,15 @@
 #include <exception>
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "ssegw/app/logging.hpp"
 #include "ssegw/app/server.hpp"
 #include "ssegw/config/cli.hpp"
 
 int main(int argc, char** argv) {
-    const auto outcome = ssegw::parse_cli(argc, argv, ssegw::process_env());
+    const auto outcome =
+        ssegw::parse_cli(argc, argv, ssegw::process_env(), ssegw::process_env_names());
     switch (outcome.action) {
     case ssegw::cli_action::error:
         std::cerr << outcome.text;
@@ -17,6 +20,7 @@ int main(int argc, char** argv) {
     case ssegw::cli_action::help:
     case ssegw::cli_action::version:
     case ssegw::cli_action::check_config:
+        for (const auto& w : outcome.warnings) std::cerr << "sse-gateway: warning: " << w << '\n';
         std::cout << outcome.text;
         return outcome.exit_code;
     case ssegw::cli_action::run:
@@ -24,6 +28,7 @@ int main(int argc, char** argv) {
     }
     try {
         ssegw::setup_logging(outcome.config.log);
+        for (const auto& w : outcome.warnings) spdlog::warn("{}", w);
         ssegw::server server(outcome.config);
         return server.run();
     } catch (const std::exception& e) {

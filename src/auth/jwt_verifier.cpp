@@ -43,6 +43,17 @@ constexpr std::array<algorithm_info, 9> known_algorithms{{
     {"ES512", key_kind::pem, &EVP_sha512},
 }};
 
+// The config accepts exactly the algorithms this table implements.
+constexpr bool table_matches_config() {
+    if (known_algorithms.size() != jwt_algorithm_names.size()) return false;
+    for (std::size_t i = 0; i < known_algorithms.size(); ++i)
+        if (known_algorithms[i].name != jwt_algorithm_names[i] ||
+            (known_algorithms[i].key == key_kind::hmac) != is_hmac_algorithm(jwt_algorithm_names[i]))
+            return false;
+    return true;
+}
+static_assert(table_matches_config(), "jwt_algorithm_names (config.hpp) and known_algorithms differ");
+
 const algorithm_info* find_algorithm(std::string_view name) noexcept {
     for (const auto& info : known_algorithms)
         if (info.name == name) return &info; // case-sensitive, as RFC 7515 says

@@ -10,7 +10,7 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
 namespace ssegw {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+
+#include <unistd.h> // environ
 #include <string_view>
 #include <vector>
 
@@ -20,10 +22,56 @@ namespace {
 
 constexpr const char* default_config_path = "config/gateway.json";
 
-const std::vector<std::string> log_levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+/// The SSEGW_* variables the gateway reads: apply_env() and SSEGW_CONFIG, listed once for the
+/// help text and for warning about the others.
+struct env_variable {
+    std::string_view name;
+    std::string_view meaning;
+};
+constexpr env_variable env_variables[] = {
+    {"SSEGW_CONFIG", "config file, like --config"},
+    {"SSEGW_HOST", "server.host"},
+    {"SSEGW_PORT", "server.port"},
+    {"SSEGW_ADMIN_HOST", "server.admin_host"},
+    {"SSEGW_ADMIN_PORT", "server.admin_port"},
+    {"SSEGW_THREADS", "server.threads"},
+    {"SSEGW_REDIS_URL", "redis.url (\"none\" = standalone)"},
+    {"SSEGW_AUTH_MODE", "auth.mode: jwt or none"},
+    {"SSEGW_JWT_SECRET", "auth.jwt.secret (the HMAC key)"},
+    {"SSEGW_LOG_LEVEL", "log.level"},
+};
 
-bool is_redis_url_ok(const std::string& url) {
-    return url.empty() || url == "none" || (url.starts_with("redis://") && url.size() > 8);
+std::vector<std::string> unknown_env_warnings(const std::vector<std::string>& names) {
+    std::vector<std::string> out;
+    for (const auto& name : names) {
+        bool known = false;
+        for (const auto& v : env_variables) known = known || v.name == name;
+        if (!known)
+            out.push_back("environment variable " + name +
+                          " is not one sse-gateway reads (ignored; see --help for the list)");
+    }
+    return out;
+}
+
+/// Empty when `url` is "none", empty or a Redis URL the server can connect to; else the problem.
+std::string redis_url_problem(const std::string& url) {
+    if (is_standalone_url(url)) return {};
+    try {
+        parse_redis_url(url);
+        return {};
+    } catch (const std::invalid_argument& e) {
+        return std::string(e.what()) + ", got \"" + mask_redis_url(url) + "\"";
+    }
+}
+
+bool is_log_level(std::string_view level) {
+    return std::find(log_level_names.begin(), log_level_names.end(), level) != log_level_names.end();
+}
+
+std::string log_level_list() {
+    std::string out;
+    for (auto name : log_level_names) out += (out.empty() ? "" : ", ") + std::string(name);
+    return out;
 }
 
 std::string trim(std::string_view text) {
@@ -40,7 +88,7 @@ std::string one_line(std::string text) {
 }
 
 cli_outcome error_outcome(const std::string& message) {
-    return {cli_action::error, {}, "sse-gateway: " + one_line(message) + "\n", 2};
+    return {cli_action::error, {}, "sse-gateway: " + one_line(message) + "\n", 2, {}};
 }
 
 /// Environment values, each checked where it is read so the message names the variable.
@@ -83,11 +131,10 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
     env.integer("SSEGW_PORT", cfg.server.port, 1, 65535);
     env.string("SSEGW_ADMIN_HOST", cfg.server.admin_host);
     env.integer("SSEGW_ADMIN_PORT", cfg.server.admin_port, 1, 65535);
-    env.integer("SSEGW_THREADS", cfg.server.threads, 0, 64);
+    env.integer("SSEGW_THREADS", cfg.server.threads, 0, max_shards);
     if (auto url = env.get("SSEGW_REDIS_URL")) {
-        if (!is_redis_url_ok(*url))
-            throw config_error("SSEGW_REDIS_URL: expected \"redis://[:password@]host:port[/db]\" or \"none\", got \"" +
-                               mask_redis_url(*url) + "\"");
+        if (auto problem = redis_url_problem(*url); !problem.empty())
+            throw config_error("SSEGW_REDIS_URL: " + problem);
         cfg.redis.url = *url;
     }
     if (auto mode = env.get("SSEGW_AUTH_MODE")) {
@@ -97,8 +144,8 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
     }
     env.string("SSEGW_JWT_SECRET", cfg.auth.jwt.secret);
     if (auto level = env.get("SSEGW_LOG_LEVEL")) {
-        if (std::find(log_levels.begin(), log_levels.end(), *level) == log_levels.end())
-            throw config_error("SSEGW_LOG_LEVEL: expected one of trace, debug, info, warn, error, critical, off, got \"" +
+        if (!is_log_level(*level))
+            throw config_error("SSEGW_LOG_LEVEL: expected one of " + log_level_list() + ", got \"" +
                                *level + "\"");
         cfg.log.level = *level;
     }
@@ -112,7 +159,8 @@ gateway_config load_named(const std::string& path, const std::string& source) {
     return load_config_file(path);
 }
 
-cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& env_fn) {
+cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& env_fn,
+                           const std::vector<std::string>& env_names) {
     CLI::App app{"Server-Sent Events gateway", "sse-gateway"};
     // Our own --help text lists the env variables and exit codes, which CLI11's cannot.
     app.set_help_flag();
@@ -131,17 +179,16 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
     auto* redis_opt = app.add_option("--redis", redis_url, "Redis URL or none")
                           ->check(CLI::Validator(
                               [](std::string& url) {
-                                  return is_redis_url_ok(url)
-                                             ? std::string{}
-                                             : "expected redis://[:password@]host:port[/db] or none, got \"" +
-                                                   mask_redis_url(url) + "\"";
+                                  return redis_url_problem(url);
                               },
                               "URL"))
                           ->type_name("URL");
     auto* threads_opt =
-        app.add_option("--threads", threads, "shard threads")->check(CLI::Range(0u, 64u))->type_name("N");
+        app.add_option("--threads", threads, "shard threads")->check(CLI::Range(0u, max_shards))->type_name("N");
     auto* log_level_opt =
-        app.add_option("--log-level", log_level, "log level")->check(CLI::IsMember(log_levels))->type_name("LEVEL");
+        app.add_option("--log-level", log_level, "log level")
+            ->check(CLI::IsMember(std::vector<std::string>(log_level_names.begin(), log_level_names.end())))
+            ->type_name("LEVEL");
     app.add_flag("--check-config", check_config, "validate and print the effective config");
     app.add_flag("--version", version, "print the version");
     app.add_flag("-h,--help", help, "print help");
@@ -156,8 +203,8 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
         app.parse(argc, argv);
     }
 
-    if (help) return {cli_action::help, {}, help_text(), 0};
-    if (version) return {cli_action::version, {}, version_string() + "\n", 0};
+    if (help) return {cli_action::help, {}, help_text(), 0, {}};
+    if (version) return {cli_action::version, {}, version_string() + "\n", 0, {}};
     if (const auto extras = app.remaining(); !extras.empty()) {
         const std::string& first = extras.front();
         if (first.starts_with('-'))
@@ -187,16 +234,18 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
 
     if (check_config) {
         std::string text = effective_config_json(cfg) + "\n";
-        return {cli_action::check_config, std::move(cfg), std::move(text), 0};
+        return {cli_action::check_config, std::move(cfg), std::move(text), 0,
+                unknown_env_warnings(env_names)};
     }
-    return {cli_action::run, std::move(cfg), {}, 0};
+    return {cli_action::run, std::move(cfg), {}, 0, unknown_env_warnings(env_names)};
 }
 
 } // namespace
 
-cli_outcome parse_cli(int argc, const char* const* argv, const env_lookup& env) {
+cli_outcome parse_cli(int argc, const char* const* argv, const env_lookup& env,
+                      const std::vector<std::string>& env_names) {
     try {
-        return parse_or_throw(argc, argv, env);
+        return parse_or_throw(argc, argv, env, env_names);
     } catch (const config_error& e) {
         return error_outcome(e.what());
     } catch (const CLI::ArgumentMismatch& e) {
@@ -221,10 +270,19 @@ env_lookup process_env() {
     };
 }
 
+std::vector<std::string> process_env_names() {
+    std::vector<std::string> out;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string_view entry(*e);
+        if (entry.starts_with("SSEGW_")) out.emplace_back(entry.substr(0, entry.find('=')));
+    }
+    return out;
+}
+
 std::string version_string() { return std::string("sse-gateway ") + SSEGW_VERSION; }
 
 std::string help_text() {
-    return R"(Usage: sse-gateway [OPTIONS]
+    std::string text = R"(Usage: sse-gateway [OPTIONS]
 
 Server-Sent Events gateway: keeps browser EventSource streams open and delivers the events
 backends publish to Redis (or to POST /publish on the admin port when running standalone).
@@ -234,33 +292,30 @@ Options:
                       else built-in defaults)
   --port N            public SSE port, 1..65535 (server.port)
   --admin-port N      admin port: /healthz /readyz /metrics /publish (server.admin_port)
-  --redis URL         redis://[:password@]host:port[/db], or "none" to run standalone
-                      without Redis (redis.url)
-  --threads N         shard threads, 0..64, 0 = one per core (server.threads)
-  --log-level LEVEL   trace, debug, info, warn, error, critical or off (log.level)
+  --redis URL         redis://[[user]:password@]host[:port][/db], or "none" to run
+                      standalone without Redis (redis.url)
+  --threads N         shard threads, 0..)" + std::to_string(max_shards) + R"(, 0 = one per core (server.threads)
+  --log-level LEVEL   )" + log_level_list() + R"( (log.level)
   --check-config      validate, print the effective config (secrets masked) and exit
   --version           print the version and exit
   -h, --help          print this help and exit
 
 Precedence: built-in defaults < config file < environment < flags.
 
-Environment (empty values are ignored):
-  SSEGW_CONFIG        config file, like --config
-  SSEGW_HOST          server.host
-  SSEGW_PORT          server.port
-  SSEGW_ADMIN_HOST    server.admin_host
-  SSEGW_ADMIN_PORT    server.admin_port
-  SSEGW_THREADS       server.threads
-  SSEGW_REDIS_URL     redis.url ("none" = standalone)
-  SSEGW_AUTH_MODE     auth.mode: jwt or none
-  SSEGW_JWT_SECRET    auth.jwt.secret (the HS256 key)
-  SSEGW_LOG_LEVEL     log.level
-
+Environment (empty values are ignored; other SSEGW_* variables are warned about):
+)";
+    for (const auto& v : env_variables) {
+        std::string line = "  " + std::string(v.name);
+        line.resize(22, ' ');
+        text += line + std::string(v.meaning) + "\n";
+    }
+    text += R"(
 Exit codes:
   0  clean shutdown after SIGTERM/SIGINT, valid --check-config, --help, --version
   1  fatal error while running (for example a port that cannot be bound)
   2  bad command line, environment variable or configuration (one line on stderr)
 )";
+    return text;
 }
 
 } // namespace ssegw

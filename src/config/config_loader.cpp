@@ -1,6 +1,7 @@
 #include <ssegw/config/config_loader.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -30,8 +31,6 @@ constexpr enum_name<auth_mode> auth_mode_names[] = {{auth_mode::jwt, "jwt"}, {au
 constexpr enum_name<subscribe_mode> subscribe_mode_names[] = {
     {subscribe_mode::per_channel, "per-channel"}, {subscribe_mode::pattern, "pattern"}};
 constexpr enum_name<log_format> log_format_names[] = {{log_format::text, "text"}, {log_format::json, "json"}};
-constexpr const char* log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-constexpr const char* jwt_algorithms[] = {"HS256", "RS256", "ES256"};
 
 // Every key of the config file is named exactly once, here. The reader (apply_json) and the
 // writer (effective_config_json) both walk this description, so the accepted file format and
@@ -98,7 +97,7 @@ void describe(Cfg& c, Visitor& v) {
         v.integer("ttl_seconds", c.history.ttl_seconds);
     });
     v.section("log", [&] {
-        v.one_of("level", c.log.level, log_levels);
+        v.one_of("level", c.log.level, log_level_names);
         v.enumeration("format", c.log.format, log_format_names);
     });
 }
@@ -115,7 +114,7 @@ std::string show(const json& value) {
 }
 
 template <std::size_t N>
-std::string list_names(const char* const (&names)[N]) {
+std::string list_names(const std::array<std::string_view, N>& names) {
     std::string out;
     for (std::size_t i = 0; i < N; ++i) {
         if (i) out += ", ";
@@ -128,7 +127,7 @@ std::string list_names(const char* const (&names)[N]) {
 
 template <class E, std::size_t N>
 std::string list_names(const enum_name<E> (&names)[N]) {
-    const char* plain[N];
+    std::array<std::string_view, N> plain;
     for (std::size_t i = 0; i < N; ++i) plain[i] = names[i].name;
     return list_names(plain);
 }
@@ -220,12 +219,12 @@ public:
     }
 
     template <std::size_t N>
-    void one_of(const char* key, std::string& out, const char* const (&names)[N]) {
+    void one_of(const char* key, std::string& out, const std::array<std::string_view, N>& names) {
         const json* value = find(key);
         if (!value) return;
         if (value->is_string()) {
             const auto& text = value->get_ref<const std::string&>();
-            if (std::find(std::begin(names), std::end(names), std::string_view(text)) != std::end(names)) {
+            if (std::find(names.begin(), names.end(), text) != names.end()) {
                 out = text;
                 return;
             }
@@ -297,7 +296,7 @@ public:
     }
 
     template <std::size_t N>
-    void one_of(const char* key, const std::string& value, const char* const (&)[N]) {
+    void one_of(const char* key, const std::string& value, const std::array<std::string_view, N>&) {
         (*current_)[key] = value;
     }
 
@@ -372,7 +371,7 @@ void validate(const gateway_config& cfg) {
     check_range("server.admin_port", server.admin_port, 1, 65535);
     if (server.port == server.admin_port)
         invalid("server.admin_port", "must differ from server.port (both are " + std::to_string(server.port) + ")");
-    check_range("server.threads", server.threads, 0, 64); // one bit per shard in a channel mask
+    check_range("server.threads", server.threads, 0, max_shards);
     check_range("server.max_header_bytes", server.max_header_bytes, 1024, 1048576);
     check_range("server.max_target_bytes", server.max_target_bytes, 64, server.max_header_bytes);
     check_range("server.handshake_timeout_ms", server.handshake_timeout_ms, 100, 600000);
@@ -388,20 +387,21 @@ void validate(const gateway_config& cfg) {
         check_range("sse.max_lifetime_seconds", sse.max_lifetime_seconds, 10, 31536000);
 
     const auto& jwt = cfg.auth.jwt;
-    if (jwt.algorithms.empty()) invalid("auth.jwt.algorithms", "must list at least one of \"HS256\", \"RS256\", \"ES256\"");
+    if (jwt.algorithms.empty())
+        invalid("auth.jwt.algorithms", "must list at least one of " + list_names(jwt_algorithm_names));
     bool wants_secret = false;
     std::string wants_key; // first algorithm that needs a public key, for the message
     for (const auto& alg : jwt.algorithms) {
-        if (std::find(std::begin(jwt_algorithms), std::end(jwt_algorithms), std::string_view(alg)) ==
-            std::end(jwt_algorithms))
+        if (std::find(jwt_algorithm_names.begin(), jwt_algorithm_names.end(), alg) ==
+            jwt_algorithm_names.end())
             invalid("auth.jwt.algorithms", "unsupported algorithm \"" + alg + "\" (expected " +
-                                               list_names(jwt_algorithms) + ")");
-        if (alg == "HS256") wants_secret = true;
+                                               list_names(jwt_algorithm_names) + ")");
+        if (is_hmac_algorithm(alg)) wants_secret = true;
         else if (wants_key.empty()) wants_key = alg;
     }
     if (cfg.auth.mode == auth_mode::jwt) {
         if (wants_secret && jwt.secret.empty())
-            invalid("auth.jwt.secret", "required when auth.mode is \"jwt\" and algorithms include HS256");
+            invalid("auth.jwt.secret", "required when auth.mode is \"jwt\" and algorithms include an HS* algorithm");
         if (!wants_key.empty() && jwt.public_key_file.empty())
             invalid("auth.jwt.public_key_file", "required when auth.mode is \"jwt\" and algorithms include " + wants_key);
     }
@@ -415,9 +415,13 @@ void validate(const gateway_config& cfg) {
     }
 
     const auto& redis = cfg.redis;
-    if (!redis.standalone() && (!redis.url.starts_with("redis://") || redis.url.size() == 8))
-        invalid("redis.url", "expected \"redis://[:password@]host:port[/db]\", \"none\" or empty, got \"" +
-                                 mask_redis_url(redis.url) + "\"");
+    if (!redis.standalone()) {
+        try {
+            parse_redis_url(redis.url);
+        } catch (const std::invalid_argument& e) {
+            invalid("redis.url", std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
+        }
+    }
     if (redis.prefix.empty()) invalid("redis.prefix", "must not be empty");
     if (has_space(redis.prefix)) invalid("redis.prefix", "must not contain spaces, got \"" + redis.prefix + "\"");
     if (redis.reconnect_min_ms > redis.reconnect_max_ms)
@@ -427,27 +431,8 @@ void validate(const gateway_config& cfg) {
 
     if (cfg.history.max_len < 1) invalid("history.max_len", "must be at least 1, got 0");
 
-    if (std::find(std::begin(log_levels), std::end(log_levels), std::string_view(cfg.log.level)) ==
-        std::end(log_levels))
-        invalid("log.level", "expected one of " + list_names(log_levels) + ", got \"" + cfg.log.level + "\"");
-}
-
-std::string mask_redis_url(const std::string& url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string::npos) return url;
-    const auto authority = scheme_end + 3;
-    // The last '@' anywhere ends the userinfo: an unencoded password may contain '@' or '/',
-    // and leaking part of it is worse than masking a rare '@' in a path.
-    const auto at = url.rfind('@');
-    if (at == std::string::npos || at < authority) return url;
-    const std::string userinfo = url.substr(authority, at - authority);
-    if (userinfo.empty()) return url;
-    const auto colon = userinfo.find(':');
-    // Without a colon some clients read the lone userinfo as the password, so hide it too.
-    std::string masked = colon == std::string::npos ? "***"
-                         : colon + 1 == userinfo.size() ? userinfo
-                                                        : userinfo.substr(0, colon + 1) + "***";
-    return url.substr(0, authority) + masked + url.substr(at);
+    if (std::find(log_level_names.begin(), log_level_names.end(), cfg.log.level) == log_level_names.end())
+        invalid("log.level", "expected one of " + list_names(log_level_names) + ", got \"" + cfg.log.level + "\"");
 }
 
 std::string effective_config_json(const gateway_config& cfg) {

@@ -144,7 +144,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         ++generation_;
         bool was_up = phase_ == phase::up;
         if (was_up || last_error_ != reason)
-            spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason, redacted_url(endpoint_));
+            spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason, address_of(endpoint_));
         last_error_ = reason;
         close_link();
         phase_ = phase::waiting;
@@ -170,6 +170,15 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         phase_ = phase::resolving;
         last_progress_ = clock_type::now();
         arm_tick();
+        // An IP address needs no look-up. Skipping Asio's resolver for it also keeps the
+        // process at server.threads threads: the resolver starts a thread of its own for its
+        // (blocking) getaddrinfo calls the first time it is used.
+        error_code not_an_address;
+        if (const auto address = asio::ip::make_address(endpoint_.host, not_an_address); !not_an_address)
+            return on_resolve(generation_, {},
+                              tcp::resolver::results_type::create(
+                                  tcp::endpoint(address, endpoint_.port), endpoint_.host,
+                                  std::to_string(endpoint_.port)));
         resolver_.async_resolve(
             endpoint_.host, std::to_string(endpoint_.port),
             [self = shared_from_this(), gen = generation_](error_code ec, tcp::resolver::results_type results) {
@@ -312,7 +321,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (phase_ == phase::handshake && is_pong(r)) {
             phase_ = phase::up;
             backoff_.reset();
-            if (reconnects_ > 0) spdlog::info("{}: connected to {}", options_.log_name, redacted_url(endpoint_));
+            if (reconnects_ > 0) spdlog::info("{}: connected to {}", options_.log_name, address_of(endpoint_));
             with_owner([](connection_owner& o) { o.on_up(); });
             return;
         }

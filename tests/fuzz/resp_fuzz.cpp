@@ -7,7 +7,7 @@
 #include "fuzz_check.hpp"
 
 #include "ssegw/redis/history_functions.hpp"
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/resp.hpp"
 
 #include <algorithm>
@@ -92,27 +92,27 @@ void check_url(std::string_view url) {
         return;
     }
     SSEGW_FUZZ_CHECK(!ep.host.empty() && ep.port != 0 && ep.db >= 0);
-    const std::string redacted = ssegw::redacted_url(ep);
-    if (!ep.password.empty()) {
-        // The password is replaced whole; what follows the userinfo is built from host, port
-        // and db only (the username itself is shown, so it may happen to contain the password).
-        const std::string userinfo = "redis://" + ep.username + ":***@";
-        SSEGW_FUZZ_CHECK(redacted.starts_with(userinfo));
-        ssegw::redis_endpoint anonymous = ep;
-        anonymous.username.clear();
-        anonymous.password.clear();
-        SSEGW_FUZZ_CHECK(redacted.substr(userinfo.size()) == ssegw::redacted_url(anonymous).substr(8));
+    // address_of: the server, never a credential, and it parses back to the same server.
+    const std::string address = ssegw::address_of(ep);
+    SSEGW_FUZZ_CHECK(address.find('@') == std::string::npos);
+    ssegw::redis_endpoint again;
+    try {
+        again = ssegw::parse_redis_url("redis://" + address);
+    } catch (const std::invalid_argument&) {
+        SSEGW_FUZZ_CHECK(!"address_of output does not parse");
     }
-    if (ep.password.empty()) {
-        // Without credentials the redacted form is the canonical URL of the same server.
-        ssegw::redis_endpoint again;
-        try {
-            again = ssegw::parse_redis_url(redacted);
-        } catch (const std::invalid_argument&) {
-            SSEGW_FUZZ_CHECK(!"redacted_url output does not parse");
-        }
-        SSEGW_FUZZ_CHECK(again.host == ep.host && again.port == ep.port && again.db == ep.db);
+    SSEGW_FUZZ_CHECK(again.host == ep.host && again.port == ep.port && again.password.empty());
+    // mask_redis_url: the same server and user, the password replaced whole by "***".
+    const std::string masked = ssegw::mask_redis_url(url);
+    ssegw::redis_endpoint shown;
+    try {
+        shown = ssegw::parse_redis_url(masked);
+    } catch (const std::invalid_argument&) {
+        SSEGW_FUZZ_CHECK(!"mask_redis_url output of a valid URL does not parse");
     }
+    SSEGW_FUZZ_CHECK(shown.host == ep.host && shown.port == ep.port && shown.db == ep.db);
+    SSEGW_FUZZ_CHECK(shown.username == ep.username);
+    SSEGW_FUZZ_CHECK(shown.password == (ep.password.empty() ? "" : "***"));
 }
 
 } // namespace

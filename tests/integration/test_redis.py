@@ -2,9 +2,10 @@
 sessions, PUBLISH fan-out, pattern mode, Redis outages and junk payloads."""
 
 import json
+import os
 import unittest
 
-from ssegw_testlib import GatewayTestCase, wait_until
+from ssegw_testlib import GatewayTestCase, is_position_block, wait_until
 
 HEARTBEAT = 1
 
@@ -33,6 +34,15 @@ class RedisTest(GatewayTestCase):
         wait_until(lambda: set(channels) <= self.redis.channels(), timeout,
                    message=lambda: "want %s, PUBSUB CHANNELS sse:* = %s"
                    % (sorted(channels), sorted(self.redis.channels())))
+
+    def test_runs_exactly_server_threads_threads(self):
+        # threads=2 and a Redis at an IP address: the two shard threads and nothing else (no
+        # resolver thread), with streams open and both Redis links up.
+        c = self.connect(42)
+        self.wait_subscribed("sse:user:42")
+        tasks = os.listdir("/proc/%d/task" % self.gw.pid())
+        self.assertEqual(len(tasks), 2, "threads: %s" % tasks)
+        c.close()
 
     # ------------------------------------------------------------ subscriptions follow sessions
     def test_subscribes_exactly_what_sessions_need(self):
@@ -136,9 +146,14 @@ class RedisTest(GatewayTestCase):
         self.assertEqual(self.gw.healthz(), 200)
         self.assertEqual(self.gw.metrics().get("ssegw_redis_connected", default=-1), 0)
         counts = [len(c.comments) for c in clients]
-        for c, n in zip(clients, counts):
+        # A stream that starts now is accepted and waits with heartbeats (README, Operating):
+        # no position yet, since its history cannot be read.
+        late = self.connect(7)
+        for c, n in zip(clients + [late], counts + [0]):
             c.wait_for_comments(n + 2, timeout=2 * HEARTBEAT + 4)
             self.assertFalse(c.closed.is_set(), "streams must stay open while Redis is down")
+        self.assertFalse([b for b in late.blocks if is_position_block(b)],
+                         "a position before the history could be read")
         self.redis.restart()
         wait_until(lambda: self.gw.readyz() == 200, 15,
                    message=lambda: "/readyz stays %s after Redis came back" % self.gw.readyz())
@@ -147,6 +162,14 @@ class RedisTest(GatewayTestCase):
         for c in clients:
             self.assertEqual(c.wait_for_events(1, timeout=5)[-1]["event"], "after")
             self.assertFalse(c.closed.is_set())
+        # ...and once Redis is back it gets its position and goes live on the same connection.
+        late.wait_for(lambda cl: any(is_position_block(b) for b in cl.blocks), 10,
+                      "the waiting stream's position after Redis came back")
+        self.wait_subscribed("sse:user:7", timeout=10)
+        self.redis.publish("sse:user:7", {"event": "late", "data": 1})
+        self.assertEqual(late.wait_for_events(1, timeout=5)[-1]["event"], "late")
+        self.assertEqual(late.status, 200)
+        self.assertFalse(late.closed.is_set())
         m = self.gw.metrics()
         self.assertGreater(m.get("ssegw_redis_reconnects_total"), reconnects0)
         self.assertEqual(m.get("ssegw_redis_connected"), 1)

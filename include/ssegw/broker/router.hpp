@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ssegw/config/config.hpp" // max_shards
 #include "ssegw/core/history.hpp"
 #include "ssegw/core/log_throttle.hpp"
 #include "ssegw/core/stream_position.hpp"
@@ -27,9 +28,6 @@
 #include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
-
-/// Largest number of shards a process runs: one bit each in a channel's mask.
-inline constexpr unsigned max_shards = 64;
 
 /// Why an incoming event reached no session; labels on ssegw_events_dropped_total.
 enum class route_drop : std::uint8_t {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ssegw {
 
@@ -27,15 +28,24 @@ struct cli_outcome {
     std::string text;
     /// 0 for run, help, version and a valid check_config; 2 for error.
     int exit_code = 0;
+    /// Problems that do not stop the gateway (an unknown SSEGW_* variable, probably a typo):
+    /// main logs each as a warning.
+    std::vector<std::string> warnings;
 };
 
 /// Resolves defaults < config file < environment < flags, then validates. Never throws: every
 /// problem (bad flag, unreadable or invalid file, bad env value, failed validation) becomes
 /// cli_action::error with exit code 2 and a line naming the flag, variable or key.
-cli_outcome parse_cli(int argc, const char* const* argv, const env_lookup& env);
+/// `env_names` are the names of the SSEGW_* variables set (process_env_names()); those the
+/// gateway does not read become warnings.
+cli_outcome parse_cli(int argc, const char* const* argv, const env_lookup& env,
+                      const std::vector<std::string>& env_names = {});
 
 /// env_lookup backed by the real process environment (std::getenv).
 env_lookup process_env();
+
+/// The names of the process's environment variables that start with SSEGW_.
+std::vector<std::string> process_env_names();
 
 /// "sse-gateway <version>".
 std::string version_string();

@@ -3,11 +3,32 @@
 // then SSEGW_* environment variables, then command-line flags (config_loader.hpp does that).
 // Plain data, copied into each component at start; nothing here changes while running.
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "ssegw/core/redis_url.hpp"
+
 namespace ssegw {
+
+/// Largest number of shards a process runs (server.threads): one bit each in a channel's mask.
+inline constexpr unsigned max_shards = 64;
+
+/// The values log.level and SSEGW_LOG_LEVEL accept (spdlog's level names).
+inline constexpr std::array<std::string_view, 7> log_level_names = {
+    "trace", "debug", "info", "warn", "error", "critical", "off"};
+
+/// The values auth.jwt.algorithms accepts: HMAC with auth.jwt.secret, RSA and ECDSA with the PEM
+/// in auth.jwt.public_key_file. "none" is never one of them.
+inline constexpr std::array<std::string_view, 9> jwt_algorithm_names = {
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"};
+
+/// HMAC algorithms take the shared secret; the others a public key.
+inline constexpr bool is_hmac_algorithm(std::string_view name) noexcept {
+    return name.starts_with("HS");
+}
 
 /// How accepted sockets are spread over the shard threads.
 enum class accept_mode {
@@ -86,7 +107,7 @@ struct redis_config {
     std::uint32_t reconnect_min_ms = 100;
     std::uint32_t reconnect_max_ms = 5000;
 
-    bool standalone() const { return url.empty() || url == "none"; }
+    bool standalone() const { return is_standalone_url(url); }
 };
 
 struct history_config {

@@ -35,7 +35,4 @@ void validate(const gateway_config& cfg);
 /// password in redis.url masked as `redis://:***@host:port`.
 std::string effective_config_json(const gateway_config& cfg);
 
-/// `url` with any password in its userinfo replaced by "***"; other text unchanged.
-std::string mask_redis_url(const std::string& url);
-
 } // namespace ssegw

@@ -3,7 +3,7 @@
 // pipelined in order and replies matched FIFO. Every command completes exactly once, with a
 // reply or an error string; nothing waits on a dead link.
 
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/resp.hpp"
 
 #include <chrono>

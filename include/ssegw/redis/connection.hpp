@@ -4,7 +4,7 @@
 // and when it went down; what is sent and what the replies mean belong to its owner
 // (subscriber, command_client).
 
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/resp.hpp"
 
 #include <chrono>

@@ -3,7 +3,7 @@
 // patterns and keeps the server in step with it across reconnects; callers only say what they
 // want, never what to send.
 
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 
 #include <chrono>
 #include <cstdint>

@@ -294,6 +294,47 @@ TEST(cli, check_config_of_an_invalid_config_exits_2) {
     expect_error_line(run_cli({"--check-config"}), "sse.heartbeat_seconds");
 }
 
+TEST(cli, a_redis_url_the_server_would_refuse_is_refused_everywhere) {
+    // One parser decides for the flag, the environment and the file: --check-config used to
+    // say 0 for a port the server then refused at start.
+    temp_cwd cwd;
+    expect_error_line(run_cli({"--check-config", "--redis", "redis://host:99999"}, {{"SSEGW_JWT_SECRET", "k"}}),
+                      "--redis");
+    expect_error_line(run_cli({"--check-config"}, {{"SSEGW_REDIS_URL", "redis://h:0"}, {"SSEGW_JWT_SECRET", "k"}}),
+                      "SSEGW_REDIS_URL: invalid redis URL: port must be 1..65535");
+    cwd.write("config/gateway.json", R"({"redis": {"url": "redis://:pw@h:70000"}, "auth": {"mode": "none"}})");
+    const auto out = run_cli({"--check-config"});
+    expect_error_line(out, "redis.url: invalid redis URL: port must be 1..65535");
+    EXPECT_EQ(out.text.find("pw@"), std::string::npos) << "the password is masked in the error";
+}
+
+TEST(cli, unknown_ssegw_variables_are_warned_about) {
+    temp_cwd cwd;
+    const std::vector<const char*> argv = {"sse-gateway", "--check-config", nullptr};
+    const auto out = parse_cli(2, argv.data(),
+                               [](const char* name) -> std::optional<std::string> {
+                                   if (std::string(name) == "SSEGW_JWT_SECRET") return "k";
+                                   return std::nullopt;
+                               },
+                               {"SSEGW_JWT_SECRET", "SSEGW_REDIS_URLL"});
+    ASSERT_EQ(out.action, cli_action::check_config) << out.text;
+    ASSERT_EQ(out.warnings.size(), 1u);
+    EXPECT_NE(out.warnings[0].find("SSEGW_REDIS_URLL"), std::string::npos) << out.warnings[0];
+    // Every variable the help text lists is one the gateway reads, so none of them warns.
+    std::vector<std::string> listed;
+    const auto help = help_text();
+    for (std::size_t at = help.find("\n  SSEGW_"); at != std::string::npos; at = help.find("\n  SSEGW_", at + 1))
+        listed.push_back(help.substr(at + 3, help.find(' ', at + 3) - at - 3));
+    EXPECT_GE(listed.size(), 10u);
+    const auto quiet = parse_cli(2, argv.data(),
+                                 [](const char* name) -> std::optional<std::string> {
+                                     if (std::string(name) == "SSEGW_JWT_SECRET") return "k";
+                                     return std::nullopt;
+                                 },
+                                 listed);
+    EXPECT_TRUE(quiet.warnings.empty()) << quiet.warnings.front();
+}
+
 TEST(cli, no_arguments_at_all) {
     temp_cwd cwd;
     const char* const argv[] = {nullptr};

@@ -310,7 +310,7 @@ TEST(validate, auth) {
                   R"(auth.jwt.algorithms: unsupported algorithm "none")", 0),
               0u);
     EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.secret.clear(); }),
-              R"(auth.jwt.secret: required when auth.mode is "jwt" and algorithms include HS256)");
+              R"(auth.jwt.secret: required when auth.mode is "jwt" and algorithms include an HS* algorithm)");
     EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms = {"RS256"}; }),
               R"(auth.jwt.public_key_file: required when auth.mode is "jwt" and algorithms include RS256)");
     EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms = {"ES256"}; }),
@@ -370,17 +370,6 @@ TEST(validate, history_cors_and_log) {
     cfg.cors.allowed_origins = {"https://a.example", "http://localhost:3000"};
     cfg.cors.allow_credentials = true;
     EXPECT_NO_THROW(validate(cfg));
-}
-
-TEST(mask_redis_url, hides_only_the_password) {
-    EXPECT_EQ(mask_redis_url("redis://:pw@host:6379"), "redis://:***@host:6379");
-    EXPECT_EQ(mask_redis_url("redis://user:pw@host:6379/0"), "redis://user:***@host:6379/0");
-    EXPECT_EQ(mask_redis_url("redis://:p@ss/w@host:6379"), "redis://:***@host:6379");
-    EXPECT_EQ(mask_redis_url("redis://token@host"), "redis://***@host");
-    EXPECT_EQ(mask_redis_url("redis://user:@host"), "redis://user:@host");
-    EXPECT_EQ(mask_redis_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    EXPECT_EQ(mask_redis_url("none"), "none");
-    EXPECT_EQ(mask_redis_url(""), "");
 }
 
 TEST(effective_config_json, masks_secrets) {

@@ -3,7 +3,7 @@
 // for the test side (PUBLISH, PUBSUB NUMSUB, CLIENT KILL ...). Hermetic: nothing depends on a
 // Redis already running, and parallel test binaries do not collide.
 
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/resp.hpp"
 
 #include <arpa/inet.h>

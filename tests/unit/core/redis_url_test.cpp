@@ -1,4 +1,4 @@
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 
 #include <gtest/gtest.h>
 
@@ -77,10 +77,22 @@ TEST(redis_url, rejects_junk_with_one_line_messages) {
     }
 }
 
-TEST(redis_url, redacted_url_hides_the_password) {
-    auto s = redacted_url(parse_redis_url("redis://u:topsecret@[::1]:7000/3"));
-    EXPECT_EQ(s, "redis://u:***@[::1]:7000/3");
+TEST(redis_url, address_of_carries_no_credentials) {
+    EXPECT_EQ(address_of(parse_redis_url("redis://u:topsecret@[::1]:7000/3")), "[::1]:7000");
+    EXPECT_EQ(address_of(parse_redis_url("redis://:pw@cache.internal")), "cache.internal:6379");
 }
+
+TEST(mask_redis_url, hides_only_the_password) {
+    EXPECT_EQ(mask_redis_url("redis://:pw@host:6379"), "redis://:***@host:6379");
+    EXPECT_EQ(mask_redis_url("redis://user:pw@host:6379/0"), "redis://user:***@host:6379/0");
+    EXPECT_EQ(mask_redis_url("redis://:p@ss/w@host:6379"), "redis://:***@host:6379");
+    EXPECT_EQ(mask_redis_url("redis://token@host"), "redis://***@host");
+    EXPECT_EQ(mask_redis_url("redis://user:@host"), "redis://user:@host");
+    EXPECT_EQ(mask_redis_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    EXPECT_EQ(mask_redis_url("none"), "none");
+    EXPECT_EQ(mask_redis_url(""), "");
+}
+
 
 } // namespace
 } // namespace ssegw

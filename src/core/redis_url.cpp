@@ -1,4 +1,4 @@
-#include "ssegw/redis/redis_url.hpp"
+#include "ssegw/core/redis_url.hpp"
 
 #include <charconv>
 #include <stdexcept>
@@ -121,20 +121,28 @@ redis_endpoint parse_redis_url(std::string_view url) {
     return ep;
 }
 
-std::string redacted_url(const redis_endpoint& ep) {
-    std::string out = "redis://";
-    if (!ep.password.empty()) out += ep.username + ":***@";
+std::string address_of(const redis_endpoint& ep) {
     const bool ipv6 = ep.host.find(':') != std::string::npos;
-    if (ipv6) out += '[';
-    out += ep.host;
-    if (ipv6) out += ']';
-    out += ':';
-    out += std::to_string(ep.port);
-    if (ep.db != 0) {
-        out += '/';
-        out += std::to_string(ep.db);
-    }
-    return out;
+    return (ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port);
+}
+
+std::string mask_redis_url(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return std::string(url);
+    const auto authority = scheme_end + 3;
+    // The last '@' anywhere ends the userinfo: an unencoded password may contain '@' or '/',
+    // and leaking part of it is worse than masking a rare '@' in a path.
+    const auto at = url.rfind('@');
+    if (at == std::string_view::npos || at < authority) return std::string(url);
+    const std::string_view userinfo = url.substr(authority, at - authority);
+    if (userinfo.empty()) return std::string(url);
+    const auto colon = userinfo.find(':');
+    // Without a colon some clients read the lone userinfo as the password, so hide it too.
+    const std::string masked = colon == std::string_view::npos ? std::string("***")
+                               : colon + 1 == userinfo.size()
+                                   ? std::string(userinfo)
+                                   : std::string(userinfo.substr(0, colon + 1)) + "***";
+    return std::string(url.substr(0, authority)) + masked + std::string(url.substr(at));
 }
 
 } // namespace ssegw

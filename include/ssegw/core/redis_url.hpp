@@ -1,0 +1,38 @@
+#pragma once
+// Where the Redis server is and how to log in, parsed from a redis:// URL. The one parser and the
+// one masker of Redis URLs: the config loader, the CLI, the environment reader and the Redis
+// links all use these, so what --check-config accepts is what the server can connect to.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ssegw {
+
+/// A Redis server address and credentials. `username` empty means the default user (AUTH with
+/// the password only); `password` empty means no AUTH at all.
+struct redis_endpoint {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string username;
+    std::string password;
+    int db = 0;
+};
+
+/// Parses `redis://[[user]:password@]host[:port][/db]`. An IPv6 host goes in brackets
+/// (`redis://[::1]:6380`); user and password may be percent-encoded; like redis-cli, userinfo
+/// without a ':' is a password. Throws std::invalid_argument with a one-line message otherwise
+/// (other schemes, empty host, bad port or db, query strings).
+redis_endpoint parse_redis_url(std::string_view url);
+
+/// `host:port` (IPv6 in brackets): where a link connects, for logs; never any credential.
+std::string address_of(const redis_endpoint& endpoint);
+
+/// The URL with its password masked (`redis://user:***@host`), for --check-config output and
+/// error messages. Works on any text, valid URL or not, so an error can show what was given.
+std::string mask_redis_url(std::string_view url);
+
+/// Empty or "none": no Redis, the gateway runs standalone.
+inline bool is_standalone_url(std::string_view url) noexcept { return url.empty() || url == "none"; }
+
+} // namespace ssegw
