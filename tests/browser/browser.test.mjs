@@ -433,3 +433,62 @@ test("d2: a 401 stops EventSource for good (readyState CLOSED)", async () => {
   await page.waitForFunction(() => window.state().readyState === 2, null, { timeout: WAIT });
   await page.close();
 });
+
+// ------------------------------------------------------------------------------------------
+// e: the README's token-refresh snippet, run as written: a stream closed at its token's
+//    deadline ends in one 401, the page fetches a new token and resumes from its last position
+
+function readmeSnippet(after) {
+  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const at = readme.indexOf(after);
+  assert.ok(at >= 0, `README has no "${after}"`);
+  const m = /```js\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert.ok(m, `no js block after "${after}" in README`);
+  return m[1];
+}
+
+test("e: README token refresh: one 401, a fresh token, and nothing missed", async () => {
+  const gw = await startJwtGateway();
+  const [allowed] = pageServers.map((s) => s.port);
+  const snippet = readmeSnippet("fresh token and its last position, so it misses nothing:");
+  const page = await newPage();
+  // The first token has 3 s left before exp + leeway (30 s); later ones an hour.
+  let calls = 0;
+  await page.exposeFunction("fetchToken", () => {
+    calls += 1;
+    const now = Math.floor(Date.now() / 1000);
+    return hs256({ sub: "tina", exp: calls === 1 ? now - 27 : now + 3600 }, SECRET);
+  });
+  await page.goto(`http://${HOST}:${allowed}/page`);
+  // The snippet's relative "/events" resolves against the document's base URL: the gateway.
+  await page.setContent(`<!doctype html><meta charset="utf-8"><base href="http://${HOST}:${gw.port}/">
+    <script>window.rendered = []; function render(d) { window.rendered.push(d); }</script>
+    <script type="module">${snippet}</script>`);
+  const publish = async (n) => {
+    const r = await httpJson(`http://${HOST}:${gw.admin}/publish`, { channel: "user:tina", event: "task-updated", data: { n } });
+    assert.equal(r.status, 202, r.text);
+  };
+  const expiredBefore = await metricSum(gw.admin, "ssegw_connections_closed_total", { reason: "token_expired" });
+  const unauthorizedBefore = await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" });
+  const resumesBefore = await metricSum(gw.admin, "ssegw_resumes_total");
+  await waitFor("the first stream", async () => (await metricSum(gw.admin, "ssegw_connections")) === 1);
+  await publish(1);
+  await page.waitForFunction(() => window.rendered.length === 1, null, { timeout: WAIT });
+  // The gateway closes the stream at the token's deadline; published right then, n=2 falls in
+  // the gap between that stream and the next one.
+  await waitFor("the close at the token's deadline", async () =>
+    (await metricSum(gw.admin, "ssegw_connections_closed_total", { reason: "token_expired" })) === expiredBefore + 1);
+  await publish(2);
+  await waitFor("a second token", () => calls === 2);
+  await waitFor("the resumed stream", async () => (await metricSum(gw.admin, "ssegw_resumes_total")) === resumesBefore + 1);
+  await publish(3);
+  await page.waitForFunction(() => window.rendered.length >= 3, null, { timeout: WAIT });
+  await sleep(500); // a duplicate would arrive right behind
+  const rendered = await page.evaluate(() => window.rendered);
+  const n401 = (await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" })) - unauthorizedBefore;
+  log(`token refresh: rendered ${JSON.stringify(rendered)}, tokens fetched ${calls}, 401s ${n401}`);
+  assert.deepEqual(rendered, [{ n: 1 }, { n: 2 }, { n: 3 }], "every event exactly once, in order");
+  assert.equal(calls, 2, "one fresh token");
+  assert.equal(n401, 1, "the expired token was refused once, not looped");
+  await page.close();
+});
