@@ -102,6 +102,12 @@ std::string render_metrics(const std::vector<shard*>& shards, const router& r, c
               static_cast<std::int64_t>(stats.subscribed_channels));
     out.counter("ssegw_redis_protocol_errors_total", "Malformed replies from Redis.",
                 stats.protocol_errors);
+    out.counter("ssegw_redis_tls_handshake_failures_total",
+                "TLS handshakes with Redis that failed (certificate, protocol, not TLS).",
+                stats.tls_failures);
+    if (!stats.address.empty())
+        out.gauge("ssegw_redis_info", "1, labelled with the Redis server the links connect to.", 1,
+                  label("address", stats.address));
     out.gauge("ssegw_draining", "1 once shutdown has begun.", draining ? 1 : 0);
     latency_histogram merged;
     for (const auto* s : shards) s->counters().delivery_latency.merge_into(merged);

@@ -10,6 +10,7 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
+#include "ssegw/config/config_loader.hpp"
 #include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
@@ -19,7 +20,8 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
     : cfg_(cfg), router_(r), load_timer_(ioc),
       library_source_(history_library_source(cfg.redis.prefix, cfg.history.max_len,
                                              cfg.history.ttl_seconds)) {
-    const auto endpoint = parse_redis_url(cfg.redis.url);
+    const auto endpoint = redis_endpoint_of(cfg.redis);
+    address_ = address_of(endpoint);
     subscriber_options opts;
     opts.reconnect_min = std::chrono::milliseconds(cfg.redis.reconnect_min_ms);
     opts.reconnect_max = std::chrono::milliseconds(cfg.redis.reconnect_max_ms);
@@ -254,6 +256,8 @@ broker_stats redis_broker::stats() const {
     s.reconnects = subscriber_->reconnects();
     s.subscribed_channels = subscriber_->channel_count();
     s.protocol_errors = subscriber_->protocol_errors();
+    s.tls_failures = subscriber_->tls_failures() + commands_->tls_failures();
+    s.address = address_;
     return s;
 }
 

@@ -36,6 +36,7 @@ constexpr env_variable env_variables[] = {
     {"SSEGW_ADMIN_PORT", "server.admin_port"},
     {"SSEGW_THREADS", "server.threads"},
     {"SSEGW_REDIS_URL", "redis.url (\"none\" = standalone)"},
+    {"SSEGW_REDIS_PASSWORD", "redis.password (replaces redis.password_file)"},
     {"SSEGW_AUTH_MODE", "auth.mode: jwt or none"},
     {"SSEGW_JWT_SECRET", "auth.jwt.secret (the HMAC key)"},
     {"SSEGW_LOG_LEVEL", "log.level"},
@@ -136,6 +137,10 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
         if (auto problem = redis_url_problem(*url); !problem.empty())
             throw config_error("SSEGW_REDIS_URL: " + problem);
         cfg.redis.url = *url;
+    }
+    if (auto password = env.get("SSEGW_REDIS_PASSWORD")) {
+        cfg.redis.password = *password;
+        cfg.redis.password_file.clear();
     }
     if (auto mode = env.get("SSEGW_AUTH_MODE")) {
         if (*mode == "jwt") cfg.auth.mode = auth_mode::jwt;
@@ -306,7 +311,7 @@ Environment (empty values are ignored; other SSEGW_* variables are warned about)
 )";
     for (const auto& v : env_variables) {
         std::string line = "  " + std::string(v.name);
-        line.resize(22, ' ');
+        line.resize(std::max<std::size_t>(line.size() + 2, 24), ' ');
         text += line + std::string(v.meaning) + "\n";
     }
     text += R"(

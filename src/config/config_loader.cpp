@@ -30,6 +30,9 @@ constexpr enum_name<accept_mode> accept_names[] = {
 constexpr enum_name<auth_mode> auth_mode_names[] = {{auth_mode::jwt, "jwt"}, {auth_mode::none, "none"}};
 constexpr enum_name<subscribe_mode> subscribe_mode_names[] = {
     {subscribe_mode::per_channel, "per-channel"}, {subscribe_mode::pattern, "pattern"}};
+constexpr enum_name<redis_deployment> redis_deployment_names[] = {
+    {redis_deployment::single, "single"}, {redis_deployment::sentinel, "sentinel"},
+    {redis_deployment::cluster, "cluster"}};
 constexpr enum_name<log_format> log_format_names[] = {{log_format::text, "text"}, {log_format::json, "json"}};
 
 // Every key of the config file is named exactly once, here. The reader (apply_json) and the
@@ -85,9 +88,25 @@ void describe(Cfg& c, Visitor& v) {
     });
     v.section("redis", [&] {
         auto& r = c.redis;
+        v.enumeration("mode", r.deployment, redis_deployment_names);
         v.field("url", r.url);
         v.field("prefix", r.prefix);
         v.enumeration("subscribe_mode", r.mode, subscribe_mode_names);
+        v.field("username", r.username);
+        v.field("password", r.password);
+        v.field("password_file", r.password_file);
+        v.section("tls", [&] {
+            v.field("ca_file", r.tls.ca_file);
+            v.field("cert_file", r.tls.cert_file);
+            v.field("key_file", r.tls.key_file);
+            v.field("server_name", r.tls.server_name);
+            v.field("verify", r.tls.verify);
+        });
+        v.section("sentinel", [&] {
+            v.field("master_name", r.sentinel.master_name);
+            v.field("username", r.sentinel.username);
+            v.field("password", r.sentinel.password);
+        });
         v.integer("reconnect_min_ms", r.reconnect_min_ms);
         v.integer("reconnect_max_ms", r.reconnect_max_ms);
     });
@@ -422,6 +441,29 @@ void validate(const gateway_config& cfg) {
             invalid("redis.url", std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
         }
     }
+    if (redis.deployment != redis_deployment::single)
+        invalid("redis.mode", "only \"single\" is supported by this version (a managed endpoint "
+                              "that follows failovers itself is \"single\" too)");
+    if (!redis.password.empty() && !redis.password_file.empty())
+        invalid("redis.password_file", "set either redis.password or redis.password_file, not both");
+    if (!redis.standalone()) {
+        const bool tls = redis.url.starts_with("rediss://");
+        const auto& t = redis.tls;
+        if (!tls && !(t.ca_file.empty() && t.cert_file.empty() && t.key_file.empty() &&
+                      t.server_name.empty()))
+            invalid("redis.tls", "set, but redis.url is not rediss:// (the link would not use TLS)");
+        if (t.cert_file.empty() != t.key_file.empty())
+            invalid(t.cert_file.empty() ? "redis.tls.cert_file" : "redis.tls.key_file",
+                    "a client certificate needs both cert_file and key_file");
+        for (const auto& [key, path] : {std::pair{"redis.tls.ca_file", &t.ca_file},
+                                        std::pair{"redis.tls.cert_file", &t.cert_file},
+                                        std::pair{"redis.tls.key_file", &t.key_file},
+                                        std::pair{"redis.password_file", &redis.password_file}}) {
+            if (path->empty()) continue;
+            if (std::ifstream probe(*path, std::ios::binary); !probe)
+                invalid(key, "cannot read " + *path + ": " + std::strerror(errno));
+        }
+    }
     if (redis.prefix.empty()) invalid("redis.prefix", "must not be empty");
     if (has_space(redis.prefix)) invalid("redis.prefix", "must not contain spaces, got \"" + redis.prefix + "\"");
     if (redis.reconnect_min_ms > redis.reconnect_max_ms)
@@ -435,10 +477,38 @@ void validate(const gateway_config& cfg) {
         invalid("log.level", "expected one of " + list_names(log_level_names) + ", got \"" + cfg.log.level + "\"");
 }
 
+namespace {
+
+/// The first line of a secret file, without its line break (files written by `echo` end in one).
+std::string read_secret_file(const std::string& key, const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(key + ": cannot read " + path + ": " + std::strerror(errno));
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) throw config_error(key + ": " + path + " is empty");
+    return line;
+}
+
+} // namespace
+
+redis_endpoint redis_endpoint_of(const redis_config& redis) {
+    redis_endpoint ep = parse_redis_url(redis.url);
+    ep.tls_options = redis.tls;
+    if (!redis.username.empty()) ep.username = redis.username;
+    if (!redis.password_file.empty())
+        ep.password = read_secret_file("redis.password_file", redis.password_file);
+    else if (!redis.password.empty())
+        ep.password = redis.password;
+    return ep;
+}
+
 std::string effective_config_json(const gateway_config& cfg) {
     ordered_json out = json_writer().take(cfg);
     if (!cfg.auth.jwt.secret.empty()) out["auth"]["jwt"]["secret"] = "***";
     out["redis"]["url"] = mask_redis_url(cfg.redis.url);
+    if (!cfg.redis.password.empty()) out["redis"]["password"] = "***";
+    if (!cfg.redis.sentinel.password.empty()) out["redis"]["sentinel"]["password"] = "***";
     return out.dump(2, ' ', false, ordered_json::error_handler_t::replace);
 }
 

@@ -53,14 +53,17 @@ bool parse_number(std::string_view s, Int& out) {
 } // namespace
 
 redis_endpoint parse_redis_url(std::string_view url) {
-    constexpr std::string_view scheme = "redis://";
-    if (url.substr(0, 9) == "rediss://") bad("TLS (rediss://) is not supported");
-    if (url.size() < scheme.size() || url.substr(0, scheme.size()) != scheme)
-        bad("expected redis://[[user]:password@]host[:port][/db]");
-    std::string_view rest = url.substr(scheme.size());
-    if (rest.find_first_of("?#") != std::string_view::npos) bad("query strings and fragments are not supported");
-
     redis_endpoint ep;
+    std::string_view rest;
+    if (url.starts_with("redis://")) {
+        rest = url.substr(8);
+    } else if (url.starts_with("rediss://")) {
+        rest = url.substr(9);
+        ep.tls = true;
+    } else {
+        bad("expected redis[s]://[[user]:password@]host[:port][/db]");
+    }
+    if (rest.find_first_of("?#") != std::string_view::npos) bad("query strings and fragments are not supported");
 
     // Authority ends at the first '/'; the last '@' inside it separates the credentials, so an
     // unencoded '@' in a password still works.

@@ -138,6 +138,7 @@ void command_client::execute(std::vector<std::string> args, completion done) {
 bool command_client::connected() const { return impl_->link_->up(); }
 std::size_t command_client::in_flight() const { return impl_->in_flight_.size() + impl_->link_->own_in_flight(); }
 std::uint64_t command_client::reconnects() const { return impl_->link_->reconnects(); }
+std::uint64_t command_client::tls_failures() const { return impl_->link_->tls_failures(); }
 std::string command_client::last_error() const { return impl_->link_->last_error(); }
 
 } // namespace ssegw

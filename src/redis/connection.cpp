@@ -5,6 +5,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -27,6 +29,31 @@ bool is_pong(const reply& r) {
     return (r.type == reply::kind::status && r.str == "PONG") || r.is_push("pong");
 }
 
+/// The TLS settings of a rediss:// endpoint, loaded once per connection: trusted CAs (a file,
+/// else the system store), an optional client certificate, TLS 1.2 or later.
+std::shared_ptr<asio::ssl::context> make_tls_context(const redis_tls_options& tls) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    const auto load = [](const char* what, const std::string& path, auto&& f) {
+        try {
+            f();
+        } catch (const boost::system::system_error& e) {
+            throw std::runtime_error(std::string(what) + ": cannot load " + path + ": " + e.what());
+        }
+    };
+    if (tls.ca_file.empty()) ctx->set_default_verify_paths();
+    else load("redis.tls.ca_file", tls.ca_file, [&] { ctx->load_verify_file(tls.ca_file); });
+    if (!tls.cert_file.empty()) {
+        load("redis.tls.cert_file", tls.cert_file, [&] { ctx->use_certificate_chain_file(tls.cert_file); });
+        load("redis.tls.key_file", tls.key_file,
+             [&] { ctx->use_private_key_file(tls.key_file, asio::ssl::context::pem); });
+    }
+    ctx->set_verify_mode(tls.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    return ctx;
+}
+
 } // namespace
 
 struct connection::impl : std::enable_shared_from_this<impl> {
@@ -38,6 +65,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::weak_ptr<connection_owner> owner_;
     tcp::resolver resolver_;
     tcp::socket socket_;
+    /// rediss://: the settings, and the TLS layer over socket_ of the current link. A layer is
+    /// replaced only when the next link connects: operations aborted by close_link() still
+    /// refer to it until their completions have run.
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
     asio::steady_timer retry_timer_;
     asio::steady_timer tick_timer_;
     asio::steady_timer coalesce_timer_;
@@ -59,6 +91,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     clock_type::time_point last_progress_{};
     std::uint64_t reconnects_ = 0;
     std::uint64_t protocol_errors_ = 0;
+    std::uint64_t tls_failures_ = 0;
+    bool tls_handshake_pending_ = false;
     std::string last_error_;
 
     impl(asio::io_context& io, redis_endpoint endpoint, connection_options options,
@@ -74,6 +108,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
           backoff_(options_.reconnect_min, options_.reconnect_max),
           read_buffer_(read_chunk) {
         if (options_.ping_interval < std::chrono::seconds(1)) options_.ping_interval = std::chrono::seconds(1);
+        if (endpoint_.tls) tls_context_ = make_tls_context(endpoint_.tls_options);
     }
 
     bool link_open() const { return phase_ == phase::handshake || phase_ == phase::up; }
@@ -123,6 +158,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
 
     void close_link() {
+        if (tls_handshake_pending_) {
+            ++tls_failures_;
+            tls_handshake_pending_ = false;
+        }
         error_code ignored;
         resolver_.cancel();
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -201,6 +240,56 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         error_code ignored;
         socket_.set_option(tcp::no_delay(true), ignored);
         socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+        if (!tls_context_) return on_transport_ready(gen);
+        start_tls(gen);
+    }
+
+    /// TLS handshake: SNI and the name the certificate must carry are tls.server_name, else the
+    /// host of the URL (no SNI for an IP address, as RFC 6066 says).
+    void start_tls(std::uint64_t gen) {
+        const auto& opts = endpoint_.tls_options;
+        const std::string& name = opts.server_name.empty() ? endpoint_.host : opts.server_name;
+        tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+        SSL* ssl = tls_->native_handle();
+        error_code not_an_address;
+        asio::ip::make_address(name, not_an_address);
+        if (not_an_address && !SSL_set_tlsext_host_name(ssl, name.c_str()))
+            return fail("TLS: cannot set the server name \"" + name + "\"");
+        // OpenSSL's own name check (rather than a verify callback) reports "hostname mismatch"
+        // or "IP address mismatch" as the verification result, which the log line then names.
+        const bool name_set = not_an_address
+                                  ? SSL_set1_host(ssl, name.c_str()) == 1
+                                  : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+        if (opts.verify && !name_set) return fail("TLS: cannot check the name \"" + name + "\"");
+        tls_handshake_pending_ = true;
+        tls_->async_handshake(asio::ssl::stream_base::client,
+                              [self = shared_from_this(), gen](error_code ec) {
+                                  if (self->stale(gen)) return;
+                                  self->contained([&] { self->on_tls_handshake(gen, ec); });
+                              });
+    }
+
+    void on_tls_handshake(std::uint64_t gen, error_code ec) {
+        tls_handshake_pending_ = false;
+        if (ec) {
+            ++tls_failures_;
+            return fail("TLS handshake: " + tls_error_text(ec));
+        }
+        on_transport_ready(gen);
+    }
+
+    /// OpenSSL's reason, with the certificate verification result when that is what failed.
+    std::string tls_error_text(const error_code& ec) const {
+        std::string text = ec.message();
+        if (tls_) {
+            const long verify = SSL_get_verify_result(tls_->native_handle());
+            if (verify != X509_V_OK)
+                text += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+        }
+        return text;
+    }
+
+    void on_transport_ready(std::uint64_t gen) {
         phase_ = phase::handshake;
         last_progress_ = clock_type::now();
         corked_ = true;
@@ -254,11 +343,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         out_writing_.swap(out_pending_);
         out_pending_.clear();
         writing_ = true;
-        asio::async_write(socket_, asio::buffer(out_writing_),
-                          [self = shared_from_this(), gen = generation_](error_code ec, std::size_t) {
-                              if (self->stale(gen)) return;
-                              self->contained([&] { self->on_write(ec); });
-                          });
+        auto done = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t) {
+            if (self->stale(gen)) return;
+            self->contained([&] { self->on_write(ec); });
+        };
+        if (tls_) asio::async_write(*tls_, asio::buffer(out_writing_), std::move(done));
+        else asio::async_write(socket_, asio::buffer(out_writing_), std::move(done));
     }
 
     void on_write(error_code ec) {
@@ -271,11 +361,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // ---- read -----------------------------------------------------------------------------
 
     void do_read() {
-        socket_.async_read_some(asio::buffer(read_buffer_),
-                                [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
-                                    if (self->stale(gen)) return;
-                                    self->contained([&] { self->on_read(gen, ec, n); });
-                                });
+        auto done = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+            if (self->stale(gen)) return;
+            self->contained([&] { self->on_read(gen, ec, n); });
+        };
+        if (tls_) tls_->async_read_some(asio::buffer(read_buffer_), std::move(done));
+        else socket_.async_read_some(asio::buffer(read_buffer_), std::move(done));
     }
 
     void on_read(std::uint64_t gen, error_code ec, std::size_t n) {
@@ -344,7 +435,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (up) with_owner([&](connection_owner& o) { awaiting = o.awaiting(); });
         // Also bounds resolve/connect/handshake: last_progress_ is set when the attempt starts.
         if (awaiting && clock_type::now() - last_progress_ >= 2 * options_.ping_interval)
-            return fail(up ? options_.stall_reason : std::string("connect timed out"));
+            return fail(up                       ? options_.stall_reason
+                        : tls_handshake_pending_ ? std::string("TLS handshake timed out (is it a TLS port?)")
+                                                 : std::string("connect timed out"));
         if (up) {
             with_owner([](connection_owner& o) { o.on_tick(); });
             if (stale(gen)) return;
@@ -378,6 +471,7 @@ std::size_t connection::own_in_flight() const {
 }
 std::uint64_t connection::reconnects() const { return impl_->reconnects_; }
 std::uint64_t connection::protocol_errors() const { return impl_->protocol_errors_; }
+std::uint64_t connection::tls_failures() const { return impl_->tls_failures_; }
 const std::string& connection::last_error() const { return impl_->last_error_; }
 
 } // namespace ssegw

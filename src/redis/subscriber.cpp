@@ -261,6 +261,7 @@ bool subscriber::is_live(const std::string& channel) const {
 }
 std::uint64_t subscriber::reconnects() const { return impl_->link_->reconnects(); }
 std::uint64_t subscriber::protocol_errors() const { return impl_->link_->protocol_errors(); }
+std::uint64_t subscriber::tls_failures() const { return impl_->link_->tls_failures(); }
 std::string subscriber::last_error() const { return impl_->link_->last_error(); }
 
 } // namespace ssegw

@@ -29,6 +29,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -372,10 +373,18 @@ class RespError(Exception):
 class RespClient:
     """A minimal blocking RESP2 client: enough for PING/PUBLISH/PUBSUB/XRANGE/FCALL."""
 
-    def __init__(self, port, host=HOST, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host=HOST, timeout=5.0, ssl_context=None, server_hostname=None,
+                 auth=None):
+        """ssl_context: talk TLS (server_hostname for SNI and the name check); auth: (user,
+        password) sent with AUTH first."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+        self.sock = sock
         self.sock.settimeout(timeout)
         self.buf = b""
+        if auth is not None:
+            self.call("AUTH", *auth)
 
     def close(self):
         try:
@@ -456,28 +465,76 @@ def _s(x):
     return x.decode() if isinstance(x, (bytes, bytearray)) else x
 
 
+def make_test_pki(directory):
+    """A throw-away PKI made with the openssl CLI: ca.crt/ca.key, server.crt/server.key (for
+    localhost and 127.0.0.1), client.crt/client.key, and other-ca.crt (a CA that signed
+    nothing here). Returns the directory."""
+    os.makedirs(directory, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=60)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key", "-out",
+            ca + ".crt", "-days", "2", "-subj", "/CN=ssegw test " + ca)
+    with open(os.path.join(directory, "san.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name, cn in (("server", "localhost"), ("client", "ssegw-test-client")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+            name + ".csr", "-subj", "/CN=" + cn)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", "san.cnf")
+    return directory
+
+
 class RedisServer:
-    """A redis-server on a free loopback port, in its own temp dir and process group."""
+    """A redis-server on a free loopback port, in its own temp dir and process group.
+    tls: a make_test_pki() directory: the server then listens with TLS only (rediss://),
+    requiring client certificates when tls_auth_clients. auth: (user, password) the test's own
+    connections log in with (when the default user is disabled)."""
 
     persistence = ("--appendonly", "no")
     no_ping_message = "redis-server on port %d did not answer PING; log: %s"
 
-    def __init__(self, port=None, workdir=None, binary="redis-server"):
+    def __init__(self, port=None, workdir=None, binary="redis-server", tls=None,
+                 tls_auth_clients=False, auth=None):
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-redis-")
         self.binary = binary
+        self.tls = tls
+        self.tls_auth_clients = tls_auth_clients
+        self.auth = auth
         self.proc = None
         self.log_path = os.path.join(self.dir, "redis-%d.log" % self.port)
 
     @property
     def url(self):
+        if self.tls:
+            return "rediss://localhost:%d" % self.port
         return "redis://%s:%d" % (HOST, self.port)
 
     def command(self):
-        return [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", os.path.join(self.tls, "server.crt"),
+                     "--tls-key-file", os.path.join(self.tls, "server.key"),
+                     "--tls-ca-cert-file", os.path.join(self.tls, "ca.crt"),
+                     "--tls-auth-clients", "yes" if self.tls_auth_clients else "no"]
+        return [self.binary, *ports, "--bind", HOST, "--save", "",
                 *self.persistence, "--dir", self.dir, "--protected-mode", "no",
                 "--daemonize", "no"]
+
+    def ssl_context(self):
+        """What the test's own connections use to reach a TLS server."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=os.path.join(self.tls, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.tls, "client.crt"),
+                            os.path.join(self.tls, "client.key"))
+        return ctx
 
     def start(self, timeout=10.0):
         if self.proc is not None and self.proc.poll() is None:
@@ -530,11 +587,12 @@ class RedisServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def client(self, timeout=5.0):
-        return RespClient(self.port, timeout=timeout)
+        return RespClient(self.port, timeout=timeout, ssl_context=self.ssl_context(),
+                          server_hostname="localhost", auth=self.auth)
 
     def cli(self, *args, timeout=5.0):
         """One command on a fresh connection; bytes replies decoded to str where possible."""
-        with RespClient(self.port, timeout=timeout) as c:
+        with self.client(timeout=timeout) as c:
             reply = c.call(*args)
         return _decode(reply)
 
@@ -630,7 +688,7 @@ class Gateway:
             json.dump(self.config, f, indent=2)
         env = dict(os.environ)
         for k in list(env):
-            if k.startswith("SSEGW_") and k != "SSEGW_BINARY":
+            if k.startswith("SSEGW_"):
                 del env[k]  # the test's config must be the effective one
         env.update(self.env or {})
         log = open(self.log_path, "ab")

@@ -68,6 +68,7 @@ private:
 
     const gateway_config& cfg_;
     router& router_;
+    std::string address_; ///< host:port of the Redis, for metrics
     std::unique_ptr<subscriber> subscriber_;
     std::unique_ptr<command_client> commands_;
     boost::asio::steady_timer load_timer_;

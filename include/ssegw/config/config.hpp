@@ -99,11 +99,29 @@ struct cors_config {
 
 enum class subscribe_mode { per_channel, pattern };
 
+/// How Redis is deployed (redis.mode). Only single servers (or a managed endpoint that follows
+/// failovers itself) are supported so far; sentinel and cluster are refused at start.
+enum class redis_deployment { single, sentinel, cluster };
+
+struct redis_sentinel_config {
+    std::string master_name;
+    std::string username;
+    std::string password; ///< masked when printed
+};
+
 struct redis_config {
-    /// "redis://[:password@]host:port[/db]"; empty or "none" = standalone, no Redis.
+    /// "redis[s]://[[user]:password@]host[:port][/db]"; empty or "none" = standalone, no Redis.
     std::string url = "redis://127.0.0.1:6379";
+    redis_deployment deployment = redis_deployment::single; ///< the "mode" key
     std::string prefix = "sse:";
-    subscribe_mode mode = subscribe_mode::per_channel;
+    subscribe_mode mode = subscribe_mode::per_channel; ///< the "subscribe_mode" key
+    /// Credentials; each overrides the URL's userinfo. The password comes from, in order of
+    /// precedence: SSEGW_REDIS_PASSWORD, password_file (first line), password, the URL.
+    std::string username;
+    std::string password; ///< masked when printed
+    std::string password_file;
+    redis_tls_options tls;
+    redis_sentinel_config sentinel;
     std::uint32_t reconnect_min_ms = 100;
     std::uint32_t reconnect_max_ms = 5000;
 

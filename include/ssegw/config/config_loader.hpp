@@ -30,6 +30,11 @@ gateway_config load_config_file(const std::string& path);
 /// Checks ranges and cross-field rules; throws config_error on the first problem found.
 void validate(const gateway_config& cfg);
 
+/// Where the gateway's Redis links connect and how they log in: redis.url, with redis.username
+/// and the password (password_file's first line, else redis.password) overriding the URL's
+/// userinfo. Throws config_error when password_file cannot be read.
+redis_endpoint redis_endpoint_of(const redis_config& redis);
+
 /// The whole effective configuration as pretty-printed JSON, keyed exactly as apply_json accepts
 /// (so the output is a valid config file), with auth.jwt.secret shown as "***" when set and a
 /// password in redis.url masked as `redis://:***@host:port`.

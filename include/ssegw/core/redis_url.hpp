@@ -11,15 +11,26 @@ namespace ssegw {
 
 /// A Redis server address and credentials. `username` empty means the default user (AUTH with
 /// the password only); `password` empty means no AUTH at all.
+/// rediss:// links: how the server's certificate is checked and which client certificate to show.
+struct redis_tls_options {
+    std::string ca_file;     ///< PEM bundle of trusted CAs; empty = the system store
+    std::string cert_file;   ///< client certificate (PEM), for servers that require one
+    std::string key_file;    ///< its private key (PEM)
+    std::string server_name; ///< SNI and the name the certificate must carry; empty = the host
+    bool verify = true;      ///< false accepts any certificate (testing only)
+};
+
 struct redis_endpoint {
     std::string host;
     std::uint16_t port = 6379;
     std::string username;
     std::string password;
     int db = 0;
+    bool tls = false; ///< rediss://
+    redis_tls_options tls_options; ///< used when tls
 };
 
-/// Parses `redis://[[user]:password@]host[:port][/db]`. An IPv6 host goes in brackets
+/// Parses `redis[s]://[[user]:password@]host[:port][/db]` (rediss: TLS). An IPv6 host goes in brackets
 /// (`redis://[::1]:6380`); user and password may be percent-encoded; like redis-cli, userinfo
 /// without a ':' is a password. Throws std::invalid_argument with a one-line message otherwise
 /// (other schemes, empty host, bad port or db, query strings).

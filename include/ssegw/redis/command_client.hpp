@@ -58,6 +58,7 @@ public:
     std::size_t in_flight() const;
     /// Reconnection attempts made after losing (or failing to establish) a link.
     std::uint64_t reconnects() const;
+    std::uint64_t tls_failures() const;
     /// Why the last link went down ("" while none has).
     std::string last_error() const;
 

@@ -110,6 +110,9 @@ public:
     std::uint64_t reconnects() const;
     /// Malformed data from the server, and fail_protocol() calls.
     std::uint64_t protocol_errors() const;
+    /// TLS handshakes that failed (rediss://): bad or unverifiable certificates, no common
+    /// protocol version, a server that does not speak TLS.
+    std::uint64_t tls_failures() const;
     /// Why the last link went down ("" while none has).
     const std::string& last_error() const;
 

@@ -79,6 +79,7 @@ public:
     std::uint64_t reconnects() const;
     /// Malformed or unexpected data from the server (each one also drops the link).
     std::uint64_t protocol_errors() const;
+    std::uint64_t tls_failures() const;
     /// Why the last link went down ("" while none has).
     std::string last_error() const;
 

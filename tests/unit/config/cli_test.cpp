@@ -234,7 +234,7 @@ TEST(cli, bad_flags_are_one_line_naming_the_flag) {
 
 TEST(cli, bad_flag_message_does_not_leak_the_redis_password) {
     temp_cwd cwd;
-    const auto out = run_cli({"--redis", "rediss://:hunter2@h:1"}, with_secret);
+    const auto out = run_cli({"--redis", "rediss://:hunter2@h:0"}, with_secret);
     expect_error_line(out, "--redis");
     EXPECT_EQ(out.text.find("hunter2"), std::string::npos) << out.text;
 }
@@ -306,6 +306,17 @@ TEST(cli, a_redis_url_the_server_would_refuse_is_refused_everywhere) {
     const auto out = run_cli({"--check-config"});
     expect_error_line(out, "redis.url: invalid redis URL: port must be 1..65535");
     EXPECT_EQ(out.text.find("pw@"), std::string::npos) << "the password is masked in the error";
+}
+
+TEST(cli, redis_password_from_the_environment_replaces_the_file_setting) {
+    temp_cwd cwd;
+    cwd.write("config/gateway.json",
+              R"({"auth": {"mode": "none"}, "redis": {"password_file": "/nonexistent"}})");
+    const auto out = run_cli({"--check-config"}, {{"SSEGW_REDIS_PASSWORD", "from-env"}});
+    ASSERT_EQ(out.action, cli_action::check_config) << out.text;
+    EXPECT_EQ(out.config.redis.password, "from-env");
+    EXPECT_EQ(out.config.redis.password_file, "");
+    EXPECT_EQ(out.text.find("from-env"), std::string::npos) << "masked in --check-config";
 }
 
 TEST(cli, unknown_ssegw_variables_are_warned_about) {

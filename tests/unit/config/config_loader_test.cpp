@@ -192,7 +192,7 @@ TEST(apply_json, unknown_keys_are_named_by_full_path) {
     EXPECT_EQ(apply_error(R"({"auth": {"jwt": {"secrett": "x"}}})"), "unknown key 'auth.jwt.secrett'");
     EXPECT_EQ(apply_error(R"({"servers": {}})"), "unknown key 'servers'");
     // The field is called `mode` in C++ but the file key is subscribe_mode.
-    EXPECT_EQ(apply_error(R"({"redis": {"mode": "pattern"}})"), "unknown key 'redis.mode'");
+    EXPECT_EQ(apply_error(R"({"redis": {"modus": "pattern"}})"), "unknown key 'redis.modus'");
 }
 
 TEST(apply_json, wrong_types_are_named) {
@@ -329,11 +329,52 @@ TEST(validate, auth) {
     EXPECT_NO_THROW(validate(cfg));
 }
 
+TEST(validate, redis_credentials_and_tls) {
+    const std::string file = (std::filesystem::path(::testing::TempDir()) / "ssegw-redis-password").string();
+    std::ofstream(file) << "s3cret\n";
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.deployment = redis_deployment::sentinel; }).rfind("redis.mode: ", 0), 0u);
+    EXPECT_EQ(validate_error([&](auto& c) {
+                  c.redis.password = "pw-in-config";
+                  c.redis.password_file = file;
+              }),
+              "redis.password_file: set either redis.password or redis.password_file, not both");
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.password_file = "/nonexistent/pw"; }).rfind("redis.password_file: cannot read /nonexistent/pw", 0), 0u);
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.tls.ca_file = "/etc/hostname"; }),
+              "redis.tls: set, but redis.url is not rediss:// (the link would not use TLS)");
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.redis.url = "rediss://h:6380";
+                  c.redis.tls.cert_file = "/etc/hostname";
+              }),
+              "redis.tls.key_file: a client certificate needs both cert_file and key_file");
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.redis.url = "rediss://h:6380";
+                  c.redis.tls.ca_file = "/nonexistent/ca.pem";
+              }).rfind("redis.tls.ca_file: cannot read /nonexistent/ca.pem", 0), 0u);
+
+    // Precedence: the password file over the password, both over the URL; username likewise.
+    redis_config r;
+    r.url = "rediss://urluser:urlpw@cache:6380/1";
+    auto ep = redis_endpoint_of(r);
+    EXPECT_TRUE(ep.tls);
+    EXPECT_EQ(ep.username, "urluser");
+    EXPECT_EQ(ep.password, "urlpw");
+    r.username = "ssegw";
+    r.password = "cfgpw";
+    r.tls.server_name = "cache.internal";
+    ep = redis_endpoint_of(r);
+    EXPECT_EQ(ep.username, "ssegw");
+    EXPECT_EQ(ep.password, "cfgpw");
+    EXPECT_EQ(ep.tls_options.server_name, "cache.internal");
+    r.password.clear();
+    r.password_file = file;
+    EXPECT_EQ(redis_endpoint_of(r).password, "s3cret") << "the first line, without its newline";
+}
+
 TEST(validate, redis) {
     EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "http://x:1"; }).rfind("redis.url: ", 0), 0u);
     EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "redis://"; }).rfind("redis.url: ", 0), 0u);
     // The message must not leak the password it complains about.
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "rediss://:hunter2@h:1"; }).find("hunter2"),
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "rediss://:hunter2@h:0"; }).find("hunter2"),
               std::string::npos);
     EXPECT_EQ(validate_error([](auto& c) { c.redis.prefix.clear(); }), "redis.prefix: must not be empty");
     EXPECT_EQ(validate_error([](auto& c) { c.redis.prefix = "my app:"; }),
@@ -386,6 +427,17 @@ TEST(effective_config_json, masks_secrets) {
     EXPECT_EQ(json::parse(effective_config_json(cfg))["auth"]["jwt"]["secret"], "");
 }
 
+TEST(effective_config_json, masks_redis_passwords) {
+    gateway_config cfg;
+    cfg.redis.password = "hunter2";
+    cfg.redis.sentinel.password = "hunter3";
+    const auto text = effective_config_json(cfg);
+    EXPECT_EQ(text.find("hunter"), std::string::npos) << text;
+    const json out = json::parse(text);
+    EXPECT_EQ(out["redis"]["password"], "***");
+    EXPECT_EQ(out["redis"]["sentinel"]["password"], "***");
+}
+
 TEST(effective_config_json, uses_the_file_key_names) {
     const json out = json::parse(effective_config_json(gateway_config{}));
     EXPECT_EQ(out["server"]["accept"], "least-loaded");
@@ -393,7 +445,7 @@ TEST(effective_config_json, uses_the_file_key_names) {
     EXPECT_EQ(out["auth"]["mode"], "jwt");
     EXPECT_EQ(out["log"]["format"], "text");
     EXPECT_EQ(out["server"]["port"], 8080);
-    EXPECT_FALSE(out["redis"].contains("mode"));
+    EXPECT_EQ(out["redis"]["mode"], "single"); // redis.mode is the deployment, not subscribe_mode
 }
 
 TEST(effective_config_json, round_trips_through_apply_json) {

@@ -61,7 +61,7 @@ TEST(redis_url, trailing_slash_means_db_zero) { EXPECT_EQ(parse_redis_url("redis
 
 TEST(redis_url, rejects_junk_with_one_line_messages) {
     for (const char* bad :
-         {"", "redis:/h", "http://h", "rediss://h", "redis://", "redis://:6379", "redis://h:", "redis://h:0",
+         {"", "redis:/h", "http://h", "rediss:/h", "redis://", "redis://:6379", "redis://h:", "redis://h:0",
           "redis://h:65536", "redis://h:12ab", "redis://h:-1", "redis://h/x", "redis://h/-1", "redis://h/1/2",
           "redis://[::1", "redis://[::1]x", "redis://[]:1", "redis://h?db=1", "redis://ho st",
           "redis://:p%zz@h", "redis://:p%4@h", "redis://user:@h", "redis://h:1:2"}) {
@@ -75,6 +75,17 @@ TEST(redis_url, rejects_junk_with_one_line_messages) {
             EXPECT_EQ(msg.find('\n'), std::string::npos);
         }
     }
+}
+
+TEST(redis_url, rediss_means_tls) {
+    auto ep = parse_redis_url("rediss://default:pw@cache.example.com:6380/2");
+    EXPECT_TRUE(ep.tls);
+    EXPECT_EQ(ep.host, "cache.example.com");
+    EXPECT_EQ(ep.port, 6380);
+    EXPECT_EQ(ep.password, "pw");
+    EXPECT_EQ(ep.db, 2);
+    EXPECT_FALSE(parse_redis_url("redis://h").tls);
+    EXPECT_EQ(mask_redis_url("rediss://u:pw@h"), "rediss://u:***@h");
 }
 
 TEST(redis_url, address_of_carries_no_credentials) {
