@@ -165,15 +165,26 @@ struct server::impl {
         return 0;
     }
 
+    // The drain, in two phases (see docs/architecture.md, "Draining"):
+    //  1. the window (server.drain_seconds): /readyz is 503, the listener stays open and
+    //     answers every new stream 200 + jittered retry: + close, the shards send their streams
+    //     away spread over the window. It lasts the whole window even when the streams are
+    //     gone early: the load balancer's health check needs that long to notice, and a
+    //     connection it still sends here must be answered, not refused (a refused connect is a
+    //     load balancer 503, and EventSource gives up for good on a 503).
+    //  2. the flush: the listener closes, the process waits for what is in flight (retry hints
+    //     being written, refusals lingering) to finish, at most flush_grace, and exits 0.
+    static constexpr auto flush_grace = std::chrono::seconds(3);
+
     void begin_drain(int sig) {
-        spdlog::info("signal {}: draining {} connections over {} s", sig,
-                     connections_total.load(), cfg.server.drain_seconds);
+        const auto window = std::chrono::milliseconds(
+            std::chrono::seconds(cfg.server.drain_seconds));
+        spdlog::info("signal {}: draining {} connections over {} s; answering new streams with "
+                     "retry: until then", sig, connections_total.load(), cfg.server.drain_seconds);
         draining = true;
-        for (auto& l : listeners) l->stop();
-        const auto window = std::chrono::milliseconds(cfg.server.drain_seconds * 1000);
         for (auto* s : shard_ptrs) asio::post(s->context(), [s, window] { s->drain(window); });
-        // Streams flush their retry hint and close; give slow ones a bounded grace.
-        drain_deadline = std::chrono::steady_clock::now() + window + std::chrono::seconds(3);
+        window_end = std::chrono::steady_clock::now() + window;
+        drain_deadline = window_end + flush_grace;
         signals.async_wait([this](const boost::system::error_code& ec, int) {
             if (!ec) finish(); // a second signal: stop now
         });
@@ -181,7 +192,14 @@ struct server::impl {
     }
 
     void poll_drained() {
-        if (connections_total.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline)
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= window_end && !listeners_closed) {
+            listeners_closed = true;
+            for (auto& l : listeners) l->stop();
+            spdlog::info("drain window over; listener closed, {} connections finishing",
+                         connections_total.load());
+        }
+        if ((listeners_closed && connections_total.load() == 0) || now >= drain_deadline)
             return finish();
         drain_timer.expires_after(std::chrono::milliseconds(50));
         drain_timer.async_wait([this](const boost::system::error_code& ec) {
@@ -191,6 +209,7 @@ struct server::impl {
 
     void finish() {
         spdlog::info("drained; {} connections left, exiting", connections_total.load());
+        for (auto& l : listeners) l->stop();
         admin->stop();
         resume->stop();
         events->stop();
@@ -216,7 +235,9 @@ struct server::impl {
     asio::io_context& control;
     asio::signal_set signals;
     asio::steady_timer drain_timer;
+    std::chrono::steady_clock::time_point window_end;
     std::chrono::steady_clock::time_point drain_deadline;
+    bool listeners_closed = false;
     std::unique_ptr<router> route;
     std::unique_ptr<broker> events;
     std::unique_ptr<resume_service> resume;

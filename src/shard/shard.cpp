@@ -153,24 +153,29 @@ void shard::drain(std::chrono::milliseconds window) {
     const auto steps = std::max<std::int64_t>(1, window / step);
     const auto per_step =
         std::max<std::size_t>(1, (sessions_.size() + steps - 1) / static_cast<std::size_t>(steps));
-    drain_step(per_step, step);
+    drain_step(per_step, std::chrono::steady_clock::now() + window);
 }
 
-void shard::drain_step(std::size_t per_step, std::chrono::milliseconds step) {
+void shard::drain_step(std::size_t per_step, std::chrono::steady_clock::time_point until) {
+    constexpr auto step = std::chrono::milliseconds(100);
+    // Past the window: everyone left is told now (a late attach, or rounding).
+    const bool last = std::chrono::steady_clock::now() + step / 2 >= until;
     // Sessions already told to leave stay in the list until their retry hint is flushed, so
     // walk past them instead of re-telling.
     std::size_t told = 0;
-    for (std::size_t i = sessions_.size(); i-- > 0 && told < per_step;) {
+    for (std::size_t i = sessions_.size(); i-- > 0 && (last || told < per_step);) {
         if (i >= sessions_.size()) continue;
         auto s = sessions_[i];
         if (s->leaving()) continue;
         s->close_gracefully(retry_hint(), close_reason::drained);
         ++told;
     }
-    if (told == 0) return;
+    if (last) return;
+    // Keep stepping to the end of the window even when nobody is left: the process keeps
+    // serving "come back later" that long, and a stream may still attach meanwhile.
     drain_timer_.expires_after(step);
-    drain_timer_.async_wait([this, per_step, step](const boost::system::error_code& ec) {
-        if (!ec) drain_step(per_step, step);
+    drain_timer_.async_wait([this, per_step, until](const boost::system::error_code& ec) {
+        if (!ec) drain_step(per_step, until);
     });
 }
 

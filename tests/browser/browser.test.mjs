@@ -6,6 +6,11 @@
 //      and ends with exactly the published history, nothing missing or doubled
 //   c  cookie JWT + withCredentials from an allowed origin works; a disallowed origin gets nothing
 //   d  a 401 stops EventSource for good (CLOSED); a draining instance (SIGTERM) sends it elsewhere
+//   e, f  the README's haproxy and nginx configs as written (example ports replaced), two
+//      gateways, ten EventSources through the balancer, SIGTERM to one gateway: none ends CLOSED,
+//      all come back on the other and get the next event; the gateway exits 0 after its window
+//   g  the README's token-refresh snippet as written: one 401 at the token's deadline, a fresh
+//      token, and every event exactly once
 //
 // Run: scripts/test-browser (installs chromium and the npm deps, bounded, prints a summary), or
 // `node --test --test-concurrency=1 browser.test.mjs` here. Env: SSEGW_BINARY (gateway binary,
@@ -435,22 +440,14 @@ test("d2: a 401 stops EventSource for good (readyState CLOSED)", async () => {
 });
 
 // ------------------------------------------------------------------------------------------
-// e: the README's token-refresh snippet, run as written: a stream closed at its token's
+// g: the README's token-refresh snippet, run as written: a stream closed at its token's
 //    deadline ends in one 401, the page fetches a new token and resumes from its last position
 
-function readmeSnippet(after) {
-  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
-  const at = readme.indexOf(after);
-  assert.ok(at >= 0, `README has no "${after}"`);
-  const m = /```js\n([\s\S]*?)```/.exec(readme.slice(at));
-  assert.ok(m, `no js block after "${after}" in README`);
-  return m[1];
-}
-
-test("e: README token refresh: one 401, a fresh token, and nothing missed", async () => {
+test("g: README token refresh: one 401, a fresh token, and nothing missed", async () => {
   const gw = await startJwtGateway();
   const [allowed] = pageServers.map((s) => s.port);
-  const snippet = readmeSnippet("fresh token and its last position, so it misses nothing:");
+  const snippet = readmeSnippet("Authentication", "js");
+  assert.match(snippet, /function openStream\(token\)/, "the refresh pattern is the first js block there");
   const page = await newPage();
   // The first token has 3 s left before exp + leeway (30 s); later ones an hour.
   let calls = 0;
@@ -491,4 +488,250 @@ test("e: README token refresh: one 401, a fresh token, and nothing missed", asyn
   assert.equal(calls, 2, "one fresh token");
   assert.equal(n401, 1, "the expired token was refused once, not looped");
   await page.close();
+});
+
+// ------------------------------------------------------------------------------------------
+// The README's load-balancer configs, exactly as written (only the example port numbers are
+// replaced by free ones), in front of two gateways sharing one redis-server: ten Chromium
+// EventSources through the balancer, SIGTERM to one gateway.
+
+const README = path.join(ROOT, "README.md");
+const DRAIN_SECONDS = 5;  // >= haproxy's inter 1s x fall 2 + margin, as the README says
+const FLUSH_GRACE = 3;    // the gateway's bound on in-flight writes after the window
+const CLIENTS = 10;
+// README convention: 8080 the balancer, 8081/8082 the gateways' public ports, 9091/9092 their
+// admin ports. Nothing else in the snippet is touched.
+const EXAMPLE_PORTS = ["8080", "8081", "8082", "9091", "9092"];
+
+// The first ```<lang> block after the "### <heading>" line of README.md.
+function readmeSnippet(heading, lang) {
+  const text = fs.readFileSync(README, "utf8");
+  const at = text.indexOf(`\n### ${heading}\n`);
+  assert.ok(at >= 0, `README.md has a "### ${heading}" section`);
+  const m = text.slice(at).match(new RegExp("^```" + lang + "\\n([\\s\\S]*?)^```", "m"));
+  assert.ok(m, `README.md's ${heading} section has a \`\`\`${lang} block`);
+  return m[1];
+}
+
+// One pass, whole numbers only; every example port that `needed` lists must occur.
+function withPorts(snippet, ports, needed) {
+  const map = Object.fromEntries(EXAMPLE_PORTS.map((p, i) => [p, String(ports[i])]));
+  for (const p of needed)
+    assert.ok(new RegExp(`(?<![0-9])${p}(?![0-9])`).test(snippet), `snippet uses example port ${p}`);
+  return snippet.replace(/(?<![0-9])(8080|8081|8082|9091|9092)(?![0-9])/g, (p) => map[p]);
+}
+
+const alive = (pid) => {
+  try { process.kill(pid, 0); return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1][0] !== "Z"; }
+  catch (_) { return false; }
+};
+
+// A child process whose exit (code, time) is recorded; output to a log file.
+function launch(cmd, args, logPath) {
+  const out = fs.openSync(logPath, "a");
+  const proc = spawn(cmd, args, { stdio: ["ignore", out, out] });
+  fs.closeSync(out);
+  const rec = { proc, log: logPath, code: null, signal: null, exitedAt: null };
+  rec.done = new Promise((res) => proc.on("exit", (code, sig) => {
+    rec.code = code; rec.signal = sig; rec.exitedAt = Date.now(); res();
+  }));
+  return rec;
+}
+async function stopProc(rec, sig = "SIGTERM", timeout = 15000) {
+  if (!rec || rec.exitedAt !== null) return;
+  try { rec.proc.kill(sig); } catch (_) { return; }
+  await Promise.race([rec.done, sleep(timeout)]);
+  if (rec.exitedAt === null) { rec.proc.kill("SIGKILL"); await Promise.race([rec.done, sleep(5000)]); }
+}
+
+const LB_PAGE = `<!doctype html><meta charset="utf-8"><title>lb drain</title><script>
+  window.t = [];
+  window.openStreams = (base, users) => {
+    for (const u of users) {
+      const es = new EventSource(base + "/events?user=" + encodeURIComponent(u));
+      const r = { user: u, es, opens: [], errors: 0, states: [], closed: false, events: [] };
+      es.onopen = () => { r.opens.push(Date.now()); r.states.push(1); };
+      es.onerror = () => { r.errors++; r.states.push(es.readyState); if (es.readyState === 2) r.closed = true; };
+      es.addEventListener("lb", (e) => r.events.push(e.data));
+      window.t.push(r);
+    }
+    // readyState CLOSED is only reached through an error event; this would catch it anyway
+    setInterval(() => { for (const r of window.t) if (r.es.readyState === 2) r.closed = true; }, 50);
+  };
+  window.state = () => window.t.map((r) => ({ user: r.user, readyState: r.es.readyState,
+    opens: r.opens, errors: r.errors, closed: r.closed, states: r.states, events: r.events }));
+</script>`;
+
+async function lbDrainScenario(kind) {
+  const dir = fs.mkdtempSync(path.join(TMP, `lb-${kind}-`));
+  const [lbPort, gw1, gw2, adm1, adm2, redisPort, pagePort] = await freePorts(7);
+  const procs = [];
+  let browser, pageServer;
+  try {
+    // redis + two gateways
+    const redis = launch("redis-server", ["--port", String(redisPort), "--bind", HOST, "--save", "",
+      "--appendonly", "no"], path.join(dir, "redis.log"));
+    procs.push(redis);
+    await waitFor("redis PING", async () => (await execFileP("redis-cli", ["-h", HOST, "-p",
+      String(redisPort), "ping"], { timeout: 2000 })).stdout.trim() === "PONG");
+    const pageOrigin = `http://${HOST}:${pagePort}`;
+    const gws = [[gw1, adm1], [gw2, adm2]].map(([port, admin], i) => {
+      const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, "config/topology.json"), "utf8"));
+      cfg.server = { ...cfg.server, host: HOST, port, admin_host: HOST, admin_port: admin, threads: 1,
+        drain_seconds: DRAIN_SECONDS };
+      // Browsers come back after 300-600 ms, before the balancer's health check has noticed
+      // the drain (~1.5 s for haproxy, never for nginx): their reconnects reach the draining
+      // gateway, which is the case a refusing listener turned into CLOSED EventSources.
+      cfg.sse = { ...cfg.sse, retry_ms: 300 };
+      cfg.cors = { allowed_origins: [pageOrigin], allow_credentials: false };
+      cfg.redis = { ...cfg.redis, url: `redis://${HOST}:${redisPort}` };
+      const cfgPath = path.join(dir, `gw${i + 1}.json`);
+      fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+      const g = launch(BIN, ["--config", cfgPath], path.join(dir, `gw${i + 1}.log`));
+      g.port = port; g.admin = admin; g.name = `gw${i + 1}`;
+      procs.push(g);
+      return g;
+    });
+    for (const g of gws)
+      await waitFor(`${g.name} /readyz`, async () => {
+        if (g.exitedAt !== null) throw new Error(`${g.name} exited: ` + fs.readFileSync(g.log, "utf8"));
+        return (await fetch(`http://${HOST}:${g.admin}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200;
+      });
+
+    // the README's config, as written but for the ports
+    let lb;
+    if (kind === "haproxy") {
+      const cfgPath = path.join(dir, "haproxy.cfg");
+      fs.writeFileSync(cfgPath, withPorts(readmeSnippet("haproxy", "haproxy"),
+        [lbPort, gw1, gw2, adm1, adm2], EXAMPLE_PORTS));
+      const check = await execFileP("/usr/sbin/haproxy", ["-c", "-f", cfgPath], { timeout: 10000 });
+      log(`haproxy -c: ${check.stdout.trim()}`);
+      lb = launch("/usr/sbin/haproxy", ["-f", cfgPath], path.join(dir, "haproxy.log"));
+    } else {
+      const cfgPath = path.join(dir, "nginx.conf");
+      fs.writeFileSync(cfgPath, withPorts(readmeSnippet("nginx", "nginx"),
+        [lbPort, gw1, gw2, adm1, adm2], EXAMPLE_PORTS.slice(0, 3)));
+      const g = `daemon off; pid ${path.join(dir, "nginx.pid")};`;
+      const check = await execFileP("/usr/sbin/nginx", ["-t", "-c", cfgPath, "-g", g], { timeout: 10000 });
+      log(`nginx -t: ${check.stderr.trim().replace(/\n/g, " | ")}`);
+      lb = launch("/usr/sbin/nginx", ["-c", cfgPath, "-g", g], path.join(dir, "nginx.log"));
+    }
+    procs.push(lb);
+    await waitFor(`${kind} listening`, () => new Promise((res) => {
+      if (lb.exitedAt !== null) return res(false);
+      const s = net.connect(lbPort, HOST, () => { s.destroy(); res(true); });
+      s.on("error", () => res(false));
+    }));
+
+    // ten EventSources through the balancer: two browser contexts of five (Chromium allows six
+    // HTTP/1.1 connections per host in one context), each on a page of another origin (CORS)
+    pageServer = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
+      res.end(LB_PAGE);
+    });
+    await new Promise((r) => pageServer.listen(pagePort, HOST, r));
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+    const pages = [];
+    for (let c = 0; c < 2; c++) {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      page.on("pageerror", (e) => log("page error:", e.message));
+      await page.goto(`${pageOrigin}/`);
+      const users = Array.from({ length: CLIENTS / 2 }, (_, k) => `${kind}-u${c * 5 + k}`);
+      await page.evaluate(([base, us]) => window.openStreams(base, us), [`http://${HOST}:${lbPort}`, users]);
+      pages.push(page);
+    }
+    const states = async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.state())))).flat();
+    const perGw = () => Promise.all(gws.map((g) => metricSum(g.admin, "ssegw_connections").catch(() => null)));
+    await waitFor(`${CLIENTS} EventSources open through ${kind}`, async () =>
+      (await states()).every((s) => s.readyState === 1), 30000);
+    const spread = await waitFor("all streams counted by the gateways", async () => {
+      const c = await perGw();
+      return c[0] + c[1] === CLIENTS ? c : null;
+    });
+    log(`${kind}: ${CLIENTS} EventSources open, per gateway (gw1, gw2): ${spread.join(", ")}`);
+    assert.ok(spread[0] > 0 && spread[1] > 0, "round robin uses both gateways");
+
+    const publish = (data) => execFileP("redis-cli", ["-h", HOST, "-p", String(redisPort), "PUBLISH",
+      "sse:broadcast", JSON.stringify({ event: "lb", data })], { timeout: 5000 });
+    await publish("before");
+    await waitFor("every client got the event before the drain", async () =>
+      (await states()).every((s) => s.events.includes("before")));
+
+    // SIGTERM the gateway holding more streams
+    const vi = spread[0] >= spread[1] ? 0 : 1;
+    const victim = gws[vi], survivor = gws[1 - vi];
+    const t0 = Date.now();
+    victim.proc.kill("SIGTERM");
+    log(`${kind}: SIGTERM to ${victim.name} holding ${spread[vi]} streams (drain_seconds ${DRAIN_SECONDS})`);
+    // through the drain: sample the victim's "come back later" answers until it exits (bounded)
+    let refusedDraining = 0;
+    const exitBound = (DRAIN_SECONDS + FLUSH_GRACE + 5) * 1000;
+    while (victim.exitedAt === null && Date.now() - t0 < exitBound) {
+      refusedDraining = await metricSum(victim.admin, "ssegw_requests_rejected_total", { reason: "draining" })
+        .catch(() => refusedDraining);
+      await Promise.race([victim.done, sleep(200)]);
+    }
+    assert.notEqual(victim.exitedAt, null, `${victim.name} exited within ${exitBound} ms of SIGTERM`);
+    const exitMs = victim.exitedAt - t0;
+    // and a few seconds after: everyone back, on the survivor
+    // (a CLOSED EventSource never comes back: stop waiting and report it below)
+    const back = await waitFor(`all ${CLIENTS} streams on ${survivor.name}`, async () => {
+      const s = await states();
+      if (s.some((x) => x.closed)) return s;
+      return s.every((x) => x.readyState === 1) && (await metricSum(survivor.admin, "ssegw_connections")) === CLIENTS ? s : null;
+    }, 20000);
+    assert.deepEqual(back.filter((s) => s.closed).map((s) => `${s.user} (states ${s.states.join("")})`), [],
+      `no EventSource ended CLOSED (${victim.name} exited ${victim.code} after ${victim.exitedAt - t0} ms)`);
+    const settledMs = Date.now() - t0;
+    await sleep(3000); // still connected a few seconds later (a close would show in the states)
+    await publish("after");
+    await waitFor("every client got the event published after the drain", async () =>
+      (await states()).every((s) => s.events.includes("after")));
+    const final = await states();
+
+    const moved = final.filter((s) => s.opens.length > 1);
+    const reopen = moved.map((s) => s.opens[s.opens.length - 1] - t0).sort((a, b) => a - b);
+    const errors = final.reduce((a, s) => a + s.errors, 0);
+    let lbErrors = "";
+    if (kind === "nginx") { // its error log (stderr): what the passive checks saw
+      const text = fs.readFileSync(lb.log, "utf8");
+      const count = (re) => (text.match(re) || []).length;
+      lbErrors = `; nginx error log: ${count(/connect\(\) failed/g)} failed connects to a gateway, ` +
+        `${count(/no live upstreams/g)} "no live upstreams"`;
+    }
+    log(`${kind}: ${victim.name} exited ${victim.code} after ${exitMs} ms; answered ${refusedDraining} new streams ` +
+      `"come back later" while draining; ${moved.length} clients reconnected, last reopen at ` +
+      `${reopen.length ? reopen[0] : "-"}..${reopen.length ? reopen[reopen.length - 1] : "-"} ms after SIGTERM; ` +
+      `all ${CLIENTS} seen on ${survivor.name} ${settledMs} ms after SIGTERM (checked after the exit); ` +
+      `${errors} error events in total; ` +
+      `states ${JSON.stringify(final.map((s) => s.states.join("")))}${lbErrors}`);
+
+    assert.deepEqual(final.filter((s) => s.closed || s.states.includes(2)).map((s) => s.user), [],
+      "no EventSource ended CLOSED");
+    assert.ok(final.every((s) => s.readyState === 1), "every EventSource is OPEN");
+    assert.ok(back.every((s) => s.readyState === 1));
+    assert.equal(await metricSum(survivor.admin, "ssegw_connections"), CLIENTS, `all on ${survivor.name}`);
+    assert.ok(moved.length >= spread[vi], `the ${spread[vi]} streams of ${victim.name} reconnected`);
+    assert.ok(final.every((s) => s.events.join(",") === "before,after"), "each got both events, once");
+    assert.equal(victim.code, 0, `${victim.name} exit code`);
+    assert.ok(exitMs >= DRAIN_SECONDS * 1000 - 200, `kept answering for the whole window (${exitMs} ms)`);
+    assert.ok(exitMs <= (DRAIN_SECONDS + FLUSH_GRACE) * 1000 + 1000, `exited within the grace period (${exitMs} ms)`);
+    assert.equal(lb.exitedAt, null, `${kind} still running`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    if (pageServer) await new Promise((r) => pageServer.close(r));
+    for (const p of procs.reverse()) await stopProc(p);
+    if (process.env.SSEGW_BROWSER_KEEP_TMP) log("kept", dir);
+  }
+}
+
+test("e: README's haproxy config, SIGTERM to one of two gateways: no EventSource ends CLOSED", async () => {
+  await lbDrainScenario("haproxy");
+});
+
+test("f: README's nginx config, SIGTERM to one of two gateways: no EventSource ends CLOSED", async () => {
+  await lbDrainScenario("nginx");
 });

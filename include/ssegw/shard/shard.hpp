@@ -71,7 +71,9 @@ public:
     /// Queues each event, in order, to every session of this shard that joined its channel.
     void deliver(const std::vector<routed_event_ptr>& batch);
 
-    /// Closes every stream with a jittered retry hint, spread evenly over `window`.
+    /// Closes every stream with a jittered retry hint, spread evenly over `window`. Keeps
+    /// watching until the window ends, so a stream that attaches late (its handshake passed
+    /// before the drain began and was still waiting for history) is sent away too.
     void drain(std::chrono::milliseconds window);
 
     std::uint32_t now_tick() const noexcept { return tick_count_; }
@@ -89,7 +91,7 @@ private:
     void run_loop();
     void schedule_tick();
     void on_tick();
-    void drain_step(std::size_t per_step, std::chrono::milliseconds step);
+    void drain_step(std::size_t per_step, std::chrono::steady_clock::time_point until);
 
     unsigned id_;
     const runtime_context& rt_;
