@@ -73,7 +73,7 @@ void redis_broker::publish(std::string channel, std::string payload, bool with_h
         done(true, r->str);
     };
     if (with_history)
-        return call_function(publish_command(channel, std::move(payload)), std::move(finish));
+        return call_function(publish_command(cfg_.redis.prefix, channel, std::move(payload)), std::move(finish));
     commands_->execute({"PUBLISH", cfg_.redis.prefix + channel, std::move(payload)},
                        std::move(finish));
 }
@@ -122,7 +122,7 @@ void redis_broker::read_tip(std::vector<std::string> channels, history_done done
 
 void redis_broker::call_history(std::vector<std::string> channels,
                                 std::optional<stream_position> from, history_done done) {
-    auto cmd = history_command(channels, from);
+    auto cmd = history_command(cfg_.redis.prefix, channels, from);
     call_function(std::move(cmd), [channels = std::move(channels), done = std::move(done)](
                                       std::optional<reply> r, std::string error) {
         if (!r) {

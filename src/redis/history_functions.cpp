@@ -45,14 +45,25 @@ local function epoch()
   return e
 end
 
+-- A function's key: '<prefix>{<channel>}' (what the gateway sends: it lies under the prefix, so an
+-- ACL limited to ~<prefix>* allows it, and in the channel's hash slot), or the bare channel name
+-- older publishers send. Either names the same channel.
+local function channel_of(key)
+  if key and #key > #PREFIX + 2 and string.sub(key, 1, #PREFIX + 1) == PREFIX .. '{'
+      and string.sub(key, -1) == '}' then
+    return string.sub(key, #PREFIX + 2, -2)
+  end
+  return key
+end
+
 local function seq_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
 
 local function publish(keys, args)
-  local ch, payload = keys[1], args[1]
+  local ch, payload = channel_of(keys[1]), args[1]
   if not ch or not valid_channel(ch) then
-    return redis.error_reply('ERR sse_publish: the key must be user:<id>, topic:<name> or broadcast')
+    return redis.error_reply('ERR sse_publish: the key must be ' .. PREFIX .. '{<channel>} or the bare channel: user:<id>, topic:<name> or broadcast')
   end
   if not payload then
     return redis.error_reply('ERR sse_publish: usage FCALL sse_publish 1 <channel> <payload>')
@@ -91,7 +102,8 @@ local function history(keys, args)
   end
   -- Older than the time-to-live: a missing stream may have expired with events in it.
   local aged = (now - from_time) >= TTL
-  for _, ch in ipairs(keys) do
+  for _, k in ipairs(keys) do
+    local ch = channel_of(k)
     local key = PREFIX .. 'history:' .. ch
     local truncated, flat = 0, {}
     if redis.call('EXISTS', key) == 1 then
@@ -166,18 +178,28 @@ std::string history_library_source(std::string_view prefix, std::uint32_t max_le
     return src;
 }
 
-std::vector<std::string> publish_command(std::string_view channel, std::string payload) {
-    return {"FCALL", "sse_publish", "1", std::string(channel), std::move(payload)};
+std::string function_key(std::string_view prefix, std::string_view channel) {
+    std::string key(prefix);
+    key += '{';
+    key += channel;
+    key += '}';
+    return key;
 }
 
-std::vector<std::string> history_command(const std::vector<std::string>& channels,
+std::vector<std::string> publish_command(std::string_view prefix, std::string_view channel,
+                                         std::string payload) {
+    return {"FCALL", "sse_publish", "1", function_key(prefix, channel), std::move(payload)};
+}
+
+std::vector<std::string> history_command(std::string_view prefix,
+                                         const std::vector<std::string>& channels,
                                          const std::optional<stream_position>& from) {
     std::vector<std::string> cmd;
     cmd.reserve(3 + channels.size() + 3);
     cmd.emplace_back("FCALL");
     cmd.emplace_back("sse_history");
     cmd.push_back(std::to_string(channels.size()));
-    for (const auto& ch : channels) cmd.push_back(ch);
+    for (const auto& ch : channels) cmd.push_back(function_key(prefix, ch));
     if (from) {
         cmd.push_back(from->epoch);
         cmd.push_back(std::to_string(from->seq));

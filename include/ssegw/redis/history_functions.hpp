@@ -27,11 +27,19 @@ inline constexpr std::size_t history_channels_per_call = 256;
 std::string history_library_source(std::string_view prefix, std::uint32_t max_len,
                                    std::uint32_t ttl_seconds);
 
-/// FCALL sse_publish 1 <channel> <payload>
-std::vector<std::string> publish_command(std::string_view channel, std::string payload);
+/// A channel as the functions' declared key: `<prefix>{<channel>}`. Under the prefix, so a Redis
+/// ACL limited to `~<prefix>*` allows it (a bare `user:42` would need `~user:*`, which grants
+/// the application's own keys of that name), and in the hash slot of the channel's name. The
+/// functions also accept the bare channel name, which backends may send.
+std::string function_key(std::string_view prefix, std::string_view channel);
 
-/// FCALL sse_history <n> <channels...> [<epoch> <seq> <time>]
-std::vector<std::string> history_command(const std::vector<std::string>& channels,
+/// FCALL sse_publish 1 <prefix>{<channel>} <payload>
+std::vector<std::string> publish_command(std::string_view prefix, std::string_view channel,
+                                         std::string payload);
+
+/// FCALL sse_history <n> <prefix>{<channel>}... [<epoch> <seq> <time>]
+std::vector<std::string> history_command(std::string_view prefix,
+                                         const std::vector<std::string>& channels,
                                          const std::optional<stream_position>& from);
 
 /// Decodes sse_history's reply for the channels it was asked about (in that order).

@@ -24,7 +24,7 @@ protected:
     }
 
     stream_position publish(const std::string& channel, const std::string& payload) {
-        auto r = run_command(redis_.port(), publish_command(channel, payload));
+        auto r = run_command(redis_.port(), publish_command("sse:", channel, payload));
         EXPECT_EQ(r.type, reply::kind::string) << r.str;
         auto pos = stream_position::parse(r.str);
         EXPECT_TRUE(pos) << r.str;
@@ -33,7 +33,7 @@ protected:
 
     history_read read(const std::vector<std::string>& channels,
                       const std::optional<stream_position>& from) {
-        return parse_history_reply(run_command(redis_.port(), history_command(channels, from)),
+        return parse_history_reply(run_command(redis_.port(), history_command("sse:", channels, from)),
                                    channels);
     }
 
@@ -48,8 +48,25 @@ TEST_F(history_functions, publish_returns_increasing_positions_across_channels) 
     EXPECT_EQ(a.epoch, b.epoch);
     EXPECT_EQ(b.seq, a.seq + 1);
     EXPECT_EQ(c.seq, b.seq + 1);
-    auto bad = run_command(redis_.port(), publish_command("nonsense", "x"));
+    auto bad = run_command(redis_.port(), publish_command("sse:", "nonsense", "x"));
     EXPECT_EQ(bad.type, reply::kind::error);
+}
+
+TEST_F(history_functions, bare_and_prefixed_keys_name_the_same_channel) {
+    load(100);
+    auto a = publish("user:42", "bare key");
+    auto r = run_command(redis_.port(), {"FCALL", "sse_publish", "1", "sse:{user:42}", "braced key"});
+    ASSERT_EQ(r.type, reply::kind::string) << r.str;
+    auto b = stream_position::parse(r.str).value();
+    const std::vector<std::string> channels{"user:42"};
+    auto h = read(channels, a);
+    ASSERT_EQ(h.entries.size(), 1u);
+    EXPECT_EQ(h.entries[0].position.seq, b.seq);
+    EXPECT_EQ(h.entries[0].payload, "braced key");
+    // A channel whose name holds braces survives the wrapping.
+    auto c = publish("topic:a}b{c", "braces");
+    EXPECT_EQ(read({"topic:a}b{c"}, b).entries.at(0).position.seq, c.seq);
+    EXPECT_EQ(function_key("sse:", "user:42"), "sse:{user:42}");
 }
 
 TEST_F(history_functions, history_returns_only_events_after_the_position_merged_in_order) {
@@ -129,7 +146,7 @@ TEST_F(history_functions, expired_stream_with_an_old_position_is_flagged) {
 }
 
 TEST_F(history_functions, missing_library_is_recognised) {
-    auto r = run_command(redis_.port(), publish_command("user:1", "x"));
+    auto r = run_command(redis_.port(), publish_command("sse:", "user:1", "x"));
     EXPECT_TRUE(is_missing_function_error(r)) << r.str;
 }
 

@@ -1,0 +1,115 @@
+"""The Redis ACL the README gives, run as written, with the default user disabled: the gateway
+works under exactly that user (subscriptions, FUNCTION LOAD, new-stream positions, POST
+/publish through FCALL, resume through sse_history) with the password from each source the
+README lists (URL, redis.username/password, redis.password_file, SSEGW_REDIS_PASSWORD); a wrong
+password is a clear log line, /readyz 503 and backed-off retries."""
+
+import os
+import re
+import shlex
+import time
+import unittest
+
+from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, is_position_block, wait_until)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ADMIN = ("admin", "admin-password-for-the-test")
+
+
+def readme_acl_line():
+    """The one ACL SETUSER line of the README's "Redis credentials and TLS" section."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("### Redis credentials and TLS"):]
+    block = re.search(r"^```\n(.*?)^```", section, re.S | re.M).group(1).strip()
+    assert block.startswith("ACL SETUSER ") and "\n" not in block, block
+    return block
+
+
+class AclTest(FailureAwareMixin, GatewayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.acl = shlex.split(readme_acl_line())
+        self.user = self.acl[2]
+        self.password = next(a[1:] for a in self.acl if a.startswith(">"))
+        self.redis = self.start_redis()
+        # An admin for the test itself, then the README's user, then no default user.
+        self.redis.cli("ACL", "SETUSER", ADMIN[0], "on", ">" + ADMIN[1], "~*", "&*", "+@all")
+        self.redis.auth = ADMIN
+        self.redis.cli(*self.acl)
+        self.redis.cli("ACL", "SETUSER", "default", "off")
+        with self.assertRaises(Exception, msg="the default user must be off"):
+            self.redis.auth = None
+            self.redis.cli("GET", "x")
+        self.redis.auth = ADMIN
+
+    def url(self, userinfo=""):
+        return "redis://%s127.0.0.1:%d" % (userinfo, self.redis.port)
+
+    def gateway(self, url, redis_config=None, env=None, wait="ready"):
+        cfg = {"redis": dict({"reconnect_min_ms": 100, "reconnect_max_ms": 400},
+                             **(redis_config or {})),
+               "sse": {"heartbeat_seconds": 1, "retry_ms": 500}}
+        return self.start_gateway(cfg, redis=url, env=env, wait=wait, threads=2)
+
+    def exercise(self, gw, user):
+        """Everything the gateway does with Redis, under the ACL user."""
+        c = self.sse(gw.port, user=user)
+        self.assertEqual(c.status, 200)
+        c.wait_for(lambda cl: any(is_position_block(b) for b in cl.blocks), 5, "position")
+        status, reply = gw.publish({"channel": "user:%s" % user, "event": "h", "data": 1})
+        self.assertEqual(status, 202, reply)
+        first = reply["id"]
+        c.wait_for_event(lambda e: e["id"] == first, 5, "history event")
+        c.close()
+        status, reply = gw.publish({"channel": "user:%s" % user, "event": "h", "data": 2})
+        self.assertEqual(status, 202, reply)
+        again = self.sse(gw.port, user=user, headers={"Last-Event-ID": first})
+        self.assertEqual(again.status, 200)
+        self.assertEqual(again.wait_for_events(1)[0]["id"], reply["id"], "resumed under the ACL")
+        self.assertNotIn("NOPERM", gw.log_text())
+        self.assertEqual(gw.metric("ssegw_redis_connected"), 1)
+
+    # ------------------------------------------------------------------ each credential source
+
+    def test_password_in_the_url(self):
+        self.exercise(self.gateway(self.url("%s:%s@" % (self.user, self.password))), "u1")
+
+    def test_username_and_password_in_the_config(self):
+        self.exercise(self.gateway(self.url(), {"username": self.user,
+                                                "password": self.password}), "u2")
+
+    def test_password_file(self):
+        path = os.path.join(self.tmp, "redis-password")
+        with open(path, "w") as f:
+            f.write(self.password + "\n")
+        self.exercise(self.gateway(self.url(), {"username": self.user, "password_file": path}),
+                      "u3")
+
+    def test_password_from_the_environment(self):
+        self.exercise(self.gateway(self.url(), {"username": self.user, "password": "stale"},
+                                   env={"SSEGW_REDIS_PASSWORD": self.password}), "u4")
+
+    # ------------------------------------------------------------------ refused cleanly
+
+    def test_wrong_password(self):
+        gw = self.gateway(self.url(), {"username": self.user, "password": "wrong"},
+                          wait="healthy")
+        wait_until(lambda: "AUTH failed: WRONGPASS" in gw.log_text(), 10,
+                   message=lambda: gw.log_tail())
+        self.assertNotIn("wrong", re.sub(r"WRONGPASS[^\n]*", "", gw.log_text()).replace(
+            "wrong number", ""), "the password itself is never logged")
+        before = gw.metric("ssegw_redis_reconnects_total")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            self.assertEqual(gw.readyz(), 503)
+            self.assertTrue(gw.running())
+            time.sleep(0.2)
+        tries = gw.metric("ssegw_redis_reconnects_total") - before
+        self.assertGreater(tries, 0, "it keeps retrying")
+        self.assertLessEqual(tries, 2.0 / 0.1 + 2, "with backoff, not in a tight loop")
+
+
+if __name__ == "__main__":
+    unittest.main()
