@@ -16,6 +16,7 @@ history_read merge_history_reads(std::vector<history_read> parts) {
         if (first || p.tip.seq < out.tip.seq) out.tip = p.tip;
         first = false;
         out.unknown_position = out.unknown_position || p.unknown_position;
+        out.lost = out.lost || p.lost;
         for (auto& t : p.truncated) out.truncated.push_back(std::move(t));
         for (auto& e : p.entries) out.entries.push_back(std::move(e));
     }

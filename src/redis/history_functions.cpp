@@ -32,17 +32,65 @@ local function valid_channel(ch)
   return false
 end
 
--- The epoch names one life of the sequence counter: if Redis loses its data the counter
--- restarts, and positions handed out before must not be mistaken for new ones.
+local function new_epoch_id(old)
+  local t = redis.call('TIME')
+  local e = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+  if e == old then e = e .. '0' end
+  return e
+end
+
+-- The epoch names one run of the sequence counter. Reads use the current one (creating it when
+-- Redis lost its data: positions handed out before must not be mistaken for new ones).
 local function epoch()
   local key = PREFIX .. 'epoch'
   local e = redis.call('GET', key)
   if not e then
-    local t = redis.call('TIME')
-    e = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+    e = new_epoch_id(nil)
     redis.call('SET', key, e)
   end
   return e
+end
+
+-- Set by this process's first sse_publish. A library-level local is per process and is not
+-- replicated: a promoted replica (which received the effects of FCALLs, never ran one), a
+-- restarted server and a reloaded library all start without it. Their first write opens a new
+-- epoch, so that a sequence number the previous writer handed out (and maybe lost, with
+-- asynchronous replication) is never handed out again under the same epoch. The new epoch
+-- continues the numbering: epochs[new] = '<previous epoch> <sequence at the switch>'.
+local writer = nil
+
+local function writing_epoch()
+  local key = PREFIX .. 'epoch'
+  local e = redis.call('GET', key)
+  if e and writer == e then return e end
+  local fresh = new_epoch_id(e)
+  if e then
+    local base = redis.call('GET', PREFIX .. 'seq') or '0'
+    redis.call('HSET', PREFIX .. 'epochs', fresh, e .. ' ' .. base)
+  end
+  redis.call('SET', key, fresh)
+  writer = fresh
+  return fresh
+end
+
+-- How a position of epoch `from` continues into the current epoch `cur`: the sequence up to
+-- which both name the same history (the lowest switch base on the way), and whether events
+-- were lost in a switch on the way (recorded by gateways in <prefix>lost). nil when `from`
+-- is not an ancestor of `cur` within 32 switches.
+local function continuation(from, cur)
+  local x, upto, lost = cur, nil, false
+  for _ = 1, 32 do
+    local link = redis.call('HGET', PREFIX .. 'epochs', x)
+    if not link then return nil end
+    local prev, base = string.match(link, '^(%S+) (%d+)$')
+    base = tonumber(base)
+    if upto == nil or base < upto then upto = base end
+    local l = tonumber(redis.call('HGET', PREFIX .. 'lost', x) or '0')
+    if l > base then lost = true end
+    if prev == from then return upto, lost end
+    x = prev
+  end
+  return nil
 end
 
 -- A function's key: '<prefix>{<channel>}' (what the gateway sends: it lies under the prefix, so an
@@ -68,7 +116,7 @@ local function publish(keys, args)
   if not payload then
     return redis.error_reply('ERR sse_publish: usage FCALL sse_publish 1 <channel> <payload>')
   end
-  local e = epoch()
+  local e = writing_epoch()
   local seq = redis.call('INCR', PREFIX .. 'seq')
   local now = tonumber(redis.call('TIME')[1])
   local key = PREFIX .. 'history:' .. ch
@@ -88,7 +136,9 @@ local function publish(keys, args)
   return pos
 end
 
--- Reply: { epoch, tip_seq, now, unknown(0|1), then per channel: truncated(0|1), {seq, t, p, ...} }
+-- Reply: { epoch, tip_seq, now, status, then per channel: truncated(0|1), {seq, t, p, ...} }
+-- status: 0 the position is known, 1 unknown (nothing replayable), 2 known but events after it
+-- were lost in a failover (on channels nobody can name any more): replay what exists.
 local function history(keys, args)
   local e = epoch()
   local cur = tonumber(redis.call('GET', PREFIX .. 'seq') or '0')
@@ -96,7 +146,20 @@ local function history(keys, args)
   local out = { e, string.format('%d', cur), string.format('%d', now), 0 }
   if #args == 0 then return out end
   local from_epoch, from_seq, from_time = args[1], tonumber(args[2]), tonumber(args[3])
-  if from_epoch ~= e or from_seq == nil or from_time == nil or from_seq > cur then
+  if from_seq == nil or from_time == nil then
+    out[4] = 1
+    return out
+  end
+  if from_epoch ~= e then
+    -- A position from before an epoch switch: events up to the switch are common to both.
+    local upto, lost = continuation(from_epoch, e)
+    if upto == nil then
+      out[4] = 1
+      return out
+    end
+    if lost or from_seq > upto then out[4] = 2 end
+    if from_seq > upto then from_seq = upto end
+  elseif from_seq > cur then
     out[4] = 1
     return out
   end
@@ -144,8 +207,26 @@ local function history(keys, args)
   return out
 end
 
+-- A gateway that routed events of epoch `old` up to `routed` saw the epoch change to `new`: if it
+-- routed more than the switch kept, those events are lost, and every position before them must
+-- be told so. A switch nobody recorded (Redis lost everything) is recorded as starting from 0.
+-- ARGV: old, routed, new.
+local function note_epoch(keys, args)
+  local old, routed, new = args[1], tonumber(args[2]), args[3]
+  if not old or not routed or not new or old == new then
+    return redis.error_reply('ERR sse_note_epoch: usage FCALL sse_note_epoch 0 <old> <routed> <new>')
+  end
+  if not redis.call('HGET', PREFIX .. 'epochs', new) then
+    redis.call('HSET', PREFIX .. 'epochs', new, old .. ' 0')
+  end
+  local lost = tonumber(redis.call('HGET', PREFIX .. 'lost', new) or '0')
+  if routed > lost then redis.call('HSET', PREFIX .. 'lost', new, string.format('%d', routed)) end
+  return 1
+end
+
 redis.register_function('sse_publish', publish)
 redis.register_function('sse_history', history)
+redis.register_function('sse_note_epoch', note_epoch)
 )LUA";
 
 bool to_u64(std::string_view s, std::uint64_t& out) {
@@ -208,6 +289,12 @@ std::vector<std::string> history_command(std::string_view prefix,
     return cmd;
 }
 
+std::vector<std::string> note_epoch_command(const stream_position& routed,
+                                            std::string_view new_epoch) {
+    return {"FCALL", "sse_note_epoch", "0", routed.epoch, std::to_string(routed.seq),
+            std::string(new_epoch)};
+}
+
 history_read parse_history_reply(const reply& r, const std::vector<std::string>& channels) {
     if (r.type == reply::kind::error) return failed(r.str.empty() ? "redis error" : r.str);
     if (r.type != reply::kind::array || r.elements.size() < 4)
@@ -220,7 +307,8 @@ history_read parse_history_reply(const reply& r, const std::vector<std::string>&
     out.tip.epoch = el[0].str;
     if (!to_u64(el[1].str, out.tip.seq) || !to_i64(el[2].str, out.tip.time))
         return failed("unexpected sse_history tip");
-    out.unknown_position = el[3].integer != 0;
+    out.unknown_position = el[3].integer == 1;
+    out.lost = el[3].integer == 2;
     // Unknown positions and fresh reads (no position given) carry no channel blocks.
     if (out.unknown_position || el.size() == 4) {
         out.ok = true;

@@ -109,6 +109,11 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         shard_counters::bump(c.unknown_positions);
         shard_counters::bump(c.truncated_resumes);
         enqueue(truncated_notice("unknown-position", {}));
+    } else if (read->lost) {
+        // Redis failed over and lost events after this position: which channels they were on
+        // is gone with them, so the notice names none; what exists follows.
+        shard_counters::bump(c.truncated_resumes);
+        enqueue(truncated_notice("failover", read->truncated));
     } else if (!read->truncated.empty()) {
         shard_counters::bump(c.truncated_resumes);
         enqueue(truncated_notice("trimmed", read->truncated));
@@ -125,7 +130,9 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         if (position_) enqueue(position_);
         return release_held();
     }
-    last_seq_ = req.from_seq;
+    // After a failover the client's position may lie beyond what survived: the read started
+    // from the last common point, so every entry it returned is owed.
+    last_seq_ = read->lost ? 0 : req.from_seq;
     resume_->replay = std::move(read);
     pump_replay();
 }

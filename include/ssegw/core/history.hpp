@@ -24,6 +24,9 @@ struct history_read {
     stream_position tip;
     /// The position given was from another epoch or ahead of the tip: nothing replayable.
     bool unknown_position = false;
+    /// The position is known, but events after it were lost when Redis failed over (a promoted
+    /// replica that had not received them): entries hold what exists, the client must be told.
+    bool lost = false;
     /// Channels whose events after the position may be partly gone (trimmed or expired).
     std::vector<std::string> truncated;
     /// Events after the position, ascending by position.seq.

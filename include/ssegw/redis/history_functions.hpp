@@ -42,6 +42,12 @@ std::vector<std::string> history_command(std::string_view prefix,
                                          const std::vector<std::string>& channels,
                                          const std::optional<stream_position>& from);
 
+/// FCALL sse_note_epoch 0 <routed epoch> <routed seq> <new epoch>: this process routed events up
+/// to `routed` and then saw history move to `new_epoch`; what it routed beyond the switch is
+/// recorded as lost, so resumes from before it get history-truncated.
+std::vector<std::string> note_epoch_command(const stream_position& routed,
+                                            std::string_view new_epoch);
+
 /// Decodes sse_history's reply for the channels it was asked about (in that order).
 history_read parse_history_reply(const reply& r, const std::vector<std::string>& channels);
 

@@ -131,6 +131,53 @@ TEST_F(history_functions, foreign_epoch_or_future_position_is_unknown) {
     EXPECT_TRUE(read({"user:1"}, future).unknown_position);
 }
 
+TEST_F(history_functions, a_new_writer_process_opens_a_new_epoch_that_continues_the_numbering) {
+    // FUNCTION LOAD REPLACE resets the library's state as a promoted replica or a restarted
+    // server has it: the next publish is the first of a new writer.
+    load(100);
+    const std::vector<std::string> ch{"user:1"};
+    auto p1 = publish("user:1", "a");
+    auto p2 = publish("user:1", "b");
+    auto p3 = publish("user:1", "c");
+    EXPECT_EQ(p3.epoch, p1.epoch);
+    load(100);
+    auto p4 = publish("user:1", "d");
+    EXPECT_NE(p4.epoch, p1.epoch) << "a sequence number the old writer handed out is never reused";
+    EXPECT_EQ(p4.seq, p3.seq + 1) << "the numbering continues";
+    // Across the switch a position of the old epoch resumes exactly: nothing was lost.
+    auto h = read(ch, p1);
+    EXPECT_FALSE(h.unknown_position);
+    EXPECT_FALSE(h.lost);
+    ASSERT_EQ(h.entries.size(), 3u);
+    EXPECT_EQ(h.entries[0].payload, "b");
+    EXPECT_EQ(h.entries[2].payload, "d");
+    EXPECT_EQ(h.entries[2].position.epoch, p4.epoch);
+
+    // A gateway had routed the old epoch up to seq 6 (events a failover lost): positions before
+    // them are told, and replay what exists.
+    stream_position routed = p3;
+    routed.seq = p3.seq + 3;
+    auto noted = run_command(redis_.port(), note_epoch_command(routed, p4.epoch));
+    EXPECT_EQ(noted.type, reply::kind::integer) << noted.str;
+    h = read(ch, p2);
+    EXPECT_TRUE(h.lost);
+    ASSERT_EQ(h.entries.size(), 2u);
+    EXPECT_EQ(h.entries[0].payload, "c");
+    // A position inside the lost stretch (beyond what survived) replays everything after the
+    // switch point, since those sequence numbers now name other events.
+    stream_position beyond = p3;
+    beyond.seq = p3.seq + 2;
+    h = read(ch, beyond);
+    EXPECT_TRUE(h.lost);
+    EXPECT_FALSE(h.unknown_position);
+    ASSERT_EQ(h.entries.size(), 1u);
+    EXPECT_EQ(h.entries[0].payload, "d");
+    // A position of the new epoch resumes as always.
+    h = read(ch, p4);
+    EXPECT_FALSE(h.lost);
+    EXPECT_TRUE(h.entries.empty());
+}
+
 TEST_F(history_functions, expired_stream_with_an_old_position_is_flagged) {
     load(100, 1);
     auto p0 = publish("user:1", "a");
