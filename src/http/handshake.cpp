@@ -16,9 +16,10 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/query_string.hpp"
 #include "ssegw/http/subscribe_request.hpp"
-#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/auth/authenticator.hpp"
 #include "ssegw/shard/session.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 
@@ -30,16 +31,17 @@ namespace {
 
 class handshake : public std::enable_shared_from_this<handshake> {
 public:
-    handshake(shard& owner, shard_socket socket)
-        : shard_(owner), rt_(owner.runtime()), stream_(std::move(socket)) {}
+    handshake(shard& owner, const authenticator& auth, shard_socket socket)
+        : shard_(owner), shards_(owner.set()), cfg_(owner.config()), auth_(auth),
+          stream_(std::move(socket)) {}
 
     void start() {
         parser_.emplace();
-        parser_->header_limit(rt_.config.server.max_header_bytes);
+        parser_->header_limit(cfg_.server.max_header_bytes);
         // Only the head is read; a body (on a wrong method) is drained by linger(), so its
         // declared length must not fail the header read.
         parser_->body_limit(boost::none);
-        stream_.expires_after(std::chrono::milliseconds(rt_.config.server.handshake_timeout_ms));
+        stream_.expires_after(std::chrono::milliseconds(cfg_.server.handshake_timeout_ms));
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                     self->on_read(ec);
@@ -84,15 +86,14 @@ private:
     /// (an error, or a CORS preflight).
     std::optional<subscribe_request> route() {
         const auto& req = parser_->get();
-        const auto& cfg = rt_.config;
         origin_ = std::string(req[http::field::origin]);
-        if (req.target().size() > cfg.server.max_target_bytes) {
+        if (req.target().size() > cfg_.server.max_target_bytes) {
             reject(http::status::uri_too_long, "request target too long",
                    reject_reason::target_too_long);
             return std::nullopt;
         }
         const auto target = split_target(req.target());
-        if (target.path != cfg.sse.path) {
+        if (target.path != cfg_.sse.path) {
             reject(http::status::not_found, "not found", reject_reason::not_found);
             return std::nullopt;
         }
@@ -102,7 +103,7 @@ private:
         }
         // With an allow-list configured, a browser page from another origin could not read the
         // stream anyway: refuse it before it takes a connection slot and subscriptions.
-        if (!origin_.empty() && !cfg.cors.allowed_origins.empty() && !origin_allowed()) {
+        if (!origin_.empty() && !cfg_.cors.allowed_origins.empty() && !origin_allowed()) {
             reject(http::status::forbidden, "origin not allowed", reject_reason::origin_not_allowed);
             return std::nullopt;
         }
@@ -112,8 +113,8 @@ private:
             return std::nullopt;
         }
         subscribe_request_error perr;
-        auto sub = parse_subscribe_request(target.query, cfg.auth.jwt.query_param,
-                                           cfg.sse.max_topics, perr);
+        auto sub = parse_subscribe_request(target.query, cfg_.auth.jwt.query_param,
+                                           cfg_.sse.max_topics, perr);
         if (!sub) reject(http::status::bad_request, perr.reason, reject_reason::bad_request);
         return sub;
     }
@@ -126,14 +127,14 @@ private:
         creds.cookie_header = req[http::field::cookie];
         creds.query_token = sub.token;
         creds.query_user = sub.user;
-        auto who = rt_.auth.authenticate(creds);
+        auto who = auth_.authenticate(creds);
         if (auto* failure = std::get_if<auth_failure>(&who)) {
             reject(static_cast<http::status>(failure->status), failure->reason,
                    failure->status == 403 ? reject_reason::forbidden : reject_reason::unauthorized);
             return std::nullopt;
         }
         auto& user = std::get<principal>(who);
-        if (auto denied = rt_.auth.check_topics(user, sub.topics)) {
+        if (auto denied = auth_.check_topics(user, sub.topics)) {
             reject(static_cast<http::status>(denied->status), denied->reason,
                    reject_reason::forbidden);
             return std::nullopt;
@@ -145,16 +146,16 @@ private:
     /// one of its slots (released by the shard when the session detaches).
     bool admit(const principal& user) {
         // Transient refusals must be 200s: any other status makes EventSource give up for good.
-        if (rt_.draining.load(std::memory_order_relaxed)) {
+        if (shards_.draining()) {
             come_back_later(reject_reason::draining);
             return false;
         }
-        if (rt_.connections_total.load(std::memory_order_relaxed) >
-            rt_.config.server.max_connections) {
+        if (shards_.connections_total().load(std::memory_order_relaxed) >
+            cfg_.server.max_connections) {
             come_back_later(reject_reason::instance_full);
             return false;
         }
-        if (!rt_.users.try_acquire(user.user)) {
+        if (!shards_.users().try_acquire(user.user)) {
             reject(http::status::too_many_requests, "too many connections for this user",
                    reject_reason::too_many_per_user);
             return false;
@@ -165,12 +166,11 @@ private:
     /// Turns the connection into a session on this shard and, with history, asks for what the
     /// client missed.
     void open_stream(principal user, const subscribe_request& sub) {
-        const auto& cfg = rt_.config;
         std::optional<stream_position> from;
         const auto resume = resume_point(sub, from);
-        const bool awaits_history = static_cast<bool>(rt_.request_history);
+        const bool awaits_history = shards_.has_history();
         auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
-                                                        std::to_string(cfg.sse.retry_ms) +
+                                                        std::to_string(cfg_.sse.retry_ms) +
                                                         "\n: connected\n\n");
         // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
         stream_.expires_never();
@@ -220,7 +220,7 @@ private:
         // The shard told the router about new channels in attach(); this request is posted
         // after that, so the control loop subscribes before it reads history.
         std::weak_ptr<session> weak = s;
-        rt_.request_history(
+        shards_.request_history(
             s->channels(), std::move(from),
             [&owner = shard_, weak, resume](std::shared_ptr<const history_read> read) {
                 boost::asio::post(owner.context(), [weak, read = std::move(read), resume]() mutable {
@@ -244,17 +244,17 @@ private:
     }
 
     bool origin_listed() const {
-        const auto& list = rt_.config.cors.allowed_origins;
+        const auto& list = cfg_.cors.allowed_origins;
         return std::find(list.begin(), list.end(), origin_) != list.end();
     }
 
     bool origin_allowed() const {
-        const auto& list = rt_.config.cors.allowed_origins;
+        const auto& list = cfg_.cors.allowed_origins;
         return origin_listed() || std::find(list.begin(), list.end(), "*") != list.end();
     }
 
     std::string cors_headers() const {
-        const auto& cors = rt_.config.cors;
+        const auto& cors = cfg_.cors;
         if (origin_.empty() || cors.allowed_origins.empty()) return {};
         const bool listed = origin_listed();
         if (!origin_allowed()) return "Vary: Origin\r\n";
@@ -337,7 +337,9 @@ private:
     }
 
     shard& shard_;
-    const runtime_context& rt_;
+    shard_set& shards_;
+    const gateway_config& cfg_;
+    const authenticator& auth_;
     beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type, beast::unlimited_rate_policy> stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
@@ -346,8 +348,8 @@ private:
 
 } // namespace
 
-void start_handshake(shard& owner, shard_socket socket) {
-    std::make_shared<handshake>(owner, std::move(socket))->start();
+void start_handshake(shard& owner, const authenticator& auth, shard_socket socket) {
+    std::make_shared<handshake>(owner, auth, std::move(socket))->start();
 }
 
 } // namespace ssegw
