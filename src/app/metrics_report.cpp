@@ -2,15 +2,16 @@
 
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
-#include "ssegw/broker/router.hpp"
 #include "ssegw/core/prometheus_text.hpp"
+#include "ssegw/router/router.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 
 namespace {
 
-std::uint64_t sum(const std::vector<shard*>& shards,
+std::uint64_t sum(const shard_set& shards,
                   const std::atomic<std::uint64_t> shard_counters::*field) {
     std::uint64_t total = 0;
     for (const auto* s : shards) total += (s->counters().*field).load(std::memory_order_relaxed);
@@ -19,7 +20,7 @@ std::uint64_t sum(const std::vector<shard*>& shards,
 
 /// One element of a per-reason counter array, summed over shards.
 template <std::size_t N>
-std::uint64_t sum_at(const std::vector<shard*>& shards,
+std::uint64_t sum_at(const shard_set& shards,
                      const std::array<std::atomic<std::uint64_t>, N> shard_counters::*field,
                      std::size_t i) {
     std::uint64_t total = 0;
@@ -37,7 +38,7 @@ std::string label(std::string_view key, std::string_view value) {
 
 } // namespace
 
-std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
+std::string render_metrics(const shard_set& shards, const router& r, const broker& b,
                            const resume_service& resume, bool draining) {
     prometheus_text out;
     for (const auto* s : shards)

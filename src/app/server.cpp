@@ -1,14 +1,11 @@
 #include "ssegw/app/server.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -19,13 +16,12 @@
 #include "ssegw/broker/local_broker.hpp"
 #include "ssegw/broker/redis_broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
-#include "ssegw/broker/router.hpp"
 #include "ssegw/config/config_loader.hpp"
 #include "ssegw/http/admin_server.hpp"
 #include "ssegw/http/listener.hpp"
-#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/router/router.hpp"
 #include "ssegw/shard/shard.hpp"
-#include "ssegw/shard/user_limiter.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 
@@ -46,55 +42,43 @@ tcp::endpoint endpoint_of(const std::string& host, std::uint16_t port) {
 } // namespace
 
 struct server::impl {
+    // Every member is built from the ones above it; the only links made later are the ones into
+    // the control loop, which shard_set::start() and broker::start() take (see run()).
     explicit impl(gateway_config c)
-        : cfg(std::move(c)), auth(cfg.auth), users(cfg.server.max_connections_per_user),
-          rt{cfg, auth, users, connections_total, draining, history_requester()},
-          shards(make_shards(shard_count(cfg.server.threads))), shard_ptrs(pointers_to(shards)),
-          control(shards.front()->context()), signals(control, SIGINT, SIGTERM),
-          drain_timer(control) {
-        route = std::make_unique<router>(
-            cfg.sse.max_event_bytes,
-            [this](unsigned id, std::vector<routed_event_ptr> batch) {
-                // Shard 0 shares the control loop: its batch is delivered right here, in the
-                // subscriber's read handler; the other shards get one post each.
-                shard* target = shard_ptrs[id];
-                asio::dispatch(target->context(),
-                               [target, batch = std::move(batch)] { target->deliver(batch); });
-            },
-            [this](const std::string& ch, bool wanted) { events->want(ch, wanted); });
-        if (cfg.redis.standalone())
-            events = std::make_unique<local_broker>(cfg.history, *route);
-        else
-            events = std::make_unique<redis_broker>(control, cfg, *route);
-        resume = std::make_unique<resume_service>(control, *events, *route);
-        events->on_link([this](bool up) { resume->on_link(up); });
-        if (cfg.history.enabled)
-            rt.request_history = [this](std::vector<std::string> channels,
-                                        std::optional<stream_position> from,
-                                        resume_service::deliver_fn deliver,
-                                        std::function<bool()> alive) {
-                // Shard -> control loop, behind the shard's interest changes.
-                asio::post(control, [this, channels = std::move(channels), from = std::move(from),
-                                     deliver = std::move(deliver),
-                                     alive = std::move(alive)]() mutable {
-                    resume->request(std::move(channels), std::move(from), std::move(deliver),
-                                    std::move(alive));
-                });
-            };
+        : cfg(std::move(c)), auth(cfg.auth), shards(shard_count(cfg.server.threads), cfg),
+          control(shards.control()), signals(control, SIGINT, SIGTERM), drain_timer(control),
+          events(make_broker(control, cfg)), route(cfg.sse.max_event_bytes, shards, *events),
+          resume(control, *events, route), listeners(make_listeners(cfg, shards, auth)),
+          admin(std::make_shared<admin_server>(
+              control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port),
+              admin_routes_of())) {}
 
+    static std::unique_ptr<broker> make_broker(asio::io_context& control,
+                                               const gateway_config& cfg) {
+        if (cfg.redis.standalone()) return std::make_unique<local_broker>(cfg.history);
+        return std::make_unique<redis_broker>(control, cfg);
+    }
+
+    static std::vector<std::shared_ptr<listener>> make_listeners(const gateway_config& cfg,
+                                                                 shard_set& shards,
+                                                                 const authenticator& auth) {
         const auto public_at = endpoint_of(cfg.server.host, cfg.server.port);
+        std::vector<std::shared_ptr<listener>> out;
         if (cfg.server.accept == accept_mode::reuseport) {
-            for (auto* s : shard_ptrs)
-                listeners.push_back(std::make_shared<listener>(s->context(), public_at,
-                                                               std::vector<shard*>{s}, true));
+            for (auto* s : shards)
+                out.push_back(std::make_shared<listener>(s->context(), public_at, shards, s, auth));
         } else {
-            listeners.push_back(std::make_shared<listener>(control, public_at, shard_ptrs, false));
+            out.push_back(
+                std::make_shared<listener>(shards.control(), public_at, shards, nullptr, auth));
         }
+        return out;
+    }
 
+    admin_routes admin_routes_of() {
         admin_routes routes;
-        routes.ready = [this] { return !draining.load() && events->ready(); };
+        routes.ready = [this] { return !shards.draining() && events->ready(); };
         routes.metrics = [this] {
-            return render_metrics(shard_ptrs, *route, *events, *resume, draining.load());
+            return render_metrics(shards, route, *events, resume, shards.draining());
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {
@@ -112,25 +96,7 @@ struct server::impl {
                             });
         };
         routes.max_body_bytes = cfg.sse.max_event_bytes + 1024;
-        admin = std::make_shared<admin_server>(
-            control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port), std::move(routes));
-    }
-
-    std::vector<std::unique_ptr<shard>> make_shards(unsigned n) {
-        std::vector<std::unique_ptr<shard>> out;
-        for (unsigned i = 0; i < n; ++i)
-            out.push_back(std::make_unique<shard>(
-                i, rt, [this](unsigned id, const std::string& ch, bool held) {
-                    // Shard -> control loop, where the router's masks live.
-                    asio::post(control, [this, id, ch, held] { route->on_interest(id, ch, held); });
-                }));
-        return out;
-    }
-
-    static std::vector<shard*> pointers_to(const std::vector<std::unique_ptr<shard>>& owned) {
-        std::vector<shard*> out;
-        for (const auto& s : owned) out.push_back(s.get());
-        return out;
+        return routes;
     }
 
     /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
@@ -147,7 +113,7 @@ struct server::impl {
         if (cfg.auth.mode == auth_mode::none)
             spdlog::warn("auth.mode is \"none\": any client may read any user's events by "
                          "naming it in ?user=; use this for development only");
-        events->start();
+        events->start(route);
         for (auto& l : listeners) l->start();
         admin->start();
         spdlog::info("sse-gateway listening on {}:{} ({} shards), admin on {}:{}, {}",
@@ -158,10 +124,11 @@ struct server::impl {
         signals.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (!ec) begin_drain(sig);
         });
-        for (std::size_t i = 1; i < shards.size(); ++i) shards[i]->start();
-        shards.front()->run_here();  // the control loop, until finish()
-        for (auto& s : shards) s->stop();
-        for (auto& s : shards) s->join();
+        // Interest changes go to the router's masks; history requests to the resume service.
+        shards.start(route, cfg.history.enabled ? &resume : nullptr);
+        shards.run(); // the control loop, until finish()
+        shards.stop();
+        shards.join();
         return 0;
     }
 
@@ -180,9 +147,10 @@ struct server::impl {
         const auto window = std::chrono::milliseconds(
             std::chrono::seconds(cfg.server.drain_seconds));
         spdlog::info("signal {}: draining {} connections over {} s; answering new streams with "
-                     "retry: until then", sig, connections_total.load(), cfg.server.drain_seconds);
-        draining = true;
-        for (auto* s : shard_ptrs) asio::post(s->context(), [s, window] { s->drain(window); });
+                     "retry: until then", sig, shards.connections_total().load(),
+                     cfg.server.drain_seconds);
+        shards.begin_draining();
+        shards.invoke_on_all([window](shard& s) { s.drain(window); });
         window_end = std::chrono::steady_clock::now() + window;
         drain_deadline = window_end + flush_grace;
         signals.async_wait([this](const boost::system::error_code& ec, int) {
@@ -197,9 +165,9 @@ struct server::impl {
             listeners_closed = true;
             for (auto& l : listeners) l->stop();
             spdlog::info("drain window over; listener closed, {} connections finishing",
-                         connections_total.load());
+                         shards.connections_total().load());
         }
-        if ((listeners_closed && connections_total.load() == 0) || now >= drain_deadline)
+        if ((listeners_closed && shards.connections_total().load() == 0) || now >= drain_deadline)
             return finish();
         drain_timer.expires_after(std::chrono::milliseconds(50));
         drain_timer.async_wait([this](const boost::system::error_code& ec) {
@@ -208,10 +176,10 @@ struct server::impl {
     }
 
     void finish() {
-        spdlog::info("drained; {} connections left, exiting", connections_total.load());
+        spdlog::info("drained; {} connections left, exiting", shards.connections_total().load());
         for (auto& l : listeners) l->stop();
         admin->stop();
-        resume->stop();
+        resume.stop();
         events->stop();
         signals.cancel();
         drain_timer.cancel();
@@ -220,14 +188,9 @@ struct server::impl {
 
     gateway_config cfg;
     authenticator auth;
-    user_limiter users;
-    std::atomic<std::size_t> connections_total{0};
-    std::atomic<bool> draining{false};
-    runtime_context rt;
-    // Declared before everything that runs on their loops, so they are destroyed last: pending
-    // accepts hold sockets that belong to the shards' io_contexts.
-    std::vector<std::unique_ptr<shard>> shards;
-    std::vector<shard*> shard_ptrs;
+    // Before everything that runs on their loops, so they are destroyed last: pending accepts
+    // hold sockets that belong to the shards' io_contexts.
+    shard_set shards;
     /// The control work (router, Redis links, resume service, listener, admin, signals) runs on
     /// shard 0's loop, on the main thread: an event for a stream of shard 0 is read from Redis
     /// and written to the client by the same thread, with no cross-thread wake-up, and the
@@ -238,9 +201,9 @@ struct server::impl {
     std::chrono::steady_clock::time_point window_end;
     std::chrono::steady_clock::time_point drain_deadline;
     bool listeners_closed = false;
-    std::unique_ptr<router> route;
     std::unique_ptr<broker> events;
-    std::unique_ptr<resume_service> resume;
+    router route;
+    resume_service resume;
     std::vector<std::shared_ptr<listener>> listeners;
     std::shared_ptr<admin_server> admin;
 };

@@ -1,9 +1,10 @@
 #include "ssegw/broker/local_broker.hpp"
 
+#include <cstdio>
 #include <ctime>
 #include <random>
 
-#include "ssegw/broker/router.hpp"
+#include "ssegw/broker/event_sink.hpp"
 
 namespace ssegw {
 
@@ -23,23 +24,26 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 
 } // namespace
 
-local_broker::local_broker(const history_config& cfg, router& r)
-    : router_(r), history_(cfg.max_len, cfg.ttl_seconds, random_epoch()) {}
+local_broker::local_broker(const history_config& cfg)
+    : history_(cfg.max_len, cfg.ttl_seconds, random_epoch()) {}
 
-void local_broker::start() { link_changed(true); }
+void local_broker::start(event_sink& sink) {
+    sink_ = &sink;
+    link_changed(true);
+}
 
 void local_broker::publish(std::string channel, std::string payload, bool with_history,
                            publish_done done) {
     if (!with_history) {
-        router_.route(channel, payload);
-        router_.flush();
+        sink_->route(channel, payload);
+        sink_->flush();
         if (done) done(true, "");
         return;
     }
     const auto pos = history_.append(channel, payload, unix_now());
     const auto id = pos.format();
-    router_.route_history(channel, pos, id, payload);
-    router_.flush();
+    sink_->route_history(channel, pos, id, payload);
+    sink_->flush();
     if (done) done(true, id);
 }
 

@@ -6,18 +6,18 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ssegw/broker/router.hpp"
+#include "ssegw/broker/event_sink.hpp"
+#include "ssegw/config/config_loader.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
-#include "ssegw/config/config_loader.hpp"
-#include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
 namespace ssegw {
 
-redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg, router& r)
-    : cfg_(cfg), router_(r), load_timer_(ioc),
+redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg)
+    : cfg_(cfg), load_timer_(ioc),
       library_source_(history_library_source(cfg.redis.prefix, cfg.history.max_len,
                                              cfg.history.ttl_seconds)) {
     const auto endpoint = redis_endpoint_of(cfg.redis);
@@ -31,7 +31,7 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
     };
     handlers.on_state = [this](bool up) { on_state(up); };
     handlers.on_subscribed = [this](std::string_view ch) { on_subscribed(ch); };
-    handlers.on_burst_end = [this] { router_.flush(); };
+    handlers.on_burst_end = [this] { sink_->flush(); };
     subscriber_ = std::make_unique<subscriber>(ioc, endpoint, opts, std::move(handlers));
     commands_ = std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min,
                                                  opts.reconnect_max);
@@ -39,7 +39,8 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
 
 redis_broker::~redis_broker() = default;
 
-void redis_broker::start() {
+void redis_broker::start(event_sink& sink) {
+    sink_ = &sink;
     if (cfg_.redis.mode == subscribe_mode::pattern)
         subscriber_->psubscribe(cfg_.redis.prefix + "*");
     subscriber_->start();
@@ -265,7 +266,7 @@ void redis_broker::on_message(std::string_view redis_channel, std::string_view p
     // A pattern can match channels we do not understand (sse:junk): the router counts those as
     // bad_channel drops.
     auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
-    router_.route(name ? *name : std::string_view("?"), payload);
+    sink_->route(name ? *name : std::string_view("?"), payload);
 }
 
 } // namespace ssegw

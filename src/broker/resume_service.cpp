@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ssegw/broker/broker.hpp"
-#include "ssegw/broker/router.hpp"
+#include "ssegw/broker/event_sink.hpp"
 
 namespace ssegw {
 
@@ -22,8 +22,10 @@ struct resume_service::pending_request {
     unsigned attempts = 0;
 };
 
-resume_service::resume_service(boost::asio::io_context& control, broker& b, router& r)
-    : broker_(b), router_(r), control_(control), retry_timer_(control) {}
+resume_service::resume_service(boost::asio::io_context& control, broker& b, event_sink& sink)
+    : broker_(b), sink_(sink), control_(control), retry_timer_(control) {
+    broker_.on_link([this](bool up) { on_link(up); });
+}
 
 void resume_service::request(std::vector<std::string> channels,
                              std::optional<stream_position> from, deliver_fn deliver,
@@ -105,7 +107,7 @@ void resume_service::on_link(bool up) {
     if (!up) {
         // From the moment the feed is back, history events wait until we have caught up. A read
         // still running covers only the outage before this one: run another after it.
-        router_.begin_catch_up();
+        sink_.begin_catch_up();
         if (catch_up_running_) rerun_ = true;
         return;
     }
@@ -115,8 +117,8 @@ void resume_service::on_link(bool up) {
 void resume_service::catch_up() {
     if (stopped_ || !link_up_ || catch_up_running_) return;
     catch_up_running_ = true;
-    const auto from = router_.position();
-    auto channels = from ? router_.wanted_channels() : std::vector<std::string>{};
+    const auto from = sink_.position();
+    auto channels = from ? sink_.wanted_channels() : std::vector<std::string>{};
     read_chunked(std::move(channels), from, [this](history_read r) {
         catch_up_running_ = false;
         if (stopped_) return;
@@ -124,15 +126,15 @@ void resume_service::catch_up() {
             spdlog::warn("history catch-up failed: {}; retrying", r.error);
             return retry_catch_up_later();
         }
-        if (!router_.position()) {
-            router_.adopt_position(r.tip); // start-up: nothing is owed to anyone yet
-            if (!router_.catching_up()) return;
+        if (!sink_.position()) {
+            sink_.adopt_position(r.tip); // start-up: nothing is owed to anyone yet
+            if (!sink_.catching_up()) return;
         }
-        const bool complete = router_.finish_catch_up(r);
-        router_.flush();
+        const bool complete = sink_.finish_catch_up(r);
+        sink_.flush();
         if (rerun_ || !complete) {
             rerun_ = false;
-            router_.begin_catch_up();
+            sink_.begin_catch_up();
             catch_up(); // runs now if the feed is up, else at the next link-up
         }
     });

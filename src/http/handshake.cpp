@@ -12,16 +12,14 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/query_string.hpp"
 #include "ssegw/http/subscribe_request.hpp"
-#include "ssegw/shard/runtime_context.hpp"
+#include "ssegw/auth/authenticator.hpp"
 #include "ssegw/shard/session.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 
@@ -33,16 +31,17 @@ namespace {
 
 class handshake : public std::enable_shared_from_this<handshake> {
 public:
-    handshake(shard& owner, shard_socket socket)
-        : shard_(owner), rt_(owner.runtime()), stream_(std::move(socket)) {}
+    handshake(shard& owner, const authenticator& auth, shard_socket socket)
+        : shard_(owner), shards_(owner.set()), cfg_(owner.config()), auth_(auth),
+          stream_(std::move(socket)) {}
 
     void start() {
         parser_.emplace();
-        parser_->header_limit(rt_.config.server.max_header_bytes);
+        parser_->header_limit(cfg_.server.max_header_bytes);
         // Only the head is read; a body (on a wrong method) is drained by linger(), so its
         // declared length must not fail the header read.
         parser_->body_limit(boost::none);
-        stream_.expires_after(std::chrono::milliseconds(rt_.config.server.handshake_timeout_ms));
+        stream_.expires_after(std::chrono::milliseconds(cfg_.server.handshake_timeout_ms));
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                     self->on_read(ec);
@@ -50,7 +49,18 @@ public:
     }
 
 private:
+    /// The request head is in (or the read failed): each step below either answers the client
+    /// and returns nothing, or hands what it established to the next one.
     void on_read(beast::error_code ec) {
+        if (ec) return on_read_failed(ec);
+        auto sub = route();
+        if (!sub) return;
+        auto user = authorize(*sub);
+        if (!user || !admit(*user)) return;
+        open_stream(std::move(*user), *sub);
+    }
+
+    void on_read_failed(beast::error_code ec) {
         if (ec == http::error::header_limit) {
             // One limit covers the whole head while parsing; the request line was too long
             // (414) when the parser never got past it, else the headers were (431).
@@ -61,107 +71,156 @@ private:
                           "request headers too large", reject_reason::headers_too_large);
         }
         if (ec == beast::error::timeout) return fail(close_reason::handshake_timeout);
-        if (ec) {
-            const bool client_left = ec == http::error::end_of_stream ||
-                                     ec == http::error::partial_message ||
-                                     ec.category() != http::make_error_code(http::error::bad_method).category();
-            // The client left (or reset) before its request was complete: nobody to answer.
-            if (client_left) return fail(close_reason::handshake_failed);
-            // Bytes that are not an HTTP request (a bad request line, a header line without a
-            // colon, ...): 400 with the parser's reason, as RFC 9112 asks and nginx does.
-            return reject(http::status::bad_request, "malformed request: " + ec.message(),
-                          reject_reason::bad_request);
-        }
-        const auto& req = parser_->get();
-        const auto& cfg = rt_.config;
-        origin_ = std::string(req[http::field::origin]);
-        if (req.target().size() > cfg.server.max_target_bytes)
-            return reject(http::status::uri_too_long, "request target too long",
-                          reject_reason::target_too_long);
-        const auto target = split_target(req.target());
+        const bool client_left = ec == http::error::end_of_stream ||
+                                 ec == http::error::partial_message ||
+                                 ec.category() != http::make_error_code(http::error::bad_method).category();
+        // The client left (or reset) before its request was complete: nobody to answer.
+        if (client_left) return fail(close_reason::handshake_failed);
+        // Bytes that are not an HTTP request (a bad request line, a header line without a
+        // colon, ...): 400 with the parser's reason, as RFC 9112 asks and nginx does.
+        reject(http::status::bad_request, "malformed request: " + ec.message(),
+               reject_reason::bad_request);
+    }
 
-        if (target.path != cfg.sse.path)
-            return reject(http::status::not_found, "not found", reject_reason::not_found);
-        if (req.method() == http::verb::options) return preflight();
+    /// Path, method, origin and query: what is asked for, or nothing when already answered
+    /// (an error, or a CORS preflight).
+    std::optional<subscribe_request> route() {
+        const auto& req = parser_->get();
+        origin_ = std::string(req[http::field::origin]);
+        if (req.target().size() > cfg_.server.max_target_bytes) {
+            reject(http::status::uri_too_long, "request target too long",
+                   reject_reason::target_too_long);
+            return std::nullopt;
+        }
+        const auto target = split_target(req.target());
+        if (target.path != cfg_.sse.path) {
+            reject(http::status::not_found, "not found", reject_reason::not_found);
+            return std::nullopt;
+        }
+        if (req.method() == http::verb::options) {
+            preflight();
+            return std::nullopt;
+        }
         // With an allow-list configured, a browser page from another origin could not read the
         // stream anyway: refuse it before it takes a connection slot and subscriptions.
-        if (!origin_.empty() && !cfg.cors.allowed_origins.empty() && !origin_allowed())
-            return reject(http::status::forbidden, "origin not allowed",
-                          reject_reason::origin_not_allowed);
-        if (req.method() != http::verb::get)
-            return reject(http::status::method_not_allowed, "method not allowed",
-                          reject_reason::method_not_allowed);
-
+        if (!origin_.empty() && !cfg_.cors.allowed_origins.empty() && !origin_allowed()) {
+            reject(http::status::forbidden, "origin not allowed", reject_reason::origin_not_allowed);
+            return std::nullopt;
+        }
+        if (req.method() != http::verb::get) {
+            reject(http::status::method_not_allowed, "method not allowed",
+                   reject_reason::method_not_allowed);
+            return std::nullopt;
+        }
         subscribe_request_error perr;
-        auto sub = parse_subscribe_request(target.query, cfg.auth.jwt.query_param,
-                                           cfg.sse.max_topics, perr);
-        if (!sub) return reject(http::status::bad_request, perr.reason, reject_reason::bad_request);
+        auto sub = parse_subscribe_request(target.query, cfg_.auth.jwt.query_param,
+                                           cfg_.sse.max_topics, perr);
+        if (!sub) reject(http::status::bad_request, perr.reason, reject_reason::bad_request);
+        return sub;
+    }
 
+    /// Who is asking, and may they read the topics they named.
+    std::optional<principal> authorize(const subscribe_request& sub) {
+        const auto& req = parser_->get();
         credentials creds;
         creds.authorization = req[http::field::authorization];
         creds.cookie_header = req[http::field::cookie];
-        creds.query_token = sub->token;
-        creds.query_user = sub->user;
-        auto who = rt_.auth.authenticate(creds);
-        if (auto* failure = std::get_if<auth_failure>(&who))
-            return reject(static_cast<http::status>(failure->status), failure->reason,
-                          failure->status == 403 ? reject_reason::forbidden
-                                                 : reject_reason::unauthorized);
+        creds.query_token = sub.token;
+        creds.query_user = sub.user;
+        auto who = auth_.authenticate(creds);
+        if (auto* failure = std::get_if<auth_failure>(&who)) {
+            reject(static_cast<http::status>(failure->status), failure->reason,
+                   failure->status == 403 ? reject_reason::forbidden : reject_reason::unauthorized);
+            return std::nullopt;
+        }
         auto& user = std::get<principal>(who);
-        if (auto denied = rt_.auth.check_topics(user, sub->topics))
-            return reject(static_cast<http::status>(denied->status), denied->reason,
-                          reject_reason::forbidden);
+        if (auto denied = auth_.check_topics(user, sub.topics)) {
+            reject(static_cast<http::status>(denied->status), denied->reason,
+                   reject_reason::forbidden);
+            return std::nullopt;
+        }
+        return std::move(user);
+    }
 
+    /// The limits: draining, the instance's connections, the user's. On success the user holds
+    /// one of its slots (released by the shard when the session detaches).
+    bool admit(const principal& user) {
         // Transient refusals must be 200s: any other status makes EventSource give up for good.
-        if (rt_.draining.load(std::memory_order_relaxed))
-            return come_back_later(reject_reason::draining);
-        if (rt_.connections_total.load(std::memory_order_relaxed) > cfg.server.max_connections)
-            return come_back_later(reject_reason::instance_full);
-        if (!rt_.users.try_acquire(user.user))
-            return reject(http::status::too_many_requests, "too many connections for this user",
-                          reject_reason::too_many_per_user);
+        if (shards_.draining()) {
+            come_back_later(reject_reason::draining);
+            return false;
+        }
+        if (shards_.connections_total().load(std::memory_order_relaxed) >
+            cfg_.server.max_connections) {
+            come_back_later(reject_reason::instance_full);
+            return false;
+        }
+        if (!shards_.users().try_acquire(user.user)) {
+            reject(http::status::too_many_requests, "too many connections for this user",
+                   reject_reason::too_many_per_user);
+            return false;
+        }
+        return true;
+    }
 
+    /// Turns the connection into a session on this shard and, with history, asks for what the
+    /// client missed.
+    void open_stream(principal user, const subscribe_request& sub) {
+        std::optional<stream_position> from;
+        const auto resume = resume_point(sub, from);
+        const bool awaits_history = shards_.has_history();
+        auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
+                                                        std::to_string(cfg_.sse.retry_ms) +
+                                                        "\n: connected\n\n");
+        // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
+        stream_.expires_never();
+        auto channels = channels_of(user.user, sub);
+        const auto expires_at = expires_at_of(user);
+        auto s = std::make_shared<session>(shard_, stream_.release_socket(), std::move(user.user),
+                                           std::move(channels), expires_at, awaits_history);
+        parser_.reset();
+        shard_.attach(s, std::move(head));
+        if (awaits_history) request_history(s, std::move(from), resume);
+    }
+
+    static std::vector<std::string> channels_of(const std::string& user,
+                                                const subscribe_request& sub) {
         std::vector<std::string> channels;
-        channels.reserve(2 + sub->topics.size());
-        channels.push_back(user_channel(user.user));
+        channels.reserve(2 + sub.topics.size());
+        channels.push_back(user_channel(user));
         channels.emplace_back(broadcast_channel);
-        for (const auto& t : sub->topics) channels.push_back(topic_channel(t));
+        for (const auto& t : sub.topics) channels.push_back(topic_channel(t));
+        return channels;
+    }
 
-        std::int64_t expires_at = 0;
-        if (user.expires_at)
-            expires_at = std::chrono::duration_cast<std::chrono::seconds>(
-                             user.expires_at->time_since_epoch())
-                             .count();
+    static std::int64_t expires_at_of(const principal& user) {
+        if (!user.expires_at) return 0;
+        return std::chrono::duration_cast<std::chrono::seconds>(user.expires_at->time_since_epoch())
+            .count();
+    }
 
-        // Last-Event-ID (EventSource's own reconnect) wins over ?lastEventId= (first connect
-        // of a page that stored its position).
-        std::string_view last_id = req["Last-Event-ID"];
-        if (last_id.empty()) last_id = sub->last_event_id;
+    /// Where the client stands: Last-Event-ID (EventSource's own reconnect) wins over
+    /// ?lastEventId= (first connect of a page that stored its position).
+    resume_request resume_point(const subscribe_request& sub, std::optional<stream_position>& from) {
+        std::string_view last_id = parser_->get()["Last-Event-ID"];
+        if (last_id.empty()) last_id = sub.last_event_id;
         resume_request resume;
         resume.asked_at = std::chrono::steady_clock::now();
-        std::optional<stream_position> from;
         if (!last_id.empty()) {
             resume.had_last_event_id = true;
             from = stream_position::parse(last_id);
             resume.malformed = !from;
             if (from) resume.from_seq = from->seq;
         }
-        const bool awaits_history = static_cast<bool>(rt_.request_history);
+        return resume;
+    }
 
-        auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
-                                                        std::to_string(cfg.sse.retry_ms) +
-                                                        "\n: connected\n\n");
-        // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
-        stream_.expires_never();
-        auto s = std::make_shared<session>(shard_, stream_.release_socket(), std::move(user.user),
-                                           std::move(channels), expires_at, awaits_history);
-        parser_.reset();
-        shard_.attach(s, std::move(head));
-        if (!awaits_history) return;
+    void request_history(const std::shared_ptr<session>& s, std::optional<stream_position> from,
+                         const resume_request& resume) {
         // The shard told the router about new channels in attach(); this request is posted
         // after that, so the control loop subscribes before it reads history.
         std::weak_ptr<session> weak = s;
-        rt_.request_history(
+        shards_.request_history(
             s->channels(), std::move(from),
             [&owner = shard_, weak, resume](std::shared_ptr<const history_read> read) {
                 boost::asio::post(owner.context(), [weak, read = std::move(read), resume]() mutable {
@@ -185,17 +244,17 @@ private:
     }
 
     bool origin_listed() const {
-        const auto& list = rt_.config.cors.allowed_origins;
+        const auto& list = cfg_.cors.allowed_origins;
         return std::find(list.begin(), list.end(), origin_) != list.end();
     }
 
     bool origin_allowed() const {
-        const auto& list = rt_.config.cors.allowed_origins;
+        const auto& list = cfg_.cors.allowed_origins;
         return origin_listed() || std::find(list.begin(), list.end(), "*") != list.end();
     }
 
     std::string cors_headers() const {
-        const auto& cors = rt_.config.cors;
+        const auto& cors = cfg_.cors;
         if (origin_.empty() || cors.allowed_origins.empty()) return {};
         const bool listed = origin_listed();
         if (!origin_allowed()) return "Vary: Origin\r\n";
@@ -278,7 +337,9 @@ private:
     }
 
     shard& shard_;
-    const runtime_context& rt_;
+    shard_set& shards_;
+    const gateway_config& cfg_;
+    const authenticator& auth_;
     beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type, beast::unlimited_rate_policy> stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
@@ -287,8 +348,8 @@ private:
 
 } // namespace
 
-void start_handshake(shard& owner, shard_socket socket) {
-    std::make_shared<handshake>(owner, std::move(socket))->start();
+void start_handshake(shard& owner, const authenticator& auth, shard_socket socket) {
+    std::make_shared<handshake>(owner, auth, std::move(socket))->start();
 }
 
 } // namespace ssegw

@@ -6,6 +6,7 @@
 
 #include "ssegw/http/handshake.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_set.hpp"
 #include "ssegw/shard/shard_socket.hpp"
 
 namespace ssegw {
@@ -13,12 +14,12 @@ namespace ssegw {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-listener::listener(asio::io_context& ioc, const tcp::endpoint& at, std::vector<shard*> targets,
-                   bool reuse_port)
-    : acceptor_(ioc), backoff_(ioc), targets_(std::move(targets)) {
+listener::listener(asio::io_context& ioc, const tcp::endpoint& at, shard_set& shards, shard* only,
+                   const authenticator& auth)
+    : acceptor_(ioc), backoff_(ioc), shards_(shards), only_(only), auth_(auth) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
-    if (reuse_port)
+    if (only_ != nullptr)
         acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
     acceptor_.bind(at);
     acceptor_.listen(asio::socket_base::max_listen_connections);
@@ -36,12 +37,7 @@ void listener::stop() {
 
 tcp::endpoint listener::local_endpoint() const { return acceptor_.local_endpoint(); }
 
-shard& listener::pick() const {
-    shard* best = targets_.front();
-    for (auto* s : targets_)
-        if (s->load() < best->load()) best = s;
-    return *best;
-}
+shard& listener::pick() const { return only_ != nullptr ? *only_ : shards_.least_loaded(); }
 
 void listener::do_accept() {
     if (!acceptor_.is_open()) return;
@@ -63,8 +59,9 @@ void listener::do_accept() {
             boost::system::error_code ignored;
             socket.set_option(tcp::no_delay(true), ignored);
             target.reserve_slot();
-            asio::post(target.context(), [&target, s = std::move(socket)]() mutable {
-                start_handshake(target, std::move(s));
+            asio::post(target.context(), [&target, &auth = self->auth_,
+                                          s = std::move(socket)]() mutable {
+                start_handshake(target, auth, std::move(s));
             });
             self->do_accept();
         });

@@ -249,10 +249,8 @@ void subscriber::stop() { impl_->stop(); }
 void subscriber::subscribe(const std::string& channel) { impl_->change(impl_->channels_, channel, true); }
 void subscriber::unsubscribe(const std::string& channel) { impl_->change(impl_->channels_, channel, false); }
 void subscriber::psubscribe(const std::string& pattern) { impl_->change(impl_->patterns_, pattern, true); }
-void subscriber::punsubscribe(const std::string& pattern) { impl_->change(impl_->patterns_, pattern, false); }
 bool subscriber::connected() const { return impl_->link_->up(); }
 std::size_t subscriber::channel_count() const { return impl_->channels_.confirmed.size(); }
-std::size_t subscriber::desired_count() const { return impl_->channels_.desired.size(); }
 bool subscriber::is_live(const std::string& channel) const {
     const auto& set = impl_->channels_;
     return impl_->link_->open() && set.desired.contains(channel) &&

@@ -6,7 +6,6 @@
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
-#include "ssegw/shard/runtime_context.hpp"
 #include "ssegw/shard/shard.hpp"
 
 namespace ssegw {
@@ -59,7 +58,7 @@ session::~session() = default;
 
 void session::start(frame head) {
     last_write_tick_ = opened_tick_ = shard_.now_tick();
-    if (const auto lifetime = shard_.runtime().config.sse.max_lifetime_seconds; lifetime != 0)
+    if (const auto lifetime = shard_.config().sse.max_lifetime_seconds; lifetime != 0)
         leave_at_tick_ = shard_.now_tick() + lifetime - shard_.jitter(lifetime / 10 + 1);
     enqueue(head);
     do_watch();
@@ -70,7 +69,7 @@ void session::deliver(const routed_event_ptr& ev) {
     if (resume_) {
         // Held until the missed events are written; bounded like the write queue.
         resume_->held_bytes += ev->bytes->size();
-        if (resume_->held_bytes > shard_.runtime().config.sse.max_queue_bytes)
+        if (resume_->held_bytes > shard_.config().sse.max_queue_bytes)
             return drop_as_slow_consumer();
         resume_->held.push_back(ev);
         return;
@@ -151,7 +150,7 @@ void session::release_held() {
 
 void session::pump_replay() {
     if (!resume_ || !resume_->replay || leaving()) return;
-    const auto& cfg = shard_.runtime().config.sse;
+    const auto& cfg = shard_.config().sse;
     const auto& entries = resume_->replay->entries;
     auto& c = shard_.counters();
     // Queue in slices of half the queue limit, the rest as writes complete: a long replay
@@ -183,7 +182,7 @@ void session::finish_replay() {
 
 void session::enqueue(const frame& f) {
     if (closed_ || close_after_flush_) return;
-    const auto limit = shard_.runtime().config.sse.max_queue_bytes;
+    const auto limit = shard_.config().sse.max_queue_bytes;
     if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
     queued_bytes_ += f->size();
@@ -298,7 +297,7 @@ void session::close(close_reason why) {
 
 void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     if (closed_) return;
-    const auto& cfg = shard_.runtime().config.sse;
+    const auto& cfg = shard_.config().sse;
     if (write_in_flight_) {
         if (now_tick - write_started_tick_ >= cfg.write_timeout_seconds)
             close(close_reason::write_stalled);

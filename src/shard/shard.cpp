@@ -6,15 +6,15 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "ssegw/shard/runtime_context.hpp"
 #include "ssegw/shard/session.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 
 namespace asio = boost::asio;
 
-shard::shard(unsigned id, const runtime_context& rt, interest_callback on_interest)
-    : id_(id), rt_(rt), on_interest_(std::move(on_interest)), ioc_(1), tick_timer_(ioc_),
+shard::shard(unsigned id, shard_set& set)
+    : id_(id), set_(set), cfg_(set.config()), ioc_(1), tick_timer_(ioc_),
       drain_timer_(ioc_), heartbeat_(make_comment_frame("")),
       rng_state_(0x9E3779B97F4A7C15ull * (id + 1) ^
                  static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {}
@@ -54,12 +54,12 @@ void shard::join() {
 
 void shard::reserve_slot() noexcept {
     load_.fetch_add(1, std::memory_order_relaxed);
-    rt_.connections_total.fetch_add(1, std::memory_order_relaxed);
+    set_.connections_total().fetch_add(1, std::memory_order_relaxed);
 }
 
 void shard::handshake_failed(close_reason why) noexcept {
     load_.fetch_sub(1, std::memory_order_relaxed);
-    rt_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    set_.connections_total().fetch_sub(1, std::memory_order_relaxed);
     counters_.count_close(why);
 }
 
@@ -67,7 +67,7 @@ void shard::attach(const std::shared_ptr<session>& s, frame head) {
     s->slot = sessions_.size();
     sessions_.push_back(s);
     for (const auto& ch : s->channels())
-        if (registry_.add(ch, s.get()) && on_interest_) on_interest_(id_, ch, true);
+        if (registry_.add(ch, s.get())) set_.interest_changed(id_, ch, true);
     shard_counters::bump(counters_.opened);
     counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
                                 std::memory_order_relaxed);
@@ -79,8 +79,8 @@ void shard::attach(const std::shared_ptr<session>& s, frame head) {
 
 void shard::detach(session& s, close_reason why) {
     for (const auto& ch : s.channels())
-        if (registry_.remove(ch, &s) && on_interest_) on_interest_(id_, ch, false);
-    rt_.users.release(s.user());
+        if (registry_.remove(ch, &s)) set_.interest_changed(id_, ch, false);
+    set_.users().release(s.user());
     const auto slot = s.slot;
     if (slot < sessions_.size() && sessions_[slot].get() == &s) {
         sessions_[slot] = std::move(sessions_.back());
@@ -88,7 +88,7 @@ void shard::detach(session& s, close_reason why) {
         sessions_.pop_back();
     }
     load_.fetch_sub(1, std::memory_order_relaxed);
-    rt_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    set_.connections_total().fetch_sub(1, std::memory_order_relaxed);
     counters_.count_close(why);
     counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
                                 std::memory_order_relaxed);
@@ -124,7 +124,7 @@ std::uint32_t shard::jitter(std::uint32_t bound) noexcept {
 }
 
 frame shard::retry_hint() {
-    const auto base = rt_.config.sse.retry_ms;
+    const auto base = cfg_.sse.retry_ms;
     return make_retry_frame(base + jitter(base));
 }
 

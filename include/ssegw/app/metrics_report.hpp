@@ -3,16 +3,15 @@
 // router's and the broker's figures. Runs on the control loop.
 
 #include <string>
-#include <vector>
 
 namespace ssegw {
 
-class shard;
+class shard_set;
 class router;
 class broker;
 class resume_service;
 
-std::string render_metrics(const std::vector<shard*>& shards, const router& r, const broker& b,
+std::string render_metrics(const shard_set& shards, const router& r, const broker& b,
                            const resume_service& resume, bool draining);
 
 } // namespace ssegw

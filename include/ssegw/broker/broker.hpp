@@ -13,6 +13,8 @@
 
 namespace ssegw {
 
+class event_sink;
+
 struct broker_stats {
     bool connected = false;
     std::uint64_t reconnects = 0;
@@ -32,7 +34,9 @@ public:
     using link_handler = std::function<void(bool up)>;
 
     virtual ~broker() = default;
-    virtual void start() = 0;
+    /// Starts the feed: from now on events go to `sink` (which must outlive the broker). Given
+    /// here rather than at construction because the sink, the router, is built on the broker.
+    virtual void start(event_sink& sink) = 0;
     virtual void stop() = 0;
 
     /// The process needs (or no longer needs) events of an internal channel name.

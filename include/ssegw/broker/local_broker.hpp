@@ -1,8 +1,7 @@
 #pragma once
-// Standalone mode (redis.url "none"): no Redis. A publish goes straight to the router, and
+// Standalone mode (redis.url "none"): no Redis. A publish goes straight to the event sink, and
 // history lives in an in-memory ring per channel with the same positions and semantics.
 
-#include <memory>
 
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/broker/memory_history.hpp"
@@ -10,12 +9,10 @@
 
 namespace ssegw {
 
-class router;
-
 class local_broker final : public broker {
 public:
-    local_broker(const history_config& cfg, router& r);
-    void start() override;
+    explicit local_broker(const history_config& cfg);
+    void start(event_sink& sink) override;
     void stop() override {}
     void want(const std::string&, bool) override {}
     void publish(std::string channel, std::string payload, bool with_history,
@@ -29,7 +26,7 @@ public:
     broker_stats stats() const override { return {}; }
 
 private:
-    router& router_;
+    event_sink* sink_ = nullptr; ///< set by start()
     memory_history history_;
 };
 

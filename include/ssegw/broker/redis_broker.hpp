@@ -17,7 +17,6 @@
 
 namespace ssegw {
 
-class router;
 class subscriber;
 class command_client;
 struct reply;
@@ -25,10 +24,10 @@ struct reply;
 class redis_broker final : public broker {
 public:
     /// Throws std::invalid_argument when redis.url does not parse.
-    redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg, router& r);
+    redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg);
     ~redis_broker() override;
 
-    void start() override;
+    void start(event_sink& sink) override;
     void stop() override;
     void want(const std::string& channel, bool wanted) override;
     void publish(std::string channel, std::string payload, bool with_history,
@@ -67,8 +66,8 @@ private:
     };
 
     const gateway_config& cfg_;
-    router& router_;
-    std::string address_; ///< host:port of the Redis, for metrics
+    event_sink* sink_ = nullptr; ///< set by start(), before the subscriber can call back
+    std::string address_;        ///< host:port of the Redis, for metrics
     std::unique_ptr<subscriber> subscriber_;
     std::unique_ptr<command_client> commands_;
     boost::asio::steady_timer load_timer_;

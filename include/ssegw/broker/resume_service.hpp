@@ -17,29 +17,29 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "ssegw/core/history.hpp"
+#include "ssegw/core/history_source.hpp"
 
 namespace ssegw {
 
 class broker;
-class router;
+class event_sink;
 
-class resume_service {
+class resume_service final : public history_source {
 public:
-    using deliver_fn = std::function<void(std::shared_ptr<const history_read>)>;
-
-    resume_service(boost::asio::io_context& control, broker& b, router& r);
+    /// Follows b's link (broker::on_link) to catch `sink` up after the feed was lost.
+    resume_service(boost::asio::io_context& control, broker& b, event_sink& sink);
 
     /// History for a starting stream; `deliver` runs on the control loop. A read that fails
     /// (Redis went away) is tried again once the feed is back, while `alive()` says the stream
     /// still exists, up to max_attempts; then the failure is delivered.
     void request(std::vector<std::string> channels, std::optional<stream_position> from,
-                 deliver_fn deliver, std::function<bool()> alive);
+                 deliver_fn deliver, std::function<bool()> alive) override;
 
     static constexpr unsigned max_attempts = 10;
 
     std::uint64_t retries() const noexcept { return retries_; }
 
-    /// Wired to broker::on_link.
+    /// The broker's live feed was lost (false) or is back (true).
     void on_link(bool up);
 
     void stop();
@@ -53,7 +53,7 @@ private:
     void retry_catch_up_later();
 
     broker& broker_;
-    router& router_;
+    event_sink& sink_;
     boost::asio::io_context& control_;
     boost::asio::steady_timer retry_timer_;
     std::uint64_t retries_ = 0;

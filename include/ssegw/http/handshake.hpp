@@ -10,10 +10,11 @@
 
 namespace ssegw {
 
+class authenticator;
 class shard;
 
 /// Runs the handshake of an accepted socket on its shard (call on the shard thread, after
 /// shard::reserve_slot()).
-void start_handshake(shard& owner, shard_socket socket);
+void start_handshake(shard& owner, const authenticator& auth, shard_socket socket);
 
 } // namespace ssegw

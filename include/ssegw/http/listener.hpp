@@ -5,7 +5,6 @@
 // SO_REUSEPORT acceptor and the kernel spreads connections by hash.
 
 #include <memory>
-#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,13 +12,16 @@
 
 namespace ssegw {
 
+class authenticator;
 class shard;
+class shard_set;
 
 class listener : public std::enable_shared_from_this<listener> {
 public:
-    /// Binds at once (throws boost::system::system_error when the address is taken).
+    /// Binds at once (throws boost::system::system_error when the address is taken). With
+    /// `only` (reuseport mode), every connection goes to that shard; else to the least loaded.
     listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& at,
-             std::vector<shard*> targets, bool reuse_port);
+             shard_set& shards, shard* only, const authenticator& auth);
 
     void start();
     /// Closes the acceptor; connections already handed over are unaffected. Thread-safe.
@@ -32,7 +34,9 @@ private:
 
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer backoff_;
-    std::vector<shard*> targets_;
+    shard_set& shards_;
+    shard* only_;
+    const authenticator& auth_;
 };
 
 } // namespace ssegw

@@ -19,9 +19,6 @@ namespace ssegw {
 /// Library name; bump the version when the functions' contract changes.
 inline constexpr std::string_view history_library_name = "ssegw_v1";
 
-/// Channels per sse_history call: keeps each call's reply and run time bounded.
-inline constexpr std::size_t history_channels_per_call = 256;
-
 /// The Lua library text. Streams are capped exactly at max_len (oldest entries deleted) and
 /// expire ttl_seconds after their last event.
 std::string history_library_source(std::string_view prefix, std::uint32_t max_len,

@@ -64,14 +64,11 @@ public:
     void subscribe(const std::string& channel);
     void unsubscribe(const std::string& channel);
     void psubscribe(const std::string& pattern);
-    void punsubscribe(const std::string& pattern);
 
     /// Link up and the connect-time subscriptions confirmed (what on_state last said).
     bool connected() const;
     /// Channels the server has confirmed on the current connection.
     std::size_t channel_count() const;
-    /// Channels in the desired set.
-    std::size_t desired_count() const;
     /// The server holds this channel on the current link and nothing sent will drop it: every
     /// message published to it from now on arrives here (until the link is lost).
     bool is_live(const std::string& channel) const;

@@ -17,7 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "ssegw/core/history.hpp"
-#include "ssegw/metrics/shard_counters.hpp"
+#include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/shard_socket.hpp"
 #include "ssegw/sse/frame.hpp"
 #include "ssegw/sse/routed_event.hpp"

@@ -6,9 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,30 +14,30 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "ssegw/metrics/shard_counters.hpp"
+#include "ssegw/config/config.hpp"
+#include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/registry.hpp"
+#include "ssegw/shard/shard_counters.hpp"
 #include "ssegw/sse/routed_event.hpp"
 
 namespace ssegw {
 
-struct runtime_context;
 class session;
-
-/// Told (on the shard thread) when a channel appears on or disappears from this shard, so the
-/// process can subscribe to exactly what its sessions need.
-using interest_callback =
-    std::function<void(unsigned shard_id, const std::string& channel, bool held)>;
+class shard_set;
 
 class shard {
 public:
-    shard(unsigned id, const runtime_context& rt, interest_callback on_interest);
+    /// A shard of `set`, which it tells (on this shard's thread) when a channel appears on or
+    /// disappears from it, so the process subscribes to exactly what its sessions need.
+    shard(unsigned id, shard_set& set);
     ~shard();
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
 
     unsigned id() const noexcept { return id_; }
     boost::asio::io_context& context() noexcept { return ioc_; }
-    const runtime_context& runtime() const noexcept { return rt_; }
+    shard_set& set() noexcept { return set_; }
+    const gateway_config& config() const noexcept { return cfg_; }
     shard_counters& counters() noexcept { return counters_; }
     const shard_counters& counters() const noexcept { return counters_; }
 
@@ -94,8 +92,8 @@ private:
     void drain_step(std::size_t per_step, std::chrono::steady_clock::time_point until);
 
     unsigned id_;
-    const runtime_context& rt_;
-    interest_callback on_interest_;
+    shard_set& set_;
+    const gateway_config& cfg_;
     boost::asio::io_context ioc_;
     boost::asio::steady_timer tick_timer_;
     boost::asio::steady_timer drain_timer_;

@@ -1,6 +1,5 @@
 #include "ssegw/shard/session.hpp"
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -8,8 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
 
-#include "ssegw/shard/runtime_context.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/shard/shard_set.hpp"
 
 namespace ssegw {
 namespace {
@@ -20,8 +19,8 @@ using tcp = asio::ip::tcp;
 /// One shard (its loop driven by the test, on this thread) and a session on a real loopback
 /// connection whose client end never reads, so writes stall as they do for a slow consumer.
 struct stalled_stream : ::testing::Test {
-    stalled_stream() : auth(cfg.auth), users(32) {
-        cfg.auth.mode = auth_mode::none;
+    stalled_stream() {
+        cfg.server.max_connections_per_user = 32;
         cfg.sse.max_queue_bytes = 256 * 1024;
     }
 
@@ -35,7 +34,7 @@ struct stalled_stream : ::testing::Test {
         shard_socket server(sh.context());
         acceptor.accept(server);
         server.set_option(asio::socket_base::send_buffer_size(4096));
-        EXPECT_TRUE(users.try_acquire("u"));
+        EXPECT_TRUE(sh.set().users().try_acquire("u"));
         sh.reserve_slot();
         auto s = std::make_shared<session>(sh, std::move(server), "u",
                                            std::vector<std::string>{"user:u"}, 0, false);
@@ -44,16 +43,12 @@ struct stalled_stream : ::testing::Test {
     }
 
     gateway_config cfg;
-    authenticator auth;
-    user_limiter users;
-    std::atomic<std::size_t> connections{0};
-    std::atomic<bool> draining{false};
     std::unique_ptr<tcp::socket> client;
 };
 
 TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted) {
-    runtime_context rt{cfg, auth, users, connections, draining, {}};
-    shard sh(0, rt, nullptr);
+    shard_set shards(1, cfg);
+    shard& sh = shards[0];
     auto s = open(sh);
 
     auto ev = std::make_shared<routed_event>();
@@ -73,7 +68,7 @@ TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted)
     // Before the fix the cut zeroed the count while a write still held frames; the aborted
     // write then subtracted them again and the unsigned count wrapped around.
     EXPECT_EQ(s->queued_bytes(), 0u);
-    EXPECT_EQ(connections.load(), 0u);
+    EXPECT_EQ(shards.connections_total().load(), 0u);
     EXPECT_EQ(sh.counters().closed[static_cast<std::size_t>(close_reason::slow_consumer)].load(), 1u);
 }
 

@@ -1,4 +1,4 @@
-#include "ssegw/broker/router.hpp"
+#include "ssegw/router/router.hpp"
 
 #include <bit>
 #include <chrono>
@@ -7,8 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ssegw/broker/broker.hpp"
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/envelope.hpp"
+#include "ssegw/shard/batch_sink.hpp"
 
 namespace ssegw {
 
@@ -23,9 +25,8 @@ static_assert(static_cast<int>(drop_reason::bad_retry) == static_cast<int>(route
 
 } // namespace
 
-router::router(std::size_t max_event_bytes, dispatch_fn dispatch, subscription_change on_change)
-    : max_event_bytes_(max_event_bytes), dispatch_(std::move(dispatch)),
-      on_change_(std::move(on_change)) {}
+router::router(std::size_t max_event_bytes, batch_sink& shards, broker& subscriptions)
+    : max_event_bytes_(max_event_bytes), shards_(shards), subscriptions_(subscriptions) {}
 
 void router::on_interest(unsigned shard_id, const std::string& channel, bool held) {
     const std::uint64_t bit = std::uint64_t{1} << shard_id;
@@ -33,7 +34,7 @@ void router::on_interest(unsigned shard_id, const std::string& channel, bool hel
         auto [it, inserted] = masks_.try_emplace(channel, 0);
         const bool was_empty = it->second == 0;
         it->second |= bit;
-        if (was_empty && on_change_) on_change_(channel, true);
+        if (was_empty) subscriptions_.want(channel, true);
         return;
     }
     auto it = masks_.find(channel);
@@ -41,7 +42,7 @@ void router::on_interest(unsigned shard_id, const std::string& channel, bool hel
     it->second &= ~bit;
     if (it->second != 0) return;
     masks_.erase(it);
-    if (on_change_) on_change_(channel, false);
+    subscriptions_.want(channel, false);
 }
 
 void router::route(std::string_view channel, std::string_view message) {
@@ -102,12 +103,12 @@ void router::deliver(std::string_view channel, std::uint64_t mask, frame_result 
 }
 
 void router::flush() {
-    // Taken first: anything routed while dispatching (shard 0 is delivered in place) starts a
+    // Taken first: anything routed while delivering (shard 0 is delivered in place) starts a
     // fresh batch instead of editing this one.
     auto shards = std::exchange(pending_shards_, 0);
     for (; shards != 0; shards &= shards - 1) {
         const auto id = static_cast<unsigned>(std::countr_zero(shards));
-        dispatch_(id, std::exchange(pending_[id], {}));
+        shards_.deliver(id, std::exchange(pending_[id], {}));
     }
 }
 

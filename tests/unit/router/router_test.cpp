@@ -1,12 +1,14 @@
-// The router's fan-out and its history bookkeeping, observed through the dispatch callback:
+// The router's fan-out and its history bookkeeping, observed through its batch sink and broker:
 // masks, subscription changes, once-only history routing, and catching up after the live feed
 // was lost (crafted interleavings of held-back and replayed events).
 
-#include "ssegw/broker/router.hpp"
+#include "ssegw/router/router.hpp"
 
 #include <gtest/gtest.h>
 
+#include "ssegw/broker/broker.hpp"
 #include "ssegw/core/envelope.hpp"
+#include "ssegw/shard/batch_sink.hpp"
 
 namespace ssegw {
 namespace {
@@ -18,16 +20,27 @@ struct routed {
     std::string bytes;
 };
 
-class router_test : public ::testing::Test {
+class router_test : public ::testing::Test, public batch_sink, public broker {
 protected:
-    router r{65536,
-             [this](unsigned shard, std::vector<routed_event_ptr> batch) {
-                 batches.push_back({shard, batch.size()});
-                 for (const auto& ev : batch) got.push_back({shard, ev->channel, ev->seq, *ev->bytes});
-             },
-             [this](const std::string& ch, bool wanted) { changes.emplace_back(ch, wanted); }};
+    // batch_sink: what the shards would receive.
+    void deliver(unsigned shard, std::vector<routed_event_ptr> batch) override {
+        batches.push_back({shard, batch.size()});
+        for (const auto& ev : batch) got.push_back({shard, ev->channel, ev->seq, *ev->bytes});
+    }
+    // broker: only want() is the router's business.
+    void want(const std::string& ch, bool wanted) override { changes.emplace_back(ch, wanted); }
+    void start(event_sink&) override {}
+    void stop() override {}
+    void publish(std::string, std::string, bool, publish_done) override {}
+    void read_history(std::vector<std::string>, std::optional<stream_position>,
+                      history_done) override {}
+    void when_subscribed(const std::vector<std::string>&, std::function<void()>) override {}
+    bool ready() const override { return true; }
+    broker_stats stats() const override { return {}; }
+
+    router r{65536, *this, *this};
     std::vector<routed> got;
-    std::vector<std::pair<unsigned, std::size_t>> batches;  // (shard, events) per dispatch
+    std::vector<std::pair<unsigned, std::size_t>> batches;  // (shard, events) per delivery
     /// What reached the shards once the pending batches are flushed, as the control loop does
     /// after each read burst.
     const std::vector<routed>& delivered() {
@@ -81,7 +94,7 @@ TEST_F(router_test, a_burst_goes_to_each_shard_as_one_batch_in_order) {
     r.route("user:2", "b");
     r.route("topic:t", "c");
     r.route("user:1", "d");
-    EXPECT_TRUE(got.empty());  // nothing dispatched before the flush
+    EXPECT_TRUE(got.empty());  // nothing delivered before the flush
     ASSERT_EQ(delivered().size(), 4u);
     EXPECT_EQ(batches, (std::vector<std::pair<unsigned, std::size_t>>{{0, 2}, {1, 2}}));
     EXPECT_EQ(got[0].bytes, "data: a\n\n");

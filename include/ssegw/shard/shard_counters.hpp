@@ -5,44 +5,12 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <string_view>
 
 #include "ssegw/core/histogram.hpp"
+#include "ssegw/shard/close_reason.hpp"
+#include "ssegw/shard/reject_reason.hpp"
 
 namespace ssegw {
-
-/// Why a stream or a connection attempt ended; a label on ssegw_connections_closed_total.
-enum class close_reason : std::uint8_t {
-    client_gone,     ///< EOF or reset from the client
-    slow_consumer,   ///< queued bytes exceeded sse.max_queue_bytes
-    write_stalled,   ///< a write made no progress for sse.write_timeout_seconds
-    drained,         ///< shutdown or instance drain: told to come back elsewhere
-    token_expired,   ///< the token's exp passed: told to come back with a fresh one
-    history_unavailable, ///< its history could not be read: told to come back and resume
-    lifetime_reached, ///< sse.max_lifetime_seconds passed: told to come back (rebalancing)
-    rejected,        ///< answered with an HTTP error during the handshake
-    handshake_timeout, ///< no complete request head within server.handshake_timeout_ms
-    handshake_failed,///< reset or not HTTP before a response could be sent
-    count_
-};
-
-inline constexpr std::array<std::string_view, static_cast<std::size_t>(close_reason::count_)>
-    close_reason_names = {"client_gone", "slow_consumer", "write_stalled",
-                          "drained",     "token_expired", "history_unavailable",
-                          "lifetime_reached", "rejected", "handshake_timeout",
-                          "handshake_failed"};
-
-/// Why a subscribe request was refused; a label on ssegw_requests_rejected_total.
-enum class reject_reason : std::uint8_t {
-    bad_request, unauthorized, forbidden, not_found, method_not_allowed, too_many_per_user,
-    headers_too_large, target_too_long, origin_not_allowed, instance_full, draining, count_
-};
-
-inline constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)>
-    reject_reason_names = {"bad_request",       "unauthorized",      "forbidden",
-                           "not_found",         "method_not_allowed", "too_many_per_user",
-                           "headers_too_large", "target_too_long",   "origin_not_allowed",
-                           "instance_full",     "draining"};
 
 struct shard_counters {
     using counter = std::atomic<std::uint64_t>;
