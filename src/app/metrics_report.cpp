@@ -103,6 +103,9 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
               static_cast<std::int64_t>(stats.subscribed_channels));
     out.counter("ssegw_redis_protocol_errors_total", "Malformed replies from Redis.",
                 stats.protocol_errors);
+    out.counter("ssegw_history_epoch_changes_total",
+                "History epochs seen to begin (Redis failed over, restarted or reloaded).",
+                stats.epoch_changes);
     out.counter("ssegw_redis_tls_handshake_failures_total",
                 "TLS handshakes with Redis that failed (certificate, protocol, not TLS).",
                 stats.tls_failures);

@@ -79,6 +79,21 @@ void redis_broker::publish(std::string channel, std::string payload, bool with_h
                        std::move(finish));
 }
 
+void redis_broker::epoch_changed(const stream_position& routed, const std::string& new_epoch) {
+    ++epoch_changes_;
+    spdlog::warn("history moved to epoch {} (this instance had routed epoch {} up to {}): Redis "
+                 "failed over, restarted or reloaded its functions; recording what may be lost",
+                 new_epoch, routed.epoch, routed.seq);
+    // Not ordered with resumes: one answered in the milliseconds before this lands replays what
+    // exists without the notice (docs/redis-failover.md).
+    call_function(note_epoch_command(routed, new_epoch),
+                  [](std::optional<reply> r, std::string error) {
+                      if (!error.empty() || !r || r->type == reply::kind::error)
+                          spdlog::warn("could not record the epoch change: {}",
+                                       !error.empty() ? error : r ? r->str : "no reply");
+                  });
+}
+
 void redis_broker::read_history(std::vector<std::string> channels,
                                 std::optional<stream_position> from, history_done done) {
     if (!from) return read_tip(std::move(channels), std::move(done));
@@ -258,6 +273,7 @@ broker_stats redis_broker::stats() const {
     s.subscribed_channels = subscriber_->channel_count();
     s.protocol_errors = subscriber_->protocol_errors();
     s.tls_failures = subscriber_->tls_failures() + commands_->tls_failures();
+    s.epoch_changes = epoch_changes_;
     s.address = address_;
     return s;
 }

@@ -75,7 +75,7 @@ void router::route_history(std::string_view channel, const stream_position& posi
     if (position_ && position.epoch == position_->epoch && position.seq <= position_->seq)
         return count_drop(route_drop::duplicate);
     // The sequence is global: every event of our channels up to here has now been routed.
-    position_ = position;
+    advance_to(position);
     const auto it = masks_.find(channel);
     if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
     deliver(channel, it->second, build_frame(payload, max_event_bytes_, id_text), position.seq,
@@ -112,6 +112,13 @@ void router::flush() {
     }
 }
 
+void router::advance_to(const stream_position& next) {
+    // A new epoch: tell the broker how far the old one went here, so a loss in a failover
+    // (this process routed events the new primary never got) is recorded for resumes.
+    if (position_ && next.epoch != position_->epoch) subscriptions_.epoch_changed(*position_, next.epoch);
+    position_ = next;
+}
+
 void router::begin_catch_up() { catching_up_ = true; }
 
 bool router::finish_catch_up(const history_read& read) {
@@ -124,7 +131,7 @@ bool router::finish_catch_up(const history_read& read) {
     }
     // Every event of our channels up to the tip was in the read.
     if (!position_ || position_->epoch != read.tip.epoch || position_->seq < read.tip.seq)
-        position_ = read.tip;
+        advance_to(read.tip);
     auto held = std::move(held_);
     held_.clear();
     held_bytes_ = 0;
@@ -141,7 +148,7 @@ bool router::finish_catch_up(const history_read& read) {
 }
 
 void router::adopt_position(const stream_position& tip) {
-    if (!position_ || position_->epoch != tip.epoch) position_ = tip;
+    if (!position_ || position_->epoch != tip.epoch) advance_to(tip);
 }
 
 std::vector<std::string> router::wanted_channels() const {

@@ -20,6 +20,7 @@ struct broker_stats {
     std::uint64_t reconnects = 0;
     std::uint64_t subscribed_channels = 0;
     std::uint64_t protocol_errors = 0;
+    std::uint64_t epoch_changes = 0; ///< history epochs this process saw begin
     std::uint64_t tls_failures = 0; ///< failed TLS handshakes, both links
     std::string address;            ///< host:port of the Redis the links connect to
 };
@@ -55,6 +56,12 @@ public:
     /// from then on nothing published to them can be missed, so history can be read.
     virtual void when_subscribed(const std::vector<std::string>& channels,
                                  std::function<void()> ready) = 0;
+
+    /// History moved on from the epoch of `routed` (how far this process had routed it) to
+    /// `new_epoch`: Redis failed over, restarted or reloaded its functions. Records what this
+    /// process routed beyond the switch as lost, so that resumes from before it are told.
+    /// Standalone: nothing to record.
+    virtual void epoch_changed(const stream_position& routed, const std::string& new_epoch) {}
 
     void on_link(link_handler h) { link_ = std::move(h); }
 

@@ -36,6 +36,7 @@ public:
                       history_done done) override;
     void when_subscribed(const std::vector<std::string>& channels,
                          std::function<void()> ready) override;
+    void epoch_changed(const stream_position& routed, const std::string& new_epoch) override;
     bool ready() const override;
     broker_stats stats() const override;
 
@@ -68,6 +69,7 @@ private:
     const gateway_config& cfg_;
     event_sink* sink_ = nullptr; ///< set by start(), before the subscriber can call back
     std::string address_;        ///< host:port of the Redis, for metrics
+    std::uint64_t epoch_changes_ = 0;
     std::unique_ptr<subscriber> subscriber_;
     std::unique_ptr<command_client> commands_;
     boost::asio::steady_timer load_timer_;

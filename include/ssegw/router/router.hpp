@@ -87,6 +87,8 @@ private:
         std::string payload;
     };
 
+    /// Moves position_ on, telling the broker when the epoch changes.
+    void advance_to(const stream_position& next);
     /// Queues one shared event for every shard in mask, until flush().
     void deliver(std::string_view channel, std::uint64_t mask, frame_result built,
                  std::uint64_t seq, std::uint32_t epoch, frame position);

@@ -37,6 +37,10 @@ protected:
     void when_subscribed(const std::vector<std::string>&, std::function<void()>) override {}
     bool ready() const override { return true; }
     broker_stats stats() const override { return {}; }
+    void epoch_changed(const stream_position& routed, const std::string& next) override {
+        epoch_changes.emplace_back(routed.format(), next);
+    }
+    std::vector<std::pair<std::string, std::string>> epoch_changes; // (routed up to, new epoch)
 
     router r{65536, *this, *this};
     std::vector<routed> got;
@@ -177,6 +181,35 @@ TEST_F(router_test, adopt_position_only_when_none_is_known) {
     EXPECT_EQ(r.position()->seq, 9u);
     r.adopt_position({"other-epoch", 2, 1});
     EXPECT_EQ(r.position()->epoch, "other-epoch");
+}
+
+} // namespace
+} // namespace ssegw
+
+namespace ssegw {
+namespace {
+
+TEST_F(router_test, a_new_epoch_is_routed_and_reported_with_how_far_the_old_one_went) {
+    // A promoted replica's first event opens a new epoch whose numbers may be below what this
+    // process routed in the old one (events the replica never got): routed anyway, reported once.
+    r.on_interest(0, "user:1", true);
+    history("user:1", 7);
+    history("user:1", 8);
+    const stream_position next{"e2", 6, 101};
+    r.route_history("user:1", next, next.format(), "after the failover");
+    r.route_history("user:1", {"e2", 7, 101}, "e2.7.101", "and the next");
+    EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{7, 8, 6, 7}));
+    ASSERT_EQ(epoch_changes.size(), 1u);
+    EXPECT_EQ(epoch_changes[0].first, pos(8).format());
+    EXPECT_EQ(epoch_changes[0].second, "e2");
+    // A catch-up whose tip is in yet another epoch, with nothing to route: reported too.
+    history_read read;
+    read.ok = true;
+    read.tip = {"e3", 9, 102};
+    r.begin_catch_up();
+    EXPECT_TRUE(r.finish_catch_up(read));
+    ASSERT_EQ(epoch_changes.size(), 2u);
+    EXPECT_EQ(epoch_changes[1], (std::pair<std::string, std::string>{"e2.7.101", "e3"}));
 }
 
 } // namespace
