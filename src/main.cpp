@@ -14,17 +14,14 @@ int main(int argc, char** argv) {
     const auto outcome =
         ssegw::parse_cli(argc, argv, ssegw::process_env(), ssegw::process_env_names());
     switch (outcome.action) {
-    case ssegw::cli_action::error:
-        std::cerr << outcome.text;
-        return outcome.exit_code;
+    case ssegw::cli_action::error: std::cerr << outcome.text; return outcome.exit_code;
     case ssegw::cli_action::help:
     case ssegw::cli_action::version:
     case ssegw::cli_action::check_config:
         for (const auto& w : outcome.warnings) std::cerr << "sse-gateway: warning: " << w << '\n';
         std::cout << outcome.text;
         return outcome.exit_code;
-    case ssegw::cli_action::run:
-        break;
+    case ssegw::cli_action::run: break;
     }
     try {
         ssegw::setup_logging(outcome.config.log);

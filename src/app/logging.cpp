@@ -19,8 +19,10 @@ class json_formatter final : public spdlog::formatter {
 public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         const auto t = std::chrono::system_clock::to_time_t(msg.time);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            msg.time.time_since_epoch()).count() % 1000;
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
+                .count() %
+            1000;
         std::tm tm{};
         gmtime_r(&t, &tm);
         char stamp[40];
@@ -79,8 +81,8 @@ void setup_logging(const log_config& cfg) {
     if (cfg.format == log_format::json)
         logger->set_formatter(std::make_unique<json_formatter>());
     else
-        logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-            "%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%t] %v"));
+        logger->set_formatter(
+            std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%t] %v"));
 }
 
 } // namespace ssegw

@@ -62,12 +62,14 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
                        static_cast<std::size_t>(close_reason::slow_consumer)));
     constexpr std::string_view kinds[] = {"user", "topic", "broadcast"};
     for (std::size_t k = 0; k < 3; ++k)
-        out.counter("ssegw_events_received_total", "Events received from the broker, by channel kind.",
-                    r.events_received(k), label("kind", kinds[k]));
+        out.counter("ssegw_events_received_total",
+                    "Events received from the broker, by channel kind.", r.events_received(k),
+                    label("kind", kinds[k]));
     for (std::size_t i = 0; i < route_drop_names.size(); ++i)
         out.counter("ssegw_events_dropped_total", "Events that reached no stream, by reason.",
                     r.dropped(static_cast<route_drop>(i)), label("reason", route_drop_names[i]));
-    out.counter("ssegw_frames_delivered_total", "Frames queued to streams (one per stream per event).",
+    out.counter("ssegw_frames_delivered_total",
+                "Frames queued to streams (one per stream per event).",
                 sum(shards, &shard_counters::frames_delivered));
     out.counter("ssegw_bytes_written_total", "Bytes written to streams.",
                 sum(shards, &shard_counters::bytes_written));
@@ -75,8 +77,7 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
                 sum(shards, &shard_counters::heartbeats));
     out.counter("ssegw_resumes_total", "Streams that came back with a Last-Event-ID.",
                 sum(shards, &shard_counters::resumes));
-    out.counter("ssegw_resume_replayed_events_total",
-                "History events written to resuming streams.",
+    out.counter("ssegw_resume_replayed_events_total", "History events written to resuming streams.",
                 sum(shards, &shard_counters::replayed_events));
     out.counter("ssegw_resume_truncated_total",
                 "Resumes that began with event: history-truncated (gap or unknown id).",
@@ -120,12 +121,14 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
     size_histogram fanout;
     for (const auto* s : shards) s->counters().fanout.merge_into(fanout);
     out.histogram("ssegw_fanout_streams",
-                  "Streams one event reached on one shard (the fan-out batch of one post).", fanout);
+                  "Streams one event reached on one shard (the fan-out batch of one post).",
+                  fanout);
     latency_histogram resume_merged;
     for (const auto* s : shards) s->counters().resume_latency.merge_into(resume_merged);
-    out.histogram("ssegw_resume_latency_seconds",
-                  "From a stream's request to its missed events being queued (history read included).",
-                  resume_merged);
+    out.histogram(
+        "ssegw_resume_latency_seconds",
+        "From a stream's request to its missed events being queued (history read included).",
+        resume_merged);
     return std::move(out).str();
 }
 

@@ -59,9 +59,8 @@ struct server::impl {
         return std::make_unique<redis_broker>(control, cfg);
     }
 
-    static std::vector<std::shared_ptr<listener>> make_listeners(const gateway_config& cfg,
-                                                                 shard_set& shards,
-                                                                 const authenticator& auth) {
+    static std::vector<std::shared_ptr<listener>>
+    make_listeners(const gateway_config& cfg, shard_set& shards, const authenticator& auth) {
         const auto public_at = endpoint_of(cfg.server.host, cfg.server.port);
         std::vector<std::shared_ptr<listener>> out;
         if (cfg.server.accept == accept_mode::reuseport) {
@@ -85,9 +84,8 @@ struct server::impl {
             // Refuse what every delivery would drop, by the delivery path's own rules, instead
             // of storing it in history and dropping it on every stream.
             if (const auto refused = build_frame(payload, cfg.sse.max_event_bytes).dropped) {
-                const nlohmann::json body = {
-                    {"error", std::string(to_string(*refused)) + ": " +
-                                  std::string(explain(*refused))}};
+                const nlohmann::json body = {{"error", std::string(to_string(*refused)) + ": " +
+                                                           std::string(explain(*refused))}};
                 return reply(*refused == drop_reason::too_large ? 413 : 400, body.dump());
             }
             events->publish(std::move(channel), std::move(payload), cfg.history.enabled,
@@ -104,8 +102,10 @@ struct server::impl {
     static void publish_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
                               const std::string& detail) {
         nlohmann::json body = {{"ok", ok}};
-        if (!ok) body["error"] = detail;
-        else if (stream_position::parse(detail)) body["id"] = detail;
+        if (!ok)
+            body["error"] = detail;
+        else if (stream_position::parse(detail))
+            body["id"] = detail;
         reply(ok ? 202 : 503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
 
@@ -144,11 +144,11 @@ struct server::impl {
     static constexpr auto flush_grace = std::chrono::seconds(3);
 
     void begin_drain(int sig) {
-        const auto window = std::chrono::milliseconds(
-            std::chrono::seconds(cfg.server.drain_seconds));
+        const auto window =
+            std::chrono::milliseconds(std::chrono::seconds(cfg.server.drain_seconds));
         spdlog::info("signal {}: draining {} connections over {} s; answering new streams with "
-                     "retry: until then", sig, shards.connections_total().load(),
-                     cfg.server.drain_seconds);
+                     "retry: until then",
+                     sig, shards.connections_total().load(), cfg.server.drain_seconds);
         shards.begin_draining();
         shards.invoke_on_all([window](shard& s) { s.drain(window); });
         window_end = std::chrono::steady_clock::now() + window;

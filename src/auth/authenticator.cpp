@@ -1,15 +1,14 @@
 #include "ssegw/auth/authenticator.hpp"
 
 #include "ssegw/auth/cookie.hpp"
-#include "ssegw/core/text.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/text.hpp"
 
 #include <cctype>
 
 namespace ssegw {
 
 namespace {
-
 
 // "Bearer <token>", scheme case-insensitive (RFC 9110 auth-scheme); other schemes are not ours.
 std::string_view bearer_token(std::string_view authorization) noexcept {
@@ -44,8 +43,8 @@ std::variant<principal, auth_failure> authenticator::authenticate(const credenti
     return verifier_->verify(token);
 }
 
-std::optional<auth_failure> authenticator::check_topics(const principal& who,
-                                                        const std::vector<std::string>& topics) const {
+std::optional<auth_failure>
+authenticator::check_topics(const principal& who, const std::vector<std::string>& topics) const {
     for (const std::string& topic : topics) {
         // Echoing a name with CR/LF/NUL would corrupt the response or a log line.
         if (!is_valid_name(topic)) return auth_failure{400, "invalid topic name"};

@@ -3,7 +3,8 @@
 
 namespace ssegw {
 
-std::optional<std::string_view> find_cookie(std::string_view header, std::string_view name) noexcept {
+std::optional<std::string_view> find_cookie(std::string_view header,
+                                            std::string_view name) noexcept {
     if (name.empty()) return std::nullopt;
     while (!header.empty()) {
         std::size_t semi = header.find(';');

@@ -48,11 +48,13 @@ constexpr bool table_matches_config() {
     if (known_algorithms.size() != jwt_algorithm_names.size()) return false;
     for (std::size_t i = 0; i < known_algorithms.size(); ++i)
         if (known_algorithms[i].name != jwt_algorithm_names[i] ||
-            (known_algorithms[i].key == key_kind::hmac) != is_hmac_algorithm(jwt_algorithm_names[i]))
+            (known_algorithms[i].key == key_kind::hmac) !=
+                is_hmac_algorithm(jwt_algorithm_names[i]))
             return false;
     return true;
 }
-static_assert(table_matches_config(), "jwt_algorithm_names (config.hpp) and known_algorithms differ");
+static_assert(table_matches_config(),
+              "jwt_algorithm_names (config.hpp) and known_algorithms differ");
 
 const algorithm_info* find_algorithm(std::string_view name) noexcept {
     for (const auto& info : known_algorithms)
@@ -102,8 +104,8 @@ bool hmac_matches(const algorithm_info& alg, std::string_view key, const token_p
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     if (!HMAC(alg.digest(), key.data(), static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac,
-              &mac_len))
+              reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+              mac, &mac_len))
         return false;
 
     std::string expected = jwt::base64_encode(reinterpret_cast<const char*>(mac), mac_len);
@@ -147,8 +149,8 @@ std::string read_public_key(const std::string& path) {
     if (in.bad()) throw std::runtime_error("auth.jwt.public_key_file: cannot read " + path);
 
     // Parse once here so a wrong file fails at start-up instead of as 401s on every connection.
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio{BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                  &BIO_free};
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio{
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free};
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{
         bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr, &EVP_PKEY_free};
     if (!key)
@@ -163,9 +165,11 @@ jwt_verifier::jwt_verifier(const jwt_config& config) : config_(config) {
     if (config_.algorithms.empty()) throw std::runtime_error("auth.jwt.algorithms: list is empty");
     for (const std::string& name : config_.algorithms)
         if (!find_algorithm(name))
-            throw std::runtime_error("auth.jwt.algorithms: unsupported algorithm \"" + name +
-                                     "\" (use HS256, RS256, ES256, ...; \"none\" is never allowed)");
-    if (!config_.public_key_file.empty()) public_key_pem_ = read_public_key(config_.public_key_file);
+            throw std::runtime_error(
+                "auth.jwt.algorithms: unsupported algorithm \"" + name +
+                "\" (use HS256, RS256, ES256, ...; \"none\" is never allowed)");
+    if (!config_.public_key_file.empty())
+        public_key_pem_ = read_public_key(config_.public_key_file);
 }
 
 std::variant<principal, auth_failure> jwt_verifier::verify(std::string_view token) const {
@@ -184,14 +188,16 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
 
     // The key depends on the algorithm, so the header is read before handing over to cpp-jwt:
     // an HS256 token is checked with the secret and never with the PEM text (key confusion).
-    auto header = nlohmann::json::parse(jwt::base64_uri_decode(parts->header.data(), parts->header.size()),
-                                        nullptr, /*allow_exceptions=*/false);
+    auto header =
+        nlohmann::json::parse(jwt::base64_uri_decode(parts->header.data(), parts->header.size()),
+                              nullptr, /*allow_exceptions=*/false);
     if (!header.is_object()) return unauthorized("malformed token");
     auto alg_it = header.find("alg");
     if (alg_it == header.end() || !alg_it->is_string()) return unauthorized("malformed token");
     const std::string& alg_name = alg_it->get_ref<const std::string&>();
 
-    if (std::find(config_.algorithms.begin(), config_.algorithms.end(), alg_name) == config_.algorithms.end())
+    if (std::find(config_.algorithms.begin(), config_.algorithms.end(), alg_name) ==
+        config_.algorithms.end())
         return unauthorized("algorithm not allowed");
     const algorithm_info* alg = find_algorithm(alg_name);
     if (!alg) return unauthorized("algorithm not allowed"); // unreachable: constructor checked
@@ -213,7 +219,8 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
             if (it == payload.end()) continue;
             if (!it->is_number()) return unauthorized("malformed token");
             const double v = it->get<double>();
-            if (!std::isfinite(v) || v < 0 || v > max_time_claim) return unauthorized("malformed token");
+            if (!std::isfinite(v) || v < 0 || v > max_time_claim)
+                return unauthorized("malformed token");
         }
     }
 

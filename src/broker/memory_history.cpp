@@ -4,8 +4,7 @@
 
 namespace ssegw {
 
-memory_history::memory_history(std::uint32_t max_len, std::uint32_t ttl_seconds,
-                               std::string epoch)
+memory_history::memory_history(std::uint32_t max_len, std::uint32_t ttl_seconds, std::string epoch)
     : max_len_(max_len), ttl_(ttl_seconds), epoch_(std::move(epoch)) {}
 
 bool memory_history::expired(const stream& s, std::int64_t now) const {

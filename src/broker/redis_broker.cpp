@@ -18,8 +18,8 @@ namespace ssegw {
 
 redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg)
     : cfg_(cfg), load_timer_(ioc),
-      library_source_(history_library_source(cfg.redis.prefix, cfg.history.max_len,
-                                             cfg.history.ttl_seconds)) {
+      library_source_(
+          history_library_source(cfg.redis.prefix, cfg.history.max_len, cfg.history.ttl_seconds)) {
     const auto endpoint = redis_endpoint_of(cfg.redis);
     address_ = address_of(endpoint);
     subscriber_options opts;
@@ -33,8 +33,8 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
     handlers.on_subscribed = [this](std::string_view ch) { on_subscribed(ch); };
     handlers.on_burst_end = [this] { sink_->flush(); };
     subscriber_ = std::make_unique<subscriber>(ioc, endpoint, opts, std::move(handlers));
-    commands_ = std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min,
-                                                 opts.reconnect_max);
+    commands_ =
+        std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min, opts.reconnect_max);
 }
 
 redis_broker::~redis_broker() = default;
@@ -74,7 +74,8 @@ void redis_broker::publish(std::string channel, std::string payload, bool with_h
         done(true, r->str);
     };
     if (with_history)
-        return call_function(publish_command(cfg_.redis.prefix, channel, std::move(payload)), std::move(finish));
+        return call_function(publish_command(cfg_.redis.prefix, channel, std::move(payload)),
+                             std::move(finish));
     commands_->execute({"PUBLISH", cfg_.redis.prefix + channel, std::move(payload)},
                        std::move(finish));
 }
@@ -86,12 +87,13 @@ void redis_broker::epoch_changed(const stream_position& routed, const std::strin
                  new_epoch, routed.epoch, routed.seq);
     // Not ordered with resumes: one answered in the milliseconds before this lands replays what
     // exists without the notice (docs/redis-failover.md).
-    call_function(note_epoch_command(routed, new_epoch),
-                  [](std::optional<reply> r, std::string error) {
-                      if (!error.empty() || !r || r->type == reply::kind::error)
-                          spdlog::warn("could not record the epoch change: {}",
-                                       !error.empty() ? error : r ? r->str : "no reply");
-                  });
+    call_function(
+        note_epoch_command(routed, new_epoch), [](std::optional<reply> r, std::string error) {
+            if (!error.empty() || !r || r->type == reply::kind::error)
+                spdlog::warn("could not record the epoch change: {}", !error.empty() ? error
+                                                                      : r            ? r->str
+                                                                                     : "no reply");
+        });
 }
 
 void redis_broker::read_history(std::vector<std::string> channels,
@@ -106,10 +108,9 @@ void redis_broker::read_tip(std::vector<std::string> channels, history_done done
     // clock: it only has to say when the position was handed out.
     commands_->execute(
         {"MGET", cfg_.redis.prefix + "epoch", cfg_.redis.prefix + "seq"},
-        [this, channels = std::move(channels), done = std::move(done)](
-            std::optional<reply> r, std::string error) mutable {
-            if (!r || !error.empty() || r->type != reply::kind::array ||
-                r->elements.size() != 2) {
+        [this, channels = std::move(channels), done = std::move(done)](std::optional<reply> r,
+                                                                       std::string error) mutable {
+            if (!r || !error.empty() || r->type != reply::kind::array || r->elements.size() != 2) {
                 history_read failed;
                 failed.error = error.empty() ? "unexpected MGET reply" : error;
                 return done(std::move(failed));
@@ -150,23 +151,22 @@ void redis_broker::call_history(std::vector<std::string> channels,
     });
 }
 
-void redis_broker::call_function(std::vector<std::string> cmd, command_done done,
-                                 bool may_reload) {
+void redis_broker::call_function(std::vector<std::string> cmd, command_done done, bool may_reload) {
     auto retry_cmd = cmd;
-    commands_->execute(std::move(cmd), [this, retry_cmd = std::move(retry_cmd),
-                                        done = std::move(done), may_reload](
-                                           std::optional<reply> r, std::string error) mutable {
-        if (r && may_reload && is_missing_function_error(*r)) {
-            // Redis restarted without its data (functions included): install and retry once.
-            library_loaded_ = false;
-            return load_library([this, retry_cmd = std::move(retry_cmd),
-                                 done = std::move(done)](bool ok) mutable {
-                if (!ok) return done(std::nullopt, "could not install the history functions");
-                call_function(std::move(retry_cmd), std::move(done), false);
-            });
-        }
-        done(std::move(r), std::move(error));
-    });
+    commands_->execute(
+        std::move(cmd), [this, retry_cmd = std::move(retry_cmd), done = std::move(done),
+                         may_reload](std::optional<reply> r, std::string error) mutable {
+            if (r && may_reload && is_missing_function_error(*r)) {
+                // Redis restarted without its data (functions included): install and retry once.
+                library_loaded_ = false;
+                return load_library([this, retry_cmd = std::move(retry_cmd),
+                                     done = std::move(done)](bool ok) mutable {
+                    if (!ok) return done(std::nullopt, "could not install the history functions");
+                    call_function(std::move(retry_cmd), std::move(done), false);
+                });
+            }
+            done(std::move(r), std::move(error));
+        });
 }
 
 void redis_broker::load_library(std::function<void(bool ok)> done) {

@@ -27,9 +27,8 @@ resume_service::resume_service(boost::asio::io_context& control, broker& b, even
     broker_.on_link([this](bool up) { on_link(up); });
 }
 
-void resume_service::request(std::vector<std::string> channels,
-                             std::optional<stream_position> from, deliver_fn deliver,
-                             std::function<bool()> alive) {
+void resume_service::request(std::vector<std::string> channels, std::optional<stream_position> from,
+                             deliver_fn deliver, std::function<bool()> alive) {
     auto req = std::make_shared<pending_request>();
     req->channels = std::move(channels);
     req->from = std::move(from);
@@ -76,8 +75,8 @@ void resume_service::read_chunked(std::vector<std::string> channels,
     auto st = std::make_shared<state>();
     for (std::size_t i = 0; i < channels.size(); i += channels_per_read)
         st->chunks.emplace_back(channels.begin() + static_cast<std::ptrdiff_t>(i),
-                                channels.begin() + static_cast<std::ptrdiff_t>(
-                                                       std::min(channels.size(), i + channels_per_read)));
+                                channels.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                       channels.size(), i + channels_per_read)));
     st->from = std::move(from);
     st->done = std::move(done);
     auto next = std::make_shared<std::function<void()>>();

@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <unistd.h> // environ
 #include <string_view>
+#include <unistd.h> // environ
 #include <vector>
 
 #ifndef SSEGW_VERSION
@@ -66,7 +66,8 @@ std::string redis_url_problem(const std::string& url) {
 }
 
 bool is_log_level(std::string_view level) {
-    return std::find(log_level_names.begin(), log_level_names.end(), level) != log_level_names.end();
+    return std::find(log_level_names.begin(), log_level_names.end(), level) !=
+           log_level_names.end();
 }
 
 std::string log_level_list() {
@@ -113,9 +114,11 @@ public:
         const std::string text = trim(*raw);
         std::uint64_t value = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
-            throw config_error(std::string(name) + ": expected an integer in " + std::to_string(min) + ".." +
-                               std::to_string(max) + ", got \"" + *raw + "\"");
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+            value > max)
+            throw config_error(std::string(name) + ": expected an integer in " +
+                               std::to_string(min) + ".." + std::to_string(max) + ", got \"" +
+                               *raw + "\"");
         out = static_cast<T>(value);
     }
 
@@ -143,9 +146,13 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
         cfg.redis.password_file.clear();
     }
     if (auto mode = env.get("SSEGW_AUTH_MODE")) {
-        if (*mode == "jwt") cfg.auth.mode = auth_mode::jwt;
-        else if (*mode == "none") cfg.auth.mode = auth_mode::none;
-        else throw config_error("SSEGW_AUTH_MODE: expected \"jwt\" or \"none\", got \"" + *mode + "\"");
+        if (*mode == "jwt")
+            cfg.auth.mode = auth_mode::jwt;
+        else if (*mode == "none")
+            cfg.auth.mode = auth_mode::none;
+        else
+            throw config_error("SSEGW_AUTH_MODE: expected \"jwt\" or \"none\", got \"" + *mode +
+                               "\"");
     }
     env.string("SSEGW_JWT_SECRET", cfg.auth.jwt.secret);
     if (auto level = env.get("SSEGW_LOG_LEVEL")) {
@@ -160,7 +167,8 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
 gateway_config load_named(const std::string& path, const std::string& source) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw config_error(source + ": no such file: " + path);
-    if (std::filesystem::is_directory(path, ec)) throw config_error(source + ": is a directory: " + path);
+    if (std::filesystem::is_directory(path, ec))
+        throw config_error(source + ": is a directory: " + path);
     return load_config_file(path);
 }
 
@@ -178,22 +186,23 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
 
     // type_name keeps CLI11's "missing value" message readable ("1 required N missing").
     auto* config_opt = app.add_option("--config", config_path, "config file")->type_name("FILE");
-    auto* port_opt = app.add_option("--port", port, "public port")->check(CLI::Range(1u, 65535u))->type_name("N");
-    auto* admin_port_opt =
-        app.add_option("--admin-port", admin_port, "admin port")->check(CLI::Range(1u, 65535u))->type_name("N");
-    auto* redis_opt = app.add_option("--redis", redis_url, "Redis URL or none")
-                          ->check(CLI::Validator(
-                              [](std::string& url) {
-                                  return redis_url_problem(url);
-                              },
-                              "URL"))
-                          ->type_name("URL");
-    auto* threads_opt =
-        app.add_option("--threads", threads, "shard threads")->check(CLI::Range(0u, max_shards))->type_name("N");
-    auto* log_level_opt =
-        app.add_option("--log-level", log_level, "log level")
-            ->check(CLI::IsMember(std::vector<std::string>(log_level_names.begin(), log_level_names.end())))
-            ->type_name("LEVEL");
+    auto* port_opt = app.add_option("--port", port, "public port")
+                         ->check(CLI::Range(1u, 65535u))
+                         ->type_name("N");
+    auto* admin_port_opt = app.add_option("--admin-port", admin_port, "admin port")
+                               ->check(CLI::Range(1u, 65535u))
+                               ->type_name("N");
+    auto* redis_opt =
+        app.add_option("--redis", redis_url, "Redis URL or none")
+            ->check(CLI::Validator([](std::string& url) { return redis_url_problem(url); }, "URL"))
+            ->type_name("URL");
+    auto* threads_opt = app.add_option("--threads", threads, "shard threads")
+                            ->check(CLI::Range(0u, max_shards))
+                            ->type_name("N");
+    auto* log_level_opt = app.add_option("--log-level", log_level, "log level")
+                              ->check(CLI::IsMember(std::vector<std::string>(
+                                  log_level_names.begin(), log_level_names.end())))
+                              ->type_name("LEVEL");
     app.add_flag("--check-config", check_config, "validate and print the effective config");
     app.add_flag("--version", version, "print the version");
     app.add_flag("-h,--help", help, "print help");
@@ -212,8 +221,7 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
     if (version) return {cli_action::version, {}, version_string() + "\n", 0, {}};
     if (const auto extras = app.remaining(); !extras.empty()) {
         const std::string& first = extras.front();
-        if (first.starts_with('-'))
-            throw config_error(first + ": unknown option (see --help)");
+        if (first.starts_with('-')) throw config_error(first + ": unknown option (see --help)");
         throw config_error("unexpected argument '" + first + "' (see --help)");
     }
 
@@ -299,8 +307,10 @@ Options:
   --admin-port N      admin port: /healthz /readyz /metrics /publish (server.admin_port)
   --redis URL         redis://[[user]:password@]host[:port][/db], or "none" to run
                       standalone without Redis (redis.url)
-  --threads N         shard threads, 0..)" + std::to_string(max_shards) + R"(, 0 = one per core (server.threads)
-  --log-level LEVEL   )" + log_level_list() + R"( (log.level)
+  --threads N         shard threads, 0..)" +
+                       std::to_string(max_shards) + R"(, 0 = one per core (server.threads)
+  --log-level LEVEL   )" +
+                       log_level_list() + R"( (log.level)
   --check-config      validate, print the effective config (secrets masked) and exit
   --version           print the version and exit
   -h, --help          print this help and exit

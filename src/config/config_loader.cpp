@@ -25,15 +25,18 @@ struct enum_name {
     const char* name;
 };
 
-constexpr enum_name<accept_mode> accept_names[] = {
-    {accept_mode::least_loaded, "least-loaded"}, {accept_mode::reuseport, "reuseport"}};
-constexpr enum_name<auth_mode> auth_mode_names[] = {{auth_mode::jwt, "jwt"}, {auth_mode::none, "none"}};
+constexpr enum_name<accept_mode> accept_names[] = {{accept_mode::least_loaded, "least-loaded"},
+                                                   {accept_mode::reuseport, "reuseport"}};
+constexpr enum_name<auth_mode> auth_mode_names[] = {{auth_mode::jwt, "jwt"},
+                                                    {auth_mode::none, "none"}};
 constexpr enum_name<subscribe_mode> subscribe_mode_names[] = {
     {subscribe_mode::per_channel, "per-channel"}, {subscribe_mode::pattern, "pattern"}};
 constexpr enum_name<redis_deployment> redis_deployment_names[] = {
-    {redis_deployment::single, "single"}, {redis_deployment::sentinel, "sentinel"},
+    {redis_deployment::single, "single"},
+    {redis_deployment::sentinel, "sentinel"},
     {redis_deployment::cluster, "cluster"}};
-constexpr enum_name<log_format> log_format_names[] = {{log_format::text, "text"}, {log_format::json, "json"}};
+constexpr enum_name<log_format> log_format_names[] = {{log_format::text, "text"},
+                                                      {log_format::json, "json"}};
 
 // Every key of the config file is named exactly once, here. The reader (apply_json) and the
 // writer (effective_config_json) both walk this description, so the accepted file format and
@@ -157,7 +160,8 @@ public:
 
     void run(gateway_config& cfg) {
         if (!current_->is_object())
-            throw config_error("config: expected a JSON object at the top level, got " + show(*current_));
+            throw config_error("config: expected a JSON object at the top level, got " +
+                               show(*current_));
         describe(cfg, *this);
         reject_unknown();
     }
@@ -202,7 +206,8 @@ public:
         for (std::size_t i = 0; i < value->size(); ++i) {
             const json& item = (*value)[i];
             if (!item.is_string())
-                throw config_error(dotted(key) + "[" + std::to_string(i) + "]: expected a string, got " + show(item));
+                throw config_error(dotted(key) + "[" + std::to_string(i) +
+                                   "]: expected a string, got " + show(item));
             items.push_back(item.get<std::string>());
         }
         out = std::move(items);
@@ -217,7 +222,8 @@ public:
         bool ok = value->is_number_unsigned();
         std::uint64_t n = ok ? value->get<std::uint64_t>() : 0;
         if (!ok || n < min || n > max)
-            fail(key, "expected an integer in " + std::to_string(min) + ".." + std::to_string(max), *value);
+            fail(key, "expected an integer in " + std::to_string(min) + ".." + std::to_string(max),
+                 *value);
         out = static_cast<T>(n);
     }
 
@@ -268,7 +274,8 @@ private:
 
     void reject_unknown() const {
         for (const auto& item : current_->items())
-            if (!seen_.count(item.key())) throw config_error("unknown key '" + dotted(item.key()) + "'");
+            if (!seen_.count(item.key()))
+                throw config_error("unknown key '" + dotted(item.key()) + "'");
     }
 
     const json* current_;
@@ -341,7 +348,8 @@ std::string one_line(std::string text) {
 }
 
 bool has_space(const std::string& text) {
-    return std::any_of(text.begin(), text.end(), [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; });
+    return std::any_of(text.begin(), text.end(),
+                       [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; });
 }
 
 } // namespace
@@ -355,7 +363,8 @@ void apply_json(gateway_config& cfg, const nlohmann::json& j) {
 
 gateway_config load_config_file(const std::string& path) {
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) throw config_error(path + ": cannot read: is a directory");
+    if (std::filesystem::is_directory(path, ec))
+        throw config_error(path + ": cannot read: is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw config_error(path + ": cannot open: " + std::strerror(errno));
     std::ostringstream buffer;
@@ -368,7 +377,8 @@ gateway_config load_config_file(const std::string& path) {
     } catch (const json::parse_error& e) {
         // nlohmann prefixes "[json.exception.parse_error.101] "; operators only need the rest.
         std::string message = e.what();
-        if (auto pos = message.find("] "); message.starts_with("[json.exception") && pos != std::string::npos)
+        if (auto pos = message.find("] ");
+            message.starts_with("[json.exception") && pos != std::string::npos)
             message.erase(0, pos + 2);
         throw config_error(path + ": invalid JSON: " + one_line(message));
     }
@@ -389,17 +399,20 @@ void validate(const gateway_config& cfg) {
     check_range("server.port", server.port, 1, 65535);
     check_range("server.admin_port", server.admin_port, 1, 65535);
     if (server.port == server.admin_port)
-        invalid("server.admin_port", "must differ from server.port (both are " + std::to_string(server.port) + ")");
+        invalid("server.admin_port",
+                "must differ from server.port (both are " + std::to_string(server.port) + ")");
     check_range("server.threads", server.threads, 0, max_shards);
     check_range("server.max_header_bytes", server.max_header_bytes, 1024, 1048576);
     check_range("server.max_target_bytes", server.max_target_bytes, 64, server.max_header_bytes);
     check_range("server.handshake_timeout_ms", server.handshake_timeout_ms, 100, 600000);
 
     const auto& sse = cfg.sse;
-    if (!sse.path.starts_with('/')) invalid("sse.path", "must start with '/', got \"" + sse.path + "\"");
+    if (!sse.path.starts_with('/'))
+        invalid("sse.path", "must start with '/', got \"" + sse.path + "\"");
     check_range("sse.heartbeat_seconds", sse.heartbeat_seconds, 1, 3600);
     check_range("sse.retry_ms", sse.retry_ms, 0, 3600000);
-    check_range("sse.max_queue_bytes", sse.max_queue_bytes, 4096, std::numeric_limits<std::uint64_t>::max());
+    check_range("sse.max_queue_bytes", sse.max_queue_bytes, 4096,
+                std::numeric_limits<std::uint64_t>::max());
     check_range("sse.max_topics", sse.max_topics, 0, 1024);
     check_range("sse.max_event_bytes", sse.max_event_bytes, 16, 16777216);
     if (sse.max_lifetime_seconds != 0)
@@ -407,7 +420,8 @@ void validate(const gateway_config& cfg) {
 
     const auto& jwt = cfg.auth.jwt;
     if (jwt.algorithms.empty())
-        invalid("auth.jwt.algorithms", "must list at least one of " + list_names(jwt_algorithm_names));
+        invalid("auth.jwt.algorithms",
+                "must list at least one of " + list_names(jwt_algorithm_names));
     bool wants_secret = false;
     std::string wants_key; // first algorithm that needs a public key, for the message
     for (const auto& alg : jwt.algorithms) {
@@ -415,22 +429,28 @@ void validate(const gateway_config& cfg) {
             jwt_algorithm_names.end())
             invalid("auth.jwt.algorithms", "unsupported algorithm \"" + alg + "\" (expected " +
                                                list_names(jwt_algorithm_names) + ")");
-        if (is_hmac_algorithm(alg)) wants_secret = true;
-        else if (wants_key.empty()) wants_key = alg;
+        if (is_hmac_algorithm(alg))
+            wants_secret = true;
+        else if (wants_key.empty())
+            wants_key = alg;
     }
     if (cfg.auth.mode == auth_mode::jwt) {
         if (wants_secret && jwt.secret.empty())
-            invalid("auth.jwt.secret", "required when auth.mode is \"jwt\" and algorithms include an HS* algorithm");
+            invalid("auth.jwt.secret",
+                    "required when auth.mode is \"jwt\" and algorithms include an HS* algorithm");
         if (!wants_key.empty() && jwt.public_key_file.empty())
-            invalid("auth.jwt.public_key_file", "required when auth.mode is \"jwt\" and algorithms include " + wants_key);
+            invalid("auth.jwt.public_key_file",
+                    "required when auth.mode is \"jwt\" and algorithms include " + wants_key);
     }
 
     for (const auto& origin : cfg.cors.allowed_origins) {
         if (origin.empty()) invalid("cors.allowed_origins", "entries must not be empty");
         if (origin.ends_with('/'))
-            invalid("cors.allowed_origins", "\"" + origin + "\" must not end with '/' (an origin has no path)");
+            invalid("cors.allowed_origins",
+                    "\"" + origin + "\" must not end with '/' (an origin has no path)");
         if (origin == "*" && cfg.cors.allow_credentials)
-            invalid("cors.allowed_origins", "\"*\" is not allowed when cors.allow_credentials is true");
+            invalid("cors.allowed_origins",
+                    "\"*\" is not allowed when cors.allow_credentials is true");
     }
 
     const auto& redis = cfg.redis;
@@ -438,20 +458,23 @@ void validate(const gateway_config& cfg) {
         try {
             parse_redis_url(redis.url);
         } catch (const std::invalid_argument& e) {
-            invalid("redis.url", std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
+            invalid("redis.url",
+                    std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
         }
     }
     if (redis.deployment != redis_deployment::single)
         invalid("redis.mode", "only \"single\" is supported by this version (a managed endpoint "
                               "that follows failovers itself is \"single\" too)");
     if (!redis.password.empty() && !redis.password_file.empty())
-        invalid("redis.password_file", "set either redis.password or redis.password_file, not both");
+        invalid("redis.password_file",
+                "set either redis.password or redis.password_file, not both");
     if (!redis.standalone()) {
         const bool tls = redis.url.starts_with("rediss://");
         const auto& t = redis.tls;
         if (!tls && !(t.ca_file.empty() && t.cert_file.empty() && t.key_file.empty() &&
                       t.server_name.empty()))
-            invalid("redis.tls", "set, but redis.url is not rediss:// (the link would not use TLS)");
+            invalid("redis.tls",
+                    "set, but redis.url is not rediss:// (the link would not use TLS)");
         if (t.cert_file.empty() != t.key_file.empty())
             invalid(t.cert_file.empty() ? "redis.tls.cert_file" : "redis.tls.key_file",
                     "a client certificate needs both cert_file and key_file");
@@ -465,7 +488,8 @@ void validate(const gateway_config& cfg) {
         }
     }
     if (redis.prefix.empty()) invalid("redis.prefix", "must not be empty");
-    if (has_space(redis.prefix)) invalid("redis.prefix", "must not contain spaces, got \"" + redis.prefix + "\"");
+    if (has_space(redis.prefix))
+        invalid("redis.prefix", "must not contain spaces, got \"" + redis.prefix + "\"");
     if (redis.reconnect_min_ms > redis.reconnect_max_ms)
         invalid("redis.reconnect_min_ms", "must not exceed redis.reconnect_max_ms (" +
                                               std::to_string(redis.reconnect_min_ms) + " > " +
@@ -473,8 +497,10 @@ void validate(const gateway_config& cfg) {
 
     if (cfg.history.max_len < 1) invalid("history.max_len", "must be at least 1, got 0");
 
-    if (std::find(log_level_names.begin(), log_level_names.end(), cfg.log.level) == log_level_names.end())
-        invalid("log.level", "expected one of " + list_names(log_level_names) + ", got \"" + cfg.log.level + "\"");
+    if (std::find(log_level_names.begin(), log_level_names.end(), cfg.log.level) ==
+        log_level_names.end())
+        invalid("log.level", "expected one of " + list_names(log_level_names) + ", got \"" +
+                                 cfg.log.level + "\"");
 }
 
 namespace {

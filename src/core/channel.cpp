@@ -17,10 +17,14 @@ bool is_valid_name(std::string_view name) noexcept {
         }
         std::size_t len;
         std::uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-        else return false;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return false;
         if (i + len > name.size()) return false;
         for (std::size_t k = 1; k < len; ++k) {
             const auto cc = static_cast<unsigned char>(name[i + k]);
@@ -52,7 +56,8 @@ std::string topic_channel(std::string_view topic) {
 std::optional<channel_kind> kind_of(std::string_view channel) noexcept {
     if (channel == broadcast_channel) return channel_kind::broadcast;
     if (channel.starts_with("user:") && is_valid_name(channel.substr(5))) return channel_kind::user;
-    if (channel.starts_with("topic:") && is_valid_name(channel.substr(6))) return channel_kind::topic;
+    if (channel.starts_with("topic:") && is_valid_name(channel.substr(6)))
+        return channel_kind::topic;
     return std::nullopt;
 }
 

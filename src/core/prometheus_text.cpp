@@ -15,8 +15,10 @@ void append_number(std::string& out, T value) {
 }
 
 void append_double(std::string& out, double value) {
-    if (std::isnan(value)) out.append("NaN");
-    else if (std::isinf(value)) out.append(value > 0 ? "+Inf" : "-Inf");
+    if (std::isnan(value))
+        out.append("NaN");
+    else if (std::isinf(value))
+        out.append(value > 0 ? "+Inf" : "-Inf");
     else {
         // Shortest round-trip digits, in plain notation when it fits (le="0.0005", not the
         // shorter "5e-04" that other exporters never write); scientific only for extremes.
@@ -30,9 +32,12 @@ void append_double(std::string& out, double value) {
 // HELP text escapes only backslash and newline in this format.
 void append_help(std::string& out, std::string_view help) {
     for (char c : help) {
-        if (c == '\\') out.append("\\\\");
-        else if (c == '\n') out.append("\\n");
-        else out.push_back(c);
+        if (c == '\\')
+            out.append("\\\\");
+        else if (c == '\n')
+            out.append("\\n");
+        else
+            out.push_back(c);
     }
 }
 

@@ -15,11 +15,11 @@ int hex_value(char c) noexcept {
 
 std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space) {
     std::string out;
-    out.reserve(in.size());  // decoding only ever shrinks
+    out.reserve(in.size()); // decoding only ever shrinks
     for (std::size_t i = 0; i < in.size(); ++i) {
         char c = in[i];
         if (c == '%') {
-            if (i + 2 >= in.size()) return std::nullopt;  // needs two more characters
+            if (i + 2 >= in.size()) return std::nullopt; // needs two more characters
             const int hi = hex_value(in[i + 1]);
             const int lo = hex_value(in[i + 2]);
             if (hi < 0 || lo < 0) return std::nullopt;
@@ -49,8 +49,10 @@ std::optional<std::vector<query_param>> parse_query(std::string_view query,
         auto key = percent_decode(piece.substr(0, eq));
         if (!key) return std::nullopt;
         std::optional<std::string> value;
-        if (eq == std::string_view::npos) value.emplace();
-        else value = percent_decode(piece.substr(eq + 1));
+        if (eq == std::string_view::npos)
+            value.emplace();
+        else
+            value = percent_decode(piece.substr(eq + 1));
         if (!value) return std::nullopt;
         params.push_back({std::move(*key), std::move(*value)});
     }

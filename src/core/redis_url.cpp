@@ -45,7 +45,7 @@ template <class Int>
 bool parse_number(std::string_view s, Int& out) {
     if (s.empty()) return false;
     for (char c : s)
-        if (c < '0' || c > '9') return false;  // no signs, no spaces
+        if (c < '0' || c > '9') return false; // no signs, no spaces
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && p == s.data() + s.size();
 }
@@ -63,7 +63,8 @@ redis_endpoint parse_redis_url(std::string_view url) {
     } else {
         bad("expected redis[s]://[[user]:password@]host[:port][/db]");
     }
-    if (rest.find_first_of("?#") != std::string_view::npos) bad("query strings and fragments are not supported");
+    if (rest.find_first_of("?#") != std::string_view::npos)
+        bad("query strings and fragments are not supported");
 
     // Authority ends at the first '/'; the last '@' inside it separates the credentials, so an
     // unencoded '@' in a password still works.
@@ -92,7 +93,8 @@ redis_endpoint parse_redis_url(std::string_view url) {
             port_text = after.substr(1);
             if (port_text.empty()) bad("empty port");
         }
-        if (ep.host.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string::npos || ep.host.empty())
+        if (ep.host.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string::npos ||
+            ep.host.empty())
             bad("bad IPv6 address");
     } else {
         auto colon = authority.find(':');
@@ -114,7 +116,7 @@ redis_endpoint parse_redis_url(std::string_view url) {
     }
 
     if (!path.empty()) {
-        path.remove_prefix(1);  // the '/'
+        path.remove_prefix(1); // the '/'
         if (!path.empty()) {
             int db = 0;
             if (!parse_number(path, db)) bad("database must be a non-negative number");

@@ -35,16 +35,14 @@ private:
         parser_->header_limit(16 * 1024);
         parser_->body_limit(routes_->max_body_bytes);
         stream_.expires_after(std::chrono::seconds(30));
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             self->on_read(ec);
-                         });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
         if (ec == http::error::body_limit)
-            return respond(http::status::payload_too_large, R"({"error":"body too large"})",
-                           false);
+            return respond(http::status::payload_too_large, R"({"error":"body too large"})", false);
         if (ec) return stream_.close();
         auto req = parser_->release();
         keep_alive_ = req.keep_alive();
@@ -60,8 +58,7 @@ private:
         if (path == "/metrics") return respond(http::status::ok, routes_->metrics(), true, true);
         if (path == "/publish") {
             if (req.method() != http::verb::post)
-                return respond(http::status::method_not_allowed,
-                               R"({"error":"use POST"})", false);
+                return respond(http::status::method_not_allowed, R"({"error":"use POST"})", false);
             return publish(std::move(req.body()));
         }
         respond(http::status::not_found, "not found\n", true);
@@ -74,9 +71,10 @@ private:
                            false);
         auto ch = doc.find("channel");
         if (ch == doc.end() || !ch->is_string() || !kind_of(ch->get_ref<const std::string&>()))
-            return respond(http::status::bad_request,
-                           R"({"error":"channel must be \"user:<id>\", \"topic:<name>\" or \"broadcast\""})",
-                           false);
+            return respond(
+                http::status::bad_request,
+                R"({"error":"channel must be \"user:<id>\", \"topic:<name>\" or \"broadcast\""})",
+                false);
         std::string channel = ch->get<std::string>();
         doc.erase("channel");
         // The rest of the object is the payload exactly as a backend would PUBLISH it.
@@ -91,23 +89,22 @@ private:
                  bool prometheus = false) {
         auto res = std::make_shared<http::response<http::string_body>>(status, 11);
         res->set(http::field::server, "sse-gateway");
-        res->set(http::field::content_type,
-                 prometheus ? "text/plain; version=0.0.4; charset=utf-8"
-                 : (!body.empty() && body.front() == '{') ? "application/json"
-                                                          : "text/plain; charset=utf-8");
+        res->set(http::field::content_type, prometheus ? "text/plain; version=0.0.4; charset=utf-8"
+                                            : (!body.empty() && body.front() == '{')
+                                                ? "application/json"
+                                                : "text/plain; charset=utf-8");
         res->body() = std::move(body);
         res->keep_alive(keep_alive_ && can_keep_alive);
         res->prepare_payload();
-        http::async_write(stream_, *res,
-                          [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-                              if (ec || !res->keep_alive()) {
-                                  beast::error_code ignored;
-                                  self->stream_.socket().shutdown(tcp::socket::shutdown_send,
-                                                                  ignored);
-                                  return self->stream_.close();
-                              }
-                              self->do_read();
-                          });
+        http::async_write(
+            stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                if (ec || !res->keep_alive()) {
+                    beast::error_code ignored;
+                    self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                    return self->stream_.close();
+                }
+                self->do_read();
+            });
     }
 
     beast::tcp_stream stream_;
@@ -120,7 +117,8 @@ private:
 } // namespace
 
 admin_server::admin_server(asio::io_context& ioc, const tcp::endpoint& at, admin_routes routes)
-    : acceptor_(ioc), backoff_(ioc), routes_(std::make_shared<const admin_routes>(std::move(routes))) {
+    : acceptor_(ioc), backoff_(ioc),
+      routes_(std::make_shared<const admin_routes>(std::move(routes))) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(at);
@@ -140,20 +138,20 @@ void admin_server::stop() {
 tcp::endpoint admin_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
 void admin_server::do_accept() {
-    acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                       tcp::socket socket) {
-        if (!self->acceptor_.is_open()) return;
-        if (ec) {
-            // Out of descriptors and the like: pause instead of spinning on the error.
-            self->backoff_.expires_after(std::chrono::milliseconds(100));
-            self->backoff_.async_wait([self](boost::system::error_code e) {
-                if (!e) self->do_accept();
-            });
-            return;
-        }
-        std::make_shared<admin_connection>(std::move(socket), self->routes_)->start();
-        self->do_accept();
-    });
+    acceptor_.async_accept(
+        [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+            if (!self->acceptor_.is_open()) return;
+            if (ec) {
+                // Out of descriptors and the like: pause instead of spinning on the error.
+                self->backoff_.expires_after(std::chrono::milliseconds(100));
+                self->backoff_.async_wait([self](boost::system::error_code e) {
+                    if (!e) self->do_accept();
+                });
+                return;
+            }
+            std::make_shared<admin_connection>(std::move(socket), self->routes_)->start();
+            self->do_accept();
+        });
 }
 
 } // namespace ssegw

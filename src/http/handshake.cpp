@@ -13,10 +13,10 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "ssegw/auth/authenticator.hpp"
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/query_string.hpp"
 #include "ssegw/http/subscribe_request.hpp"
-#include "ssegw/auth/authenticator.hpp"
 #include "ssegw/shard/session.hpp"
 #include "ssegw/shard/shard.hpp"
 #include "ssegw/shard/shard_set.hpp"
@@ -42,10 +42,9 @@ public:
         // declared length must not fail the header read.
         parser_->body_limit(boost::none);
         stream_.expires_after(std::chrono::milliseconds(cfg_.server.handshake_timeout_ms));
-        http::async_read_header(stream_, buffer_, *parser_,
-                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                    self->on_read(ec);
-                                });
+        http::async_read_header(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
 private:
@@ -71,9 +70,9 @@ private:
                           "request headers too large", reject_reason::headers_too_large);
         }
         if (ec == beast::error::timeout) return fail(close_reason::handshake_timeout);
-        const bool client_left = ec == http::error::end_of_stream ||
-                                 ec == http::error::partial_message ||
-                                 ec.category() != http::make_error_code(http::error::bad_method).category();
+        const bool client_left =
+            ec == http::error::end_of_stream || ec == http::error::partial_message ||
+            ec.category() != http::make_error_code(http::error::bad_method).category();
         // The client left (or reset) before its request was complete: nobody to answer.
         if (client_left) return fail(close_reason::handshake_failed);
         // Bytes that are not an HTTP request (a bad request line, a header line without a
@@ -104,7 +103,8 @@ private:
         // With an allow-list configured, a browser page from another origin could not read the
         // stream anyway: refuse it before it takes a connection slot and subscriptions.
         if (!origin_.empty() && !cfg_.cors.allowed_origins.empty() && !origin_allowed()) {
-            reject(http::status::forbidden, "origin not allowed", reject_reason::origin_not_allowed);
+            reject(http::status::forbidden, "origin not allowed",
+                   reject_reason::origin_not_allowed);
             return std::nullopt;
         }
         if (req.method() != http::verb::get) {
@@ -169,9 +169,8 @@ private:
         std::optional<stream_position> from;
         const auto resume = resume_point(sub, from);
         const bool awaits_history = shards_.has_history();
-        auto head = std::make_shared<const std::string>(stream_head() + "retry: " +
-                                                        std::to_string(cfg_.sse.retry_ms) +
-                                                        "\n: connected\n\n");
+        auto head = std::make_shared<const std::string>(
+            stream_head() + "retry: " + std::to_string(cfg_.sse.retry_ms) + "\n: connected\n\n");
         // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
         stream_.expires_never();
         auto channels = channels_of(user.user, sub);
@@ -201,7 +200,8 @@ private:
 
     /// Where the client stands: Last-Event-ID (EventSource's own reconnect) wins over
     /// ?lastEventId= (first connect of a page that stored its position).
-    resume_request resume_point(const subscribe_request& sub, std::optional<stream_position>& from) {
+    resume_request resume_point(const subscribe_request& sub,
+                                std::optional<stream_position>& from) {
         std::string_view last_id = parser_->get()["Last-Event-ID"];
         if (last_id.empty()) last_id = sub.last_event_id;
         resume_request resume;
@@ -223,9 +223,11 @@ private:
         shards_.request_history(
             s->channels(), std::move(from),
             [&owner = shard_, weak, resume](std::shared_ptr<const history_read> read) {
-                boost::asio::post(owner.context(), [weak, read = std::move(read), resume]() mutable {
-                    if (auto live = weak.lock()) live->on_history(std::move(read), resume);
-                });
+                boost::asio::post(owner.context(),
+                                  [weak, read = std::move(read), resume]() mutable {
+                                      if (auto live = weak.lock())
+                                          live->on_history(std::move(read), resume);
+                                  });
             },
             [weak] { return !weak.expired(); }); // weak_ptr's count is safe to read anywhere
     }
@@ -233,11 +235,10 @@ private:
     /// The response head of a stream, with CORS headers when the origin is allowed. Written by
     /// hand: Beast's serializer would add Content-Length: 0 to a body-less response.
     std::string stream_head() const {
-        std::string h =
-            "HTTP/1.1 200 OK\r\n"
-            "Content-Type: text/event-stream\r\n"
-            "Cache-Control: no-cache\r\n"
-            "X-Accel-Buffering: no\r\n";
+        std::string h = "HTTP/1.1 200 OK\r\n"
+                        "Content-Type: text/event-stream\r\n"
+                        "Cache-Control: no-cache\r\n"
+                        "X-Accel-Buffering: no\r\n";
         h += cors_headers();
         h += "\r\n";
         return h;
@@ -306,14 +307,14 @@ private:
     void write_and_close(std::shared_ptr<std::string> text, close_reason why) {
         parser_.reset();
         stream_.expires_after(std::chrono::seconds(5));
-        asio::async_write(stream_, asio::buffer(*text),
-                          [self = shared_from_this(), text, why](beast::error_code ec, std::size_t) {
-                              if (ec) return self->fail(why);
-                              beast::error_code ignored;
-                              self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send,
-                                                              ignored);
-                              self->linger(why, 0);
-                          });
+        asio::async_write(
+            stream_, asio::buffer(*text),
+            [self = shared_from_this(), text, why](beast::error_code ec, std::size_t) {
+                if (ec) return self->fail(why);
+                beast::error_code ignored;
+                self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                self->linger(why, 0);
+            });
     }
 
     /// Reads and discards what the client still sends (a request body, say) until it closes,
@@ -323,12 +324,11 @@ private:
         constexpr std::size_t max_drain = 64 * 1024;
         if (drained >= max_drain) return fail(why);
         buffer_.clear();
-        stream_.async_read_some(buffer_.prepare(4096),
-                                [self = shared_from_this(), why, drained](beast::error_code ec,
-                                                                          std::size_t n) {
-                                    if (ec) return self->fail(why);
-                                    self->linger(why, drained + n);
-                                });
+        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this(), why, drained](
+                                                           beast::error_code ec, std::size_t n) {
+            if (ec) return self->fail(why);
+            self->linger(why, drained + n);
+        });
     }
 
     void fail(close_reason why) {
@@ -340,7 +340,9 @@ private:
     shard_set& shards_;
     const gateway_config& cfg_;
     const authenticator& auth_;
-    beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type, beast::unlimited_rate_policy> stream_;
+    beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type,
+                        beast::unlimited_rate_policy>
+        stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
     std::string origin_;

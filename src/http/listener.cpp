@@ -44,8 +44,8 @@ void listener::do_accept() {
     shard& target = pick();
     // The new socket belongs to the chosen shard's io_context from the start.
     acceptor_.async_accept(
-        target.context(), [self = shared_from_this(), &target](boost::system::error_code ec,
-                                                               shard_socket socket) {
+        target.context(),
+        [self = shared_from_this(), &target](boost::system::error_code ec, shard_socket socket) {
             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
             if (ec) {
                 // EMFILE and friends: back off briefly instead of spinning on the error.
@@ -59,10 +59,10 @@ void listener::do_accept() {
             boost::system::error_code ignored;
             socket.set_option(tcp::no_delay(true), ignored);
             target.reserve_slot();
-            asio::post(target.context(), [&target, &auth = self->auth_,
-                                          s = std::move(socket)]() mutable {
-                start_handshake(target, auth, std::move(s));
-            });
+            asio::post(target.context(),
+                       [&target, &auth = self->auth_, s = std::move(socket)]() mutable {
+                           start_handshake(target, auth, std::move(s));
+                       });
             self->do_accept();
         });
 }

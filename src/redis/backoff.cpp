@@ -5,8 +5,7 @@
 namespace ssegw {
 
 backoff::backoff(std::chrono::milliseconds min, std::chrono::milliseconds max)
-    : min_(std::max(min, std::chrono::milliseconds(1))),
-      max_(std::max(max, min_)),
+    : min_(std::max(min, std::chrono::milliseconds(1))), max_(std::max(max, min_)),
       rng_(std::random_device{}()) {}
 
 std::chrono::milliseconds backoff::ceiling() const noexcept {

@@ -32,12 +32,12 @@ void complete_guarded(const command_client::completion& done, std::optional<repl
 
 struct command_client::impl : connection_owner, std::enable_shared_from_this<impl> {
     struct pending {
-        bool probe;  // our own idle PING, not the caller's command
+        bool probe; // our own idle PING, not the caller's command
         completion done;
     };
 
     asio::io_context& io_;
-    std::optional<connection> link_;  // set right after construction: it needs our weak_ptr
+    std::optional<connection> link_; // set right after construction: it needs our weak_ptr
     std::deque<pending> in_flight_;
 
     explicit impl(asio::io_context& io) : io_(io) {}
@@ -99,7 +99,8 @@ struct command_client::impl : connection_owner, std::enable_shared_from_this<imp
 
     void on_reply(reply&& r) override {
         // Before up, the connection's own handshake replies are all there should be.
-        if (!link_->up() && r.type == reply::kind::error) return link_->fail("handshake failed: " + r.str);
+        if (!link_->up() && r.type == reply::kind::error)
+            return link_->fail("handshake failed: " + r.str);
         if (!link_->up() || in_flight_.empty()) return link_->fail_protocol("unsolicited reply");
         pending p = std::move(in_flight_.front());
         in_flight_.pop_front();
@@ -117,15 +118,18 @@ struct command_client::impl : connection_owner, std::enable_shared_from_this<imp
         if (in_flight_.empty()) enqueue(encode_command({"PING"}), {true, nullptr});
     }
 
-    void on_down(const std::string& reason, bool) override { fail_all("redis connection lost: " + reason); }
+    void on_down(const std::string& reason, bool) override {
+        fail_all("redis connection lost: " + reason);
+    }
 };
 
 command_client::command_client(asio::io_context& io, redis_endpoint endpoint,
                                std::chrono::milliseconds reconnect_min,
-                               std::chrono::milliseconds reconnect_max, std::chrono::seconds ping_interval)
+                               std::chrono::milliseconds reconnect_max,
+                               std::chrono::seconds ping_interval)
     : impl_(std::make_shared<impl>(io)) {
-    impl_->link_.emplace(io, std::move(endpoint), impl::link_options(reconnect_min, reconnect_max, ping_interval),
-                         impl_);
+    impl_->link_.emplace(io, std::move(endpoint),
+                         impl::link_options(reconnect_min, reconnect_max, ping_interval), impl_);
 }
 
 command_client::~command_client() { impl_->stop(); }
@@ -136,7 +140,9 @@ void command_client::execute(std::vector<std::string> args, completion done) {
     impl_->execute(std::move(args), std::move(done));
 }
 bool command_client::connected() const { return impl_->link_->up(); }
-std::size_t command_client::in_flight() const { return impl_->in_flight_.size() + impl_->link_->own_in_flight(); }
+std::size_t command_client::in_flight() const {
+    return impl_->in_flight_.size() + impl_->link_->own_in_flight();
+}
 std::uint64_t command_client::reconnects() const { return impl_->link_->reconnects(); }
 std::uint64_t command_client::tls_failures() const { return impl_->link_->tls_failures(); }
 std::string command_client::last_error() const { return impl_->link_->last_error(); }

@@ -5,9 +5,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/socket_base.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -43,10 +43,13 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const redis_tls_options& tl
             throw std::runtime_error(std::string(what) + ": cannot load " + path + ": " + e.what());
         }
     };
-    if (tls.ca_file.empty()) ctx->set_default_verify_paths();
-    else load("redis.tls.ca_file", tls.ca_file, [&] { ctx->load_verify_file(tls.ca_file); });
+    if (tls.ca_file.empty())
+        ctx->set_default_verify_paths();
+    else
+        load("redis.tls.ca_file", tls.ca_file, [&] { ctx->load_verify_file(tls.ca_file); });
     if (!tls.cert_file.empty()) {
-        load("redis.tls.cert_file", tls.cert_file, [&] { ctx->use_certificate_chain_file(tls.cert_file); });
+        load("redis.tls.cert_file", tls.cert_file,
+             [&] { ctx->use_certificate_chain_file(tls.cert_file); });
         load("redis.tls.key_file", tls.key_file,
              [&] { ctx->use_private_key_file(tls.key_file, asio::ssl::context::pem); });
     }
@@ -76,11 +79,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     backoff backoff_;
     resp_reader reader_;
     std::vector<char> read_buffer_;
-    std::string out_pending_;  // commands not yet handed to the socket
-    std::string out_writing_;  // the bytes of the write in flight
+    std::string out_pending_; // commands not yet handed to the socket
+    std::string out_writing_; // the bytes of the write in flight
     bool writing_ = false;
-    bool corked_ = false;      // while the handshake is assembled: it goes out as one write
-    bool coalescing_ = false;  // coalesce_timer_ will start the next write
+    bool corked_ = false;     // while the handshake is assembled: it goes out as one write
+    bool coalescing_ = false; // coalesce_timer_ will start the next write
     clock_type::time_point last_write_{};
     bool auth_pending_ = false;
     bool select_pending_ = false;
@@ -97,17 +100,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
     impl(asio::io_context& io, redis_endpoint endpoint, connection_options options,
          std::weak_ptr<connection_owner> owner)
-        : endpoint_(std::move(endpoint)),
-          options_(std::move(options)),
-          owner_(std::move(owner)),
-          resolver_(io),
-          socket_(io),
-          retry_timer_(io),
-          tick_timer_(io),
-          coalesce_timer_(io),
-          backoff_(options_.reconnect_min, options_.reconnect_max),
-          read_buffer_(read_chunk) {
-        if (options_.ping_interval < std::chrono::seconds(1)) options_.ping_interval = std::chrono::seconds(1);
+        : endpoint_(std::move(endpoint)), options_(std::move(options)), owner_(std::move(owner)),
+          resolver_(io), socket_(io), retry_timer_(io), tick_timer_(io), coalesce_timer_(io),
+          backoff_(options_.reconnect_min, options_.reconnect_max), read_buffer_(read_chunk) {
+        if (options_.ping_interval < std::chrono::seconds(1))
+            options_.ping_interval = std::chrono::seconds(1);
         if (endpoint_.tls) tls_context_ = make_tls_context(endpoint_.tls_options);
     }
 
@@ -183,7 +180,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         ++generation_;
         bool was_up = phase_ == phase::up;
         if (was_up || last_error_ != reason)
-            spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason, address_of(endpoint_));
+            spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason,
+                         address_of(endpoint_));
         last_error_ = reason;
         close_link();
         phase_ = phase::waiting;
@@ -213,14 +211,16 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         // process at server.threads threads: the resolver starts a thread of its own for its
         // (blocking) getaddrinfo calls the first time it is used.
         error_code not_an_address;
-        if (const auto address = asio::ip::make_address(endpoint_.host, not_an_address); !not_an_address)
+        if (const auto address = asio::ip::make_address(endpoint_.host, not_an_address);
+            !not_an_address)
             return on_resolve(generation_, {},
                               tcp::resolver::results_type::create(
                                   tcp::endpoint(address, endpoint_.port), endpoint_.host,
                                   std::to_string(endpoint_.port)));
         resolver_.async_resolve(
             endpoint_.host, std::to_string(endpoint_.port),
-            [self = shared_from_this(), gen = generation_](error_code ec, tcp::resolver::results_type results) {
+            [self = shared_from_this(), gen = generation_](error_code ec,
+                                                           tcp::resolver::results_type results) {
                 if (self->stale(gen)) return;
                 self->contained([&] { self->on_resolve(gen, ec, std::move(results)); });
             });
@@ -229,10 +229,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     void on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::results_type results) {
         if (ec) return fail("resolve " + endpoint_.host + ": " + ec.message());
         phase_ = phase::connecting;
-        asio::async_connect(socket_, results, [self = shared_from_this(), gen](error_code ec, const tcp::endpoint&) {
-            if (self->stale(gen)) return;
-            self->contained([&] { self->on_connect(gen, ec); });
-        });
+        asio::async_connect(socket_, results,
+                            [self = shared_from_this(), gen](error_code ec, const tcp::endpoint&) {
+                                if (self->stale(gen)) return;
+                                self->contained([&] { self->on_connect(gen, ec); });
+                            });
     }
 
     void on_connect(std::uint64_t gen, error_code ec) {
@@ -257,9 +258,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             return fail("TLS: cannot set the server name \"" + name + "\"");
         // OpenSSL's own name check (rather than a verify callback) reports "hostname mismatch"
         // or "IP address mismatch" as the verification result, which the log line then names.
-        const bool name_set = not_an_address
-                                  ? SSL_set1_host(ssl, name.c_str()) == 1
-                                  : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+        const bool name_set =
+            not_an_address ? SSL_set1_host(ssl, name.c_str()) == 1
+                           : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
         if (opts.verify && !name_set) return fail("TLS: cannot check the name \"" + name + "\"");
         tls_handshake_pending_ = true;
         tls_->async_handshake(asio::ssl::stream_base::client,
@@ -284,7 +285,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (tls_) {
             const long verify = SSL_get_verify_result(tls_->native_handle());
             if (verify != X509_V_OK)
-                text += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+                text +=
+                    std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
         }
         return text;
     }
@@ -295,8 +297,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         corked_ = true;
         if (!endpoint_.password.empty()) {
             auth_pending_ = true;
-            send(endpoint_.username.empty() ? encode_command({"AUTH", endpoint_.password})
-                                            : encode_command({"AUTH", endpoint_.username, endpoint_.password}));
+            send(endpoint_.username.empty()
+                     ? encode_command({"AUTH", endpoint_.password})
+                     : encode_command({"AUTH", endpoint_.username, endpoint_.password}));
         }
         if (options_.select_db && endpoint_.db != 0) {
             select_pending_ = true;
@@ -347,8 +350,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (self->stale(gen)) return;
             self->contained([&] { self->on_write(ec); });
         };
-        if (tls_) asio::async_write(*tls_, asio::buffer(out_writing_), std::move(done));
-        else asio::async_write(socket_, asio::buffer(out_writing_), std::move(done));
+        if (tls_)
+            asio::async_write(*tls_, asio::buffer(out_writing_), std::move(done));
+        else
+            asio::async_write(socket_, asio::buffer(out_writing_), std::move(done));
     }
 
     void on_write(error_code ec) {
@@ -365,8 +370,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (self->stale(gen)) return;
             self->contained([&] { self->on_read(gen, ec, n); });
         };
-        if (tls_) tls_->async_read_some(asio::buffer(read_buffer_), std::move(done));
-        else socket_.async_read_some(asio::buffer(read_buffer_), std::move(done));
+        if (tls_)
+            tls_->async_read_some(asio::buffer(read_buffer_), std::move(done));
+        else
+            socket_.async_read_some(asio::buffer(read_buffer_), std::move(done));
     }
 
     void on_read(std::uint64_t gen, error_code ec, std::size_t n) {
@@ -380,7 +387,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             while (auto r = reader_.next()) {
                 last_progress_ = clock_type::now();
                 on_reply(std::move(*r));
-                if (stale(gen)) {  // the owner stopped us, or the reply failed the link
+                if (stale(gen)) { // the owner stopped us, or the reply failed the link
                     carry_on = false;
                     break;
                 }
@@ -412,7 +419,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (phase_ == phase::handshake && is_pong(r)) {
             phase_ = phase::up;
             backoff_.reset();
-            if (reconnects_ > 0) spdlog::info("{}: connected to {}", options_.log_name, address_of(endpoint_));
+            if (reconnects_ > 0)
+                spdlog::info("{}: connected to {}", options_.log_name, address_of(endpoint_));
             with_owner([](connection_owner& o) { o.on_up(); });
             return;
         }
@@ -435,9 +443,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (up) with_owner([&](connection_owner& o) { awaiting = o.awaiting(); });
         // Also bounds resolve/connect/handshake: last_progress_ is set when the attempt starts.
         if (awaiting && clock_type::now() - last_progress_ >= 2 * options_.ping_interval)
-            return fail(up                       ? options_.stall_reason
-                        : tls_handshake_pending_ ? std::string("TLS handshake timed out (is it a TLS port?)")
-                                                 : std::string("connect timed out"));
+            return fail(up ? options_.stall_reason
+                        : tls_handshake_pending_
+                            ? std::string("TLS handshake timed out (is it a TLS port?)")
+                            : std::string("connect timed out"));
         if (up) {
             with_owner([](connection_owner& o) { o.on_tick(); });
             if (stale(gen)) return;
@@ -448,7 +457,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
 connection::connection(asio::io_context& io, redis_endpoint endpoint, connection_options options,
                        std::weak_ptr<connection_owner> owner)
-    : impl_(std::make_shared<impl>(io, std::move(endpoint), std::move(options), std::move(owner))) {}
+    : impl_(std::make_shared<impl>(io, std::move(endpoint), std::move(options), std::move(owner))) {
+}
 
 connection::~connection() { impl_->stop(); }
 

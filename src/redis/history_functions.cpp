@@ -291,8 +291,8 @@ std::vector<std::string> history_command(std::string_view prefix,
 
 std::vector<std::string> note_epoch_command(const stream_position& routed,
                                             std::string_view new_epoch) {
-    return {"FCALL", "sse_note_epoch", "0", routed.epoch, std::to_string(routed.seq),
-            std::string(new_epoch)};
+    return {"FCALL",      "sse_note_epoch",           "0",
+            routed.epoch, std::to_string(routed.seq), std::string(new_epoch)};
 }
 
 history_read parse_history_reply(const reply& r, const std::vector<std::string>& channels) {
@@ -342,9 +342,8 @@ history_read parse_history_reply(const reply& r, const std::vector<std::string>&
 }
 
 bool is_missing_function_error(const reply& r) {
-    return r.type == reply::kind::error &&
-           (r.str.find("Function not found") != std::string::npos ||
-            r.str.find("function not found") != std::string::npos);
+    return r.type == reply::kind::error && (r.str.find("Function not found") != std::string::npos ||
+                                            r.str.find("function not found") != std::string::npos);
 }
 
 } // namespace ssegw

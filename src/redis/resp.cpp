@@ -26,7 +26,8 @@ std::string encode_command(std::span<const std::string_view> args) {
         argvlen.push_back(a.size());
     }
     char* out = nullptr;
-    int n = redisFormatCommandArgv(&out, static_cast<int>(args.size()), argv.data(), argvlen.data());
+    int n =
+        redisFormatCommandArgv(&out, static_cast<int>(args.size()), argv.data(), argvlen.data());
     if (n < 0 || out == nullptr) throw std::bad_alloc();
     std::string cmd(out, static_cast<std::size_t>(n));
     redisFreeCommand(out);
@@ -44,11 +45,11 @@ std::string encode_command(std::initializer_list<std::string_view> args) {
 
 struct resp_reader::state {
     redisReader* reader = nullptr;
-    std::size_t fed = 0;                 // bytes fed since the reader was created
-    std::size_t boundary = 0;            // value of `fed` at the end of the last complete reply
-    std::size_t elements_in_reply = 0;   // array slots declared by the reply being built
-    const char* limit_error = nullptr;   // set by a callback that refused an object
-    std::string error;                   // sticky once set
+    std::size_t fed = 0;               // bytes fed since the reader was created
+    std::size_t boundary = 0;          // value of `fed` at the end of the last complete reply
+    std::size_t elements_in_reply = 0; // array slots declared by the reply being built
+    const char* limit_error = nullptr; // set by a callback that refused an object
+    std::string error;                 // sticky once set
 
     static redisReplyObjectFunctions functions;
 
@@ -133,7 +134,7 @@ struct resp_reader::state {
     state() {
         reader = redisReaderCreateWithFunctions(&functions);
         if (!reader) throw std::bad_alloc();
-        reader->privdata = this;  // handed to every read task as task->privdata
+        reader->privdata = this; // handed to every read task as task->privdata
     }
     ~state() { redisReaderFree(reader); }
 
@@ -149,11 +150,12 @@ struct resp_reader::state {
         if (reader->ridx < 0 || reader->rstack[reader->ridx].type != REDIS_REPLY_STRING) return;
         const char* p = reader->buf + reader->pos;
         const char* end = reader->buf + reader->len;
-        if (p < end && *p == '-') return;  // nil or invalid; hiredis decides
+        if (p < end && *p == '-') return; // nil or invalid; hiredis decides
         unsigned long long len = 0;
         for (; p < end && *p >= '0' && *p <= '9'; ++p) {
             len = len * 10 + static_cast<unsigned>(*p - '0');
-            if (len > max_reply_bytes) fail("redis protocol error: bulk string length exceeds limit");
+            if (len > max_reply_bytes)
+                fail("redis protocol error: bulk string length exceeds limit");
         }
     }
 };
@@ -172,7 +174,7 @@ void resp_reader::reset() { state_ = std::make_unique<state>(); }
 
 void resp_reader::feed(std::string_view bytes) {
     if (bytes.empty()) return;
-    if (!state_->error.empty()) return;  // the stream is dead; next() reports why
+    if (!state_->error.empty()) return; // the stream is dead; next() reports why
     if (redisReaderFeed(state_->reader, bytes.data(), bytes.size()) != REDIS_OK)
         state_->fail("redis protocol error: out of memory");
     state_->fed += bytes.size();

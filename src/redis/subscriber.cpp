@@ -77,19 +77,20 @@ void invoke_guarded(const F& f, const char* what, Args&&... args) noexcept {
 struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     asio::io_context& io_;
     subscriber_handlers handlers_;
-    std::optional<connection> link_;  // set right after construction: it needs our weak_ptr
+    std::optional<connection> link_; // set right after construction: it needs our weak_ptr
     bool flush_posted_ = false;
     name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", {}, {}, {}, {}, {}};
     name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", {}, {}, {}, {}, {}};
 
-    impl(asio::io_context& io, subscriber_handlers handlers) : io_(io), handlers_(std::move(handlers)) {}
+    impl(asio::io_context& io, subscriber_handlers handlers)
+        : io_(io), handlers_(std::move(handlers)) {}
 
     static connection_options link_options(const subscriber_options& o) {
         connection_options c;
         c.reconnect_min = o.reconnect_min;
         c.reconnect_max = o.reconnect_max;
         c.ping_interval = o.ping_interval;
-        c.select_db = false;  // pub/sub channels are not per database
+        c.select_db = false; // pub/sub channels are not per database
         c.log_name = "redis subscriber";
         c.stall_reason = "no reply to PING";
         return c;
@@ -137,16 +138,19 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
         using kind = reply::kind;
         if (r.type == kind::error) return link_->fail("redis error: " + r.str);
         // Status replies (PONG outside subscribed mode) need nothing more.
-        if (r.type != kind::array || r.elements.empty() || r.elements[0].type != kind::string) return;
+        if (r.type != kind::array || r.elements.empty() || r.elements[0].type != kind::string)
+            return;
         const std::string& what = r.elements[0].str;
         const auto& el = r.elements;
         auto is_str = [&](std::size_t i) { return el[i].type == kind::string; };
         if (what == "message") {
-            if (el.size() != 3 || !is_str(1) || !is_str(2)) return link_->fail_protocol("malformed message");
+            if (el.size() != 3 || !is_str(1) || !is_str(2))
+                return link_->fail_protocol("malformed message");
             invoke_guarded(handlers_.on_message, "on_message", std::string_view(el[1].str),
                            std::string_view(el[2].str));
         } else if (what == "pmessage") {
-            if (el.size() != 4 || !is_str(2) || !is_str(3)) return link_->fail_protocol("malformed pmessage");
+            if (el.size() != 4 || !is_str(2) || !is_str(3))
+                return link_->fail_protocol("malformed pmessage");
             invoke_guarded(handlers_.on_message, "on_message", std::string_view(el[2].str),
                            std::string_view(el[3].str));
         } else if (what == "subscribe" || what == "unsubscribe" || what == "psubscribe" ||
@@ -155,7 +159,9 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             bool pattern = what[0] == 'p';
             bool added = what == "subscribe" || what == "psubscribe";
             on_confirm(pattern ? patterns_ : channels_, el[1].str, added);
-            if (added && !pattern) invoke_guarded(handlers_.on_subscribed, "on_subscribed", std::string_view(el[1].str));
+            if (added && !pattern)
+                invoke_guarded(handlers_.on_subscribed, "on_subscribed",
+                               std::string_view(el[1].str));
         }
         // Anything else ("pong", future push kinds) is ignored on purpose.
     }
@@ -170,7 +176,8 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
         }
         // A name dropped while its SUBSCRIBE was in flight could not be unsubscribed then (only
         // confirmed names are); now it can.
-        if (set.desired.contains(name) != set.expected.contains(name) || (added && !set.desired.contains(name))) {
+        if (set.desired.contains(name) != set.expected.contains(name) ||
+            (added && !set.desired.contains(name))) {
             set.dirty.insert(name);
             schedule_flush();
         }
@@ -230,7 +237,7 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             }
             append_commands(out, set->subscribe_cmd, add);
             append_commands(out, set->unsubscribe_cmd, remove);
-            set->dirty.clear();  // the views above point into `dirty`: clear after encoding
+            set->dirty.clear(); // the views above point into `dirty`: clear after encoding
         }
         if (!out.empty()) link_->send(std::move(out));
     }
@@ -246,9 +253,15 @@ subscriber::~subscriber() { impl_->stop(); }
 
 void subscriber::start() { impl_->link_->start(); }
 void subscriber::stop() { impl_->stop(); }
-void subscriber::subscribe(const std::string& channel) { impl_->change(impl_->channels_, channel, true); }
-void subscriber::unsubscribe(const std::string& channel) { impl_->change(impl_->channels_, channel, false); }
-void subscriber::psubscribe(const std::string& pattern) { impl_->change(impl_->patterns_, pattern, true); }
+void subscriber::subscribe(const std::string& channel) {
+    impl_->change(impl_->channels_, channel, true);
+}
+void subscriber::unsubscribe(const std::string& channel) {
+    impl_->change(impl_->channels_, channel, false);
+}
+void subscriber::psubscribe(const std::string& pattern) {
+    impl_->change(impl_->patterns_, pattern, true);
+}
 bool subscriber::connected() const { return impl_->link_->up(); }
 std::size_t subscriber::channel_count() const { return impl_->channels_.confirmed.size(); }
 bool subscriber::is_live(const std::string& channel) const {

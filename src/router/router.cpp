@@ -69,7 +69,8 @@ void router::route_history(std::string_view channel, const stream_position& posi
             return count_drop(route_drop::catch_up_overflow, channel);
         }
         held_bytes_ += payload.size() + id_text.size() + channel.size();
-        held_.push_back({std::string(channel), position, std::string(id_text), std::string(payload)});
+        held_.push_back(
+            {std::string(channel), position, std::string(id_text), std::string(payload)});
         return;
     }
     if (position_ && position.epoch == position_->epoch && position.seq <= position_->seq)
@@ -115,7 +116,8 @@ void router::flush() {
 void router::advance_to(const stream_position& next) {
     // A new epoch: tell the broker how far the old one went here, so a loss in a failover
     // (this process routed events the new primary never got) is recorded for resumes.
-    if (position_ && next.epoch != position_->epoch) subscriptions_.epoch_changed(*position_, next.epoch);
+    if (position_ && next.epoch != position_->epoch)
+        subscriptions_.epoch_changed(*position_, next.epoch);
     position_ = next;
 }
 
@@ -167,8 +169,7 @@ void router::count_drop(route_drop why, std::string_view channel) noexcept {
         try {
             spdlog::warn("dropped {} event(s) in the last interval: {} (last on channel \"{}\")", n,
                          route_drop_names[i], channel.substr(0, 80));
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 }
 

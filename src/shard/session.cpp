@@ -217,8 +217,9 @@ void session::do_write() {
                         std::make_move_iterator(queue_.begin() + max_gather));
         queue_.erase(queue_.begin(), queue_.begin() + max_gather);
     }
-    auto handler = [self = shared_from_this()](const boost::system::error_code& ec,
-                                               std::size_t n) { self->on_write(ec, n); };
+    auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        self->on_write(ec, n);
+    };
     if (writing_.size() == 1) {
         asio::async_write(socket_, asio::buffer(*writing_.front()), std::move(handler));
         return;

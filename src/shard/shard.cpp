@@ -14,10 +14,12 @@ namespace ssegw {
 namespace asio = boost::asio;
 
 shard::shard(unsigned id, shard_set& set)
-    : id_(id), set_(set), cfg_(set.config()), ioc_(1), tick_timer_(ioc_),
-      drain_timer_(ioc_), heartbeat_(make_comment_frame("")),
-      rng_state_(0x9E3779B97F4A7C15ull * (id + 1) ^
-                 static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {}
+    : id_(id), set_(set), cfg_(set.config()), ioc_(1), tick_timer_(ioc_), drain_timer_(ioc_),
+      heartbeat_(make_comment_frame("")),
+      rng_state_(
+          0x9E3779B97F4A7C15ull * (id + 1) ^
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
+}
 
 shard::~shard() {
     stop();

@@ -59,8 +59,7 @@ void shard_set::request_history(std::vector<std::string> channels,
     boost::asio::post(control(), [source = history_, channels = std::move(channels),
                                   from = std::move(from), deliver = std::move(deliver),
                                   alive = std::move(alive)]() mutable {
-        source->request(std::move(channels), std::move(from), std::move(deliver),
-                        std::move(alive));
+        source->request(std::move(channels), std::move(from), std::move(deliver), std::move(alive));
     });
 }
 

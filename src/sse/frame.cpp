@@ -48,9 +48,8 @@ std::size_t lines_size(std::string_view prefix, std::string_view text) {
 }
 
 void append_lines(std::string& out, std::string_view prefix, std::string_view text) {
-    for_each_line(text, [&](std::string_view line) {
-        out.append(prefix).append(line).push_back('\n');
-    });
+    for_each_line(text,
+                  [&](std::string_view line) { out.append(prefix).append(line).push_back('\n'); });
 }
 
 void append_field(std::string& out, std::string_view prefix, std::string_view value) {
@@ -61,13 +60,9 @@ std::size_t field_size(std::string_view prefix, const std::optional<std::string_
     return value ? prefix.size() + value->size() + 1 : 0;
 }
 
-frame share(std::string&& block) {
-    return std::make_shared<const std::string>(std::move(block));
-}
+frame share(std::string&& block) { return std::make_shared<const std::string>(std::move(block)); }
 
-bool is_json_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Most non-object payloads (plain text) are recognised here without building a JSON document.
 bool looks_like_object(std::string_view payload) noexcept {
@@ -83,9 +78,12 @@ bool nesting_within(std::string_view payload, std::size_t limit) noexcept {
     bool escaped = false;
     for (char c : payload) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == '{' || c == '[') {
@@ -104,7 +102,7 @@ std::string compact(const json& value) {
 
 const json* member(const json& object, const char* key) {
     const auto it = object.find(key);
-    if (it == object.end() || it->is_null()) return nullptr;  // null means "not given"
+    if (it == object.end() || it->is_null()) return nullptr; // null means "not given"
     return &*it;
 }
 
@@ -140,10 +138,12 @@ frame_result build_from_object(const json& doc, const json& data, std::string_vi
     std::optional<std::string_view> retry;
     if (const json* r = member(doc, "retry")) {
         std::uint64_t ms = 0;
-        if (r->is_number_unsigned()) ms = r->get<std::uint64_t>();
+        if (r->is_number_unsigned())
+            ms = r->get<std::uint64_t>();
         else if (r->is_number_integer() && r->get<std::int64_t>() >= 0)
             ms = static_cast<std::uint64_t>(r->get<std::int64_t>());
-        else return {nullptr, drop_reason::bad_retry};
+        else
+            return {nullptr, drop_reason::bad_retry};
         const auto end = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, ms).ptr;
         retry = std::string_view(retry_buf, static_cast<std::size_t>(end - retry_buf));
     }

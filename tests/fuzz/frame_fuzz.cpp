@@ -52,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         data[0] == 0xff ? std::numeric_limits<std::size_t>::max() : std::size_t{data[0]} * 64;
     const std::size_t id_len = std::min<std::size_t>(data[1], size - 2);
     const std::string_view forced_id(reinterpret_cast<const char*>(data) + 2, id_len);
-    const std::string_view payload(reinterpret_cast<const char*>(data) + 2 + id_len, size - 2 - id_len);
+    const std::string_view payload(reinterpret_cast<const char*>(data) + 2 + id_len,
+                                   size - 2 - id_len);
 
     const auto result = ssegw::build_frame(payload, limit, forced_id);
 
@@ -60,7 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         SSEGW_FUZZ_CHECK(!result.bytes && result.dropped == ssegw::drop_reason::too_large);
         return 0;
     }
-    const bool id_clean = forced_id.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+    const bool id_clean =
+        forced_id.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
     if (!id_clean) {
         SSEGW_FUZZ_CHECK(!result.bytes && result.dropped == ssegw::drop_reason::bad_id);
         return 0;
@@ -79,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // would end a line in the browser's parser but not in ours).
     SSEGW_FUZZ_CHECK(block.size() >= 2 && block.ends_with("\n\n"));
     SSEGW_FUZZ_CHECK(block.find('\r') == std::string_view::npos);
-    const std::string_view body = block.substr(0, block.size() - 1);  // every line ends in '\n'
+    const std::string_view body = block.substr(0, block.size() - 1); // every line ends in '\n'
     SSEGW_FUZZ_CHECK(body.find("\n\n") == std::string_view::npos);
 
     std::size_t id_lines = 0, data_lines = 0;
@@ -116,7 +118,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     // The other frame builders, on the same bytes.
     const auto comment = ssegw::make_comment_frame(payload);
-    SSEGW_FUZZ_CHECK(comment && comment->ends_with("\n\n") && comment->find('\r') == std::string::npos);
+    SSEGW_FUZZ_CHECK(comment && comment->ends_with("\n\n") &&
+                     comment->find('\r') == std::string::npos);
     const auto position = ssegw::make_position_frame(forced_id);
     SSEGW_FUZZ_CHECK(position && *position == "event: ssegw-position\nid: " +
                                                   std::string(forced_id) + "\ndata:\n\n");

@@ -93,10 +93,10 @@ void check_outcome(const std::variant<ssegw::principal, ssegw::auth_failure>& ou
         // a closed set of fixed texts, which is stronger than looking for the token in them (a
         // short input can be a substring of "missing token" without anything leaking).
         static constexpr std::string_view fixed_reasons[] = {
-            "missing token",       "missing or invalid user", "malformed token",
-            "token expired",       "token not yet valid",     "invalid signature",
-            "algorithm not allowed", "audience mismatch",     "issuer mismatch",
-            "missing user claim",  "invalid user claim",      "invalid topics claim"};
+            "missing token",         "missing or invalid user", "malformed token",
+            "token expired",         "token not yet valid",     "invalid signature",
+            "algorithm not allowed", "audience mismatch",       "issuer mismatch",
+            "missing user claim",    "invalid user claim",      "invalid topics claim"};
         bool fixed = false;
         for (auto r : fixed_reasons) fixed = fixed || failure->reason == r;
         SSEGW_FUZZ_CHECK(fixed);
@@ -117,7 +117,8 @@ void check_cookie(std::string_view header, std::string_view name) {
     const auto value = ssegw::find_cookie(header, name);
     if (!value) return;
     SSEGW_FUZZ_CHECK(value->empty() ||
-                     (value->data() >= header.data() && value->data() + value->size() <= header.data() + header.size()));
+                     (value->data() >= header.data() &&
+                      value->data() + value->size() <= header.data() + header.size()));
     SSEGW_FUZZ_CHECK(value->find(';') == std::string_view::npos);
 }
 
@@ -159,7 +160,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 5: {
         creds.query_user = rest;
         const auto outcome = none_auth().authenticate(creds);
-        SSEGW_FUZZ_CHECK(std::holds_alternative<ssegw::principal>(outcome) == ssegw::is_valid_name(rest));
+        SSEGW_FUZZ_CHECK(std::holds_alternative<ssegw::principal>(outcome) ==
+                         ssegw::is_valid_name(rest));
         check_outcome(outcome, {});
         break;
     }

@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else if (!text.empty() && text.front() == ssegw::envelope_marker) {
         // A marked message is refused only for a missing newline or a malformed position.
         const auto nl = text.find('\n');
-        SSEGW_FUZZ_CHECK(nl == std::string_view::npos || !ssegw::stream_position::parse(text.substr(1, nl - 1)));
+        SSEGW_FUZZ_CHECK(nl == std::string_view::npos ||
+                         !ssegw::stream_position::parse(text.substr(1, nl - 1)));
     }
     // Also try the input as the position inside an envelope, as sse_publish would send it.
     if (size <= 64 && text.find('\n') == std::string_view::npos) {

@@ -16,8 +16,8 @@
 namespace {
 
 bool is_view_into(std::string_view part, std::string_view whole) {
-    return part.empty() ||
-           (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+    return part.empty() || (part.data() >= whole.data() &&
+                            part.data() + part.size() <= whole.data() + whole.size());
 }
 
 void check_decode(std::string_view in, bool plus_as_space) {
@@ -26,7 +26,8 @@ void check_decode(std::string_view in, bool plus_as_space) {
     // Decoding only ever shrinks (%XX -> 1 byte, '+' -> ' ') and never yields a NUL.
     SSEGW_FUZZ_CHECK(out->size() <= in.size());
     SSEGW_FUZZ_CHECK(out->find('\0') == std::string::npos);
-    if (in.find('%') == std::string_view::npos && (!plus_as_space || in.find('+') == std::string_view::npos))
+    if (in.find('%') == std::string_view::npos &&
+        (!plus_as_space || in.find('+') == std::string_view::npos))
         SSEGW_FUZZ_CHECK(*out == in);
 }
 
@@ -62,9 +63,10 @@ void check_query(std::string_view query) {
             SSEGW_FUZZ_CHECK(std::find(req->topics.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                                        req->topics.end(), topic) == req->topics.end());
             // Every topic was asked for by a `topic=` parameter.
-            SSEGW_FUZZ_CHECK(std::any_of(all->begin(), all->end(), [&](const ssegw::query_param& p) {
-                return p.key == "topic" && p.value == topic;
-            }));
+            SSEGW_FUZZ_CHECK(
+                std::any_of(all->begin(), all->end(), [&](const ssegw::query_param& p) {
+                    return p.key == "topic" && p.value == topic;
+                }));
         }
     }
 }

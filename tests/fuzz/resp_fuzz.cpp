@@ -6,8 +6,8 @@
 
 #include "fuzz_check.hpp"
 
-#include "ssegw/redis/history_functions.hpp"
 #include "ssegw/core/redis_url.hpp"
+#include "ssegw/redis/history_functions.hpp"
 #include "ssegw/redis/resp.hpp"
 
 #include <algorithm>
@@ -36,8 +36,9 @@ void check_history(const ssegw::reply& r) {
             SSEGW_FUZZ_CHECK(!read.error.empty());
             continue;
         }
-        SSEGW_FUZZ_CHECK(std::is_sorted(read.entries.begin(), read.entries.end(),
-                                        [](const auto& a, const auto& b) { return a.position.seq < b.position.seq; }));
+        SSEGW_FUZZ_CHECK(std::is_sorted(
+            read.entries.begin(), read.entries.end(),
+            [](const auto& a, const auto& b) { return a.position.seq < b.position.seq; }));
         for (const auto& e : read.entries) SSEGW_FUZZ_CHECK(e.position.epoch == read.tip.epoch);
         if (read.unknown_position) SSEGW_FUZZ_CHECK(read.entries.empty());
     }
@@ -55,7 +56,8 @@ void check_reader(std::uint8_t seed, std::string_view stream) {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            const std::size_t chunk = std::min<std::size_t>(stream.size(), 1 + state % (seed % 64 + 1));
+            const std::size_t chunk =
+                std::min<std::size_t>(stream.size(), 1 + state % (seed % 64 + 1));
             reader.feed(stream.substr(0, chunk));
             stream.remove_prefix(chunk);
             while (auto r = reader.next()) check_history(*r);

@@ -10,6 +10,7 @@ namespace ssegw {
 /// Names match exactly (case-sensitive, as browsers send them); whitespace around pairs is
 /// ignored; one pair of surrounding double quotes is stripped from the value. The result points
 /// into `header`.
-std::optional<std::string_view> find_cookie(std::string_view header, std::string_view name) noexcept;
+std::optional<std::string_view> find_cookie(std::string_view header,
+                                            std::string_view name) noexcept;
 
 } // namespace ssegw

@@ -21,8 +21,8 @@ struct broker_stats {
     std::uint64_t subscribed_channels = 0;
     std::uint64_t protocol_errors = 0;
     std::uint64_t epoch_changes = 0; ///< history epochs this process saw begin
-    std::uint64_t tls_failures = 0; ///< failed TLS handshakes, both links
-    std::string address;            ///< host:port of the Redis the links connect to
+    std::uint64_t tls_failures = 0;  ///< failed TLS handshakes, both links
+    std::string address;             ///< host:port of the Redis the links connect to
 };
 
 class broker {

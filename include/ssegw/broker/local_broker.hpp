@@ -2,7 +2,6 @@
 // Standalone mode (redis.url "none"): no Redis. A publish goes straight to the event sink, and
 // history lives in an in-memory ring per channel with the same positions and semantics.
 
-
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/broker/memory_history.hpp"
 #include "ssegw/config/config.hpp"

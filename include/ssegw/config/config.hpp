@@ -73,9 +73,9 @@ struct sse_config {
 };
 
 struct jwt_config {
-    std::string secret;                            ///< HS256 key; masked when printed
+    std::string secret;                              ///< HS256 key; masked when printed
     std::vector<std::string> algorithms = {"HS256"}; ///< accepted "alg" values
-    std::string public_key_file;                   ///< PEM for RS256 / ES256
+    std::string public_key_file;                     ///< PEM for RS256 / ES256
     std::string cookie = "sse_token";
     std::string query_param = "token";
     std::string user_claim = "sub";

@@ -32,20 +32,22 @@ public:
 
     /// Other integer types (int, std::size_t, ...) go to the integer overload instead of
     /// being ambiguous between int64_t and double.
+    // clang-format off (clang-format 14 cannot lay out requires-clauses)
     template <std::integral T>
-        requires(!std::same_as<T, std::int64_t>)
-    void gauge(std::string_view name, std::string_view help, T value,
-               std::string_view labels = {}) {
+    requires(!std::same_as<T, std::int64_t>) void gauge(std::string_view name,
+                                                        std::string_view help, T value,
+                                                        std::string_view labels = {}) {
         gauge(name, help, static_cast<std::int64_t>(value), labels);
     }
+    // clang-format on
 
     /// A histogram: cumulative `<name>_bucket{le="..."}` lines ending with `le="+Inf"`, then
     /// `<name>_sum` (in exposed units: seconds for latencies) and `<name>_count`. `+Inf` equals
     /// `_count` even while the owning shard keeps observing: both come from the same read of
     /// the buckets.
     template <class Buckets>
-    void histogram(std::string_view name, std::string_view help,
-                   const fixed_histogram<Buckets>& h, std::string_view labels = {}) {
+    void histogram(std::string_view name, std::string_view help, const fixed_histogram<Buckets>& h,
+                   std::string_view labels = {}) {
         std::array<std::uint64_t, fixed_histogram<Buckets>::bucket_count + 1> counts;
         std::array<double, fixed_histogram<Buckets>::bucket_count> bounds;
         for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = h.bucket(i);
@@ -64,7 +66,7 @@ private:
 
     struct family {
         std::string name;
-        std::string text;  ///< HELP, TYPE, then this family's samples
+        std::string text; ///< HELP, TYPE, then this family's samples
     };
 
     std::string& family_text(std::string_view name, std::string_view help, std::string_view type);

@@ -31,7 +31,7 @@ std::optional<std::vector<query_param>> parse_query(std::string_view query,
 /// A request target split into its path and query, both views into the target (no decoding).
 struct request_target {
     std::string_view path;
-    std::string_view query;  ///< without the '?'; empty when there is none
+    std::string_view query; ///< without the '?'; empty when there is none
 };
 
 /// "/events?topic=a" -> {"/events", "topic=a"}. A '#' fragment (never sent by browsers, but

@@ -26,7 +26,7 @@ struct redis_endpoint {
     std::string username;
     std::string password;
     int db = 0;
-    bool tls = false; ///< rediss://
+    bool tls = false;              ///< rediss://
     redis_tls_options tls_options; ///< used when tls
 };
 
@@ -44,6 +44,8 @@ std::string address_of(const redis_endpoint& endpoint);
 std::string mask_redis_url(std::string_view url);
 
 /// Empty or "none": no Redis, the gateway runs standalone.
-inline bool is_standalone_url(std::string_view url) noexcept { return url.empty() || url == "none"; }
+inline bool is_standalone_url(std::string_view url) noexcept {
+    return url.empty() || url == "none";
+}
 
 } // namespace ssegw

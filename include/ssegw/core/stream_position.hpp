@@ -17,9 +17,9 @@
 namespace ssegw {
 
 struct stream_position {
-    std::string epoch;      ///< 1..24 lowercase hex digits
-    std::uint64_t seq = 0;  ///< global history sequence; every event <= seq was seen
-    std::int64_t time = 0;  ///< unix seconds of that event
+    std::string epoch;     ///< 1..24 lowercase hex digits
+    std::uint64_t seq = 0; ///< global history sequence; every event <= seq was seen
+    std::int64_t time = 0; ///< unix seconds of that event
 
     std::string format() const;
     /// Parses the text form; nullopt for anything else (foreign ids, junk, overflow).

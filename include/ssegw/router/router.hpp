@@ -36,14 +36,20 @@ class broker;
 
 /// Why an incoming event reached no session; labels on ssegw_events_dropped_total.
 enum class route_drop : std::uint8_t {
-    too_large, bad_event_name, bad_id, bad_retry, bad_channel, no_local_subscriber,
-    duplicate, catch_up_overflow, count_
+    too_large,
+    bad_event_name,
+    bad_id,
+    bad_retry,
+    bad_channel,
+    no_local_subscriber,
+    duplicate,
+    catch_up_overflow,
+    count_
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(route_drop::count_)>
-    route_drop_names = {"too_large",   "bad_event_name",      "bad_id",
-                        "bad_retry",   "bad_channel",         "no_local_subscriber",
-                        "duplicate",   "catch_up_overflow"};
+    route_drop_names = {"too_large",   "bad_event_name",      "bad_id",    "bad_retry",
+                        "bad_channel", "no_local_subscriber", "duplicate", "catch_up_overflow"};
 
 class router final : public event_sink, public interest_sink {
 public:

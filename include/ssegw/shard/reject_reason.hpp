@@ -10,14 +10,24 @@ namespace ssegw {
 
 /// Why a subscribe request was refused; a label on ssegw_requests_rejected_total.
 enum class reject_reason : std::uint8_t {
-    bad_request, unauthorized, forbidden, not_found, method_not_allowed, too_many_per_user,
-    headers_too_large, target_too_long, origin_not_allowed, instance_full, draining, count_
+    bad_request,
+    unauthorized,
+    forbidden,
+    not_found,
+    method_not_allowed,
+    too_many_per_user,
+    headers_too_large,
+    target_too_long,
+    origin_not_allowed,
+    instance_full,
+    draining,
+    count_
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)>
-    reject_reason_names = {"bad_request",       "unauthorized",      "forbidden",
-                           "not_found",         "method_not_allowed", "too_many_per_user",
-                           "headers_too_large", "target_too_long",   "origin_not_allowed",
-                           "instance_full",     "draining"};
+    reject_reason_names = {
+        "bad_request",        "unauthorized",      "forbidden",         "not_found",
+        "method_not_allowed", "too_many_per_user", "headers_too_large", "target_too_long",
+        "origin_not_allowed", "instance_full",     "draining"};
 
 } // namespace ssegw

@@ -38,8 +38,8 @@ class session : public std::enable_shared_from_this<session> {
 public:
     /// awaits_history: live events are held back until on_history() has written what the
     /// client missed (history enabled); otherwise the stream is live at once.
-    session(shard& owner, shard_socket socket, std::string user,
-            std::vector<std::string> channels, std::int64_t expires_at_unix, bool awaits_history);
+    session(shard& owner, shard_socket socket, std::string user, std::vector<std::string> channels,
+            std::int64_t expires_at_unix, bool awaits_history);
     ~session();
 
     /// Writes the response head and first bytes, then watches for the client leaving.
@@ -97,18 +97,19 @@ private:
     shard_socket socket_;
     std::string user_;
     std::vector<std::string> channels_;
-    std::vector<frame> queue_;    ///< waiting for the next write
-    std::vector<frame> writing_;  ///< owned by the write in flight
-    std::vector<boost::asio::const_buffer> gather_; ///< buffer views of writing_, multi-frame writes
-    frame position_;              ///< position block (make_position_frame) of where the client stands
+    std::vector<frame> queue_;   ///< waiting for the next write
+    std::vector<frame> writing_; ///< owned by the write in flight
+    std::vector<boost::asio::const_buffer>
+        gather_;     ///< buffer views of writing_, multi-frame writes
+    frame position_; ///< position block (make_position_frame) of where the client stands
     std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
     std::uint64_t queued_bytes_ = 0;
-    std::uint64_t last_seq_ = 0;       ///< highest history sequence written (or owed before)
+    std::uint64_t last_seq_ = 0; ///< highest history sequence written (or owed before)
     std::uint64_t bytes_written_ = 0;
     std::int64_t expires_at_unix_ = 0; ///< token exp; 0 = never
     std::uint32_t epoch_ = 0;          ///< epoch_tag of last_seq_'s epoch
     std::uint32_t opened_tick_ = 0;
-    std::uint32_t leave_at_tick_ = 0;  ///< sse.max_lifetime_seconds deadline; 0 = never
+    std::uint32_t leave_at_tick_ = 0; ///< sse.max_lifetime_seconds deadline; 0 = never
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;

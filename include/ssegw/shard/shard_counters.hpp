@@ -26,11 +26,11 @@ struct shard_counters {
     latency_histogram delivery_latency; ///< from receipt by the process to the session's write
     size_histogram fanout;              ///< streams one routed event reached on this shard
 
-    counter resumes{0};            ///< streams that came back with a Last-Event-ID
-    counter replayed_events{0};    ///< history events written to resuming streams
-    counter truncated_resumes{0};  ///< resumes told "history-truncated" (gap or unknown id)
-    counter unknown_positions{0};  ///< Last-Event-IDs that were not a position of ours
-    counter resume_failures{0};    ///< history could not be read; the stream was sent back
+    counter resumes{0};               ///< streams that came back with a Last-Event-ID
+    counter replayed_events{0};       ///< history events written to resuming streams
+    counter truncated_resumes{0};     ///< resumes told "history-truncated" (gap or unknown id)
+    counter unknown_positions{0};     ///< Last-Event-IDs that were not a position of ours
+    counter resume_failures{0};       ///< history could not be read; the stream was sent back
     latency_histogram resume_latency; ///< from the request to the missed events being queued
 
     /// Owner-thread increment: a relaxed load + store, cheaper than fetch_add, valid because

@@ -49,7 +49,8 @@ std::string sign(const std::string& alg, const std::string& key, const json& cla
 
 /// Builds a token by hand, for what the encoder refuses to produce (odd headers or payloads,
 /// empty keys). An empty `key` leaves the signature part empty.
-std::string handmade(const std::string& header, const std::string& payload, std::optional<std::string> key) {
+std::string handmade(const std::string& header, const std::string& payload,
+                     std::optional<std::string> key) {
     std::string input = b64url(header) + "." + b64url(payload);
     if (!key) return input + ".";
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -125,7 +126,8 @@ TEST(jwt_verifier, tampered_payload_is_rejected) {
     jwt_verifier v{hs_config()};
     auto token = sign("HS256", test_secret, claims_for("alice"));
     auto dot1 = token.find('.'), dot2 = token.find('.', dot1 + 1);
-    auto forged = token.substr(0, dot1 + 1) + b64url(claims_for("mallory").dump()) + token.substr(dot2);
+    auto forged =
+        token.substr(0, dot1 + 1) + b64url(claims_for("mallory").dump()) + token.substr(dot2);
     expect_failure(v.verify(forged), "invalid signature", forged);
 }
 
@@ -173,7 +175,8 @@ TEST(jwt_verifier, acceptance_and_stream_deadline_agree) {
     cfg.leeway_seconds = 5;
     jwt_verifier v{cfg};
     const auto exp = now_s() - 3; // expired, inside the leeway
-    principal p = expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"exp", exp}})));
+    principal p =
+        expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"exp", exp}})));
     ASSERT_TRUE(p.expires_at);
     EXPECT_EQ(std::chrono::system_clock::to_time_t(*p.expires_at), exp + 5);
     // At the deadline itself (cpp-jwt alone would still accept it): refused.
@@ -184,8 +187,8 @@ TEST(jwt_verifier, acceptance_and_stream_deadline_agree) {
 TEST(jwt_verifier, alg_none_is_rejected) {
     jwt_verifier v{hs_config()};
     std::string payload = claims_for("alice").dump();
-    for (const char* header : {R"({"alg":"none"})", R"({"alg":"none","typ":"JWT"})", R"({"alg":"NONE"})",
-                               R"({"alg":"None"})"}) {
+    for (const char* header : {R"({"alg":"none"})", R"({"alg":"none","typ":"JWT"})",
+                               R"({"alg":"NONE"})", R"({"alg":"None"})"}) {
         auto token = handmade(header, payload, std::nullopt);
         expect_failure(v.verify(token), "algorithm not allowed", token);
     }
@@ -198,7 +201,8 @@ TEST(jwt_verifier, alg_none_is_rejected) {
 
 TEST(jwt_verifier, alg_is_case_sensitive) {
     jwt_verifier v{hs_config()};
-    auto token = handmade(R"({"alg":"hs256","typ":"JWT"})", claims_for("alice").dump(), test_secret);
+    auto token =
+        handmade(R"({"alg":"hs256","typ":"JWT"})", claims_for("alice").dump(), test_secret);
     expect_failure(v.verify(token), "algorithm not allowed", token);
 }
 
@@ -222,14 +226,16 @@ TEST(jwt_verifier, hs256_signed_with_public_key_fails_even_when_both_families_al
     auto token = sign("HS256", read_file(fixtures / "rs256_public.pem"), claims_for("alice"));
     expect_failure(v.verify(token), "invalid signature", token);
     expect_principal(v.verify(sign("HS256", test_secret, claims_for("alice"))));
-    expect_principal(v.verify(sign("RS256", read_file(fixtures / "rs256_private.pem"), claims_for("alice"))));
+    expect_principal(
+        v.verify(sign("RS256", read_file(fixtures / "rs256_private.pem"), claims_for("alice"))));
 }
 
 TEST(jwt_verifier, empty_secret_never_verifies) {
     auto config = hs_config();
     config.secret.clear();
     jwt_verifier v{config};
-    auto token = handmade(R"({"alg":"HS256","typ":"JWT"})", claims_for("alice").dump(), std::string{});
+    auto token =
+        handmade(R"({"alg":"HS256","typ":"JWT"})", claims_for("alice").dump(), std::string{});
     expect_failure(v.verify(token), "algorithm not allowed", token);
 }
 
@@ -247,15 +253,17 @@ TEST(jwt_verifier, malformed_strings_are_rejected) {
     auto valid = sign("HS256", test_secret, claims_for("alice"));
 
     for (const std::string& token :
-         {std::string{}, std::string{"a.b"}, std::string{"a.b.c"}, std::string{".."}, std::string{"..."},
-          std::string{"a..c"}, std::string{"\xff\xfe.\x80\x81.\x00\x01", 8}, junk, junk_with_dots, long_b64,
-          std::string(20000, 'A'), valid + ".extra", valid + "=", " " + valid, valid.substr(0, valid.size() - 1) + "+",
+         {std::string{}, std::string{"a.b"}, std::string{"a.b.c"}, std::string{".."},
+          std::string{"..."}, std::string{"a..c"}, std::string{"\xff\xfe.\x80\x81.\x00\x01", 8},
+          junk, junk_with_dots, long_b64, std::string(20000, 'A'), valid + ".extra", valid + "=",
+          " " + valid, valid.substr(0, valid.size() - 1) + "+",
           b64url("not json") + "." + b64url("{}") + ".c2ln",
           b64url(R"({"alg":5})") + "." + b64url("{}") + ".c2ln",
           b64url(R"(["HS256"])") + "." + b64url("{}") + ".c2ln",
           b64url(R"({"typ":"JWT"})") + "." + b64url("{}") + ".c2ln"}) {
         auto result = v.verify(token);
-        ASSERT_TRUE(std::holds_alternative<auth_failure>(result)) << "accepted: " << token.substr(0, 40);
+        ASSERT_TRUE(std::holds_alternative<auth_failure>(result))
+            << "accepted: " << token.substr(0, 40);
         EXPECT_EQ(std::get<auth_failure>(result).status, 401);
         EXPECT_TRUE(std::get<auth_failure>(result).reason == "malformed token" ||
                     std::get<auth_failure>(result).reason == "invalid signature")
@@ -266,9 +274,10 @@ TEST(jwt_verifier, malformed_strings_are_rejected) {
 TEST(jwt_verifier, correctly_signed_but_odd_payloads_are_rejected) {
     jwt_verifier v{hs_config()};
     const std::string header = R"({"alg":"HS256","typ":"JWT"})";
-    for (const std::string& payload : {std::string{"[1,2]"}, std::string{"\"str\""}, std::string{"not json"},
-                                       std::string{R"({"sub":"a","exp":"tomorrow"})"},
-                                       std::string{R"({"sub":"a","exp":-100})"}}) {
+    for (const std::string& payload :
+         {std::string{"[1,2]"}, std::string{"\"str\""}, std::string{"not json"},
+          std::string{R"({"sub":"a","exp":"tomorrow"})"},
+          std::string{R"({"sub":"a","exp":-100})"}}) {
         auto token = handmade(header, payload, test_secret);
         auto result = v.verify(token);
         ASSERT_TRUE(std::holds_alternative<auth_failure>(result)) << payload;
@@ -286,8 +295,8 @@ TEST(jwt_verifier, user_claim_rules) {
     EXPECT_EQ(expect_principal(v.verify(sign("HS256", test_secret, {{"sub", 42}}))).user, "42");
     EXPECT_EQ(expect_principal(v.verify(sign("HS256", test_secret, {{"sub", -7}}))).user, "-7");
 
-    for (const json& bad : {json("line\nbreak"), json(""), json(true), json(1.5), json::array({"a"}),
-                            json(std::string(300, 'x'))}) {
+    for (const json& bad : {json("line\nbreak"), json(""), json(true), json(1.5),
+                            json::array({"a"}), json(std::string(300, 'x'))}) {
         auto token = sign("HS256", test_secret, {{"sub", bad}});
         expect_failure(v.verify(token), "invalid user claim", token);
     }
@@ -298,8 +307,8 @@ TEST(jwt_verifier, custom_user_and_topics_claims) {
     config.user_claim = "uid";
     config.topics_claim = "scope_topics";
     jwt_verifier v{config};
-    principal p = expect_principal(
-        v.verify(sign("HS256", test_secret, {{"uid", "carol"}, {"sub", "ignored"}, {"scope_topics", {"x"}}})));
+    principal p = expect_principal(v.verify(sign(
+        "HS256", test_secret, {{"uid", "carol"}, {"sub", "ignored"}, {"scope_topics", {"x"}}})));
     EXPECT_EQ(p.user, "carol");
     EXPECT_EQ(p.topic_grants, std::vector<std::string>{"x"});
     auto no_uid = sign("HS256", test_secret, {{"sub", "dave"}});
@@ -308,11 +317,13 @@ TEST(jwt_verifier, custom_user_and_topics_claims) {
 
 TEST(jwt_verifier, topics_claim_must_be_array_of_strings) {
     jwt_verifier v{hs_config()};
-    for (const json& bad : {json("news"), json(1), json::object({{"a", 1}}), json::array({"news", 1})}) {
+    for (const json& bad :
+         {json("news"), json(1), json::object({{"a", 1}}), json::array({"news", 1})}) {
         auto token = sign("HS256", test_secret, {{"sub", "alice"}, {"topics", bad}});
         expect_failure(v.verify(token), "invalid topics claim", token);
     }
-    EXPECT_TRUE(expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"topics", json::array()}})))
+    EXPECT_TRUE(expect_principal(
+                    v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"topics", json::array()}})))
                     .topic_grants.empty());
 }
 
@@ -324,9 +335,11 @@ TEST(jwt_verifier, audience_checked_only_when_configured) {
     config.audience = "sse-gateway";
     jwt_verifier v{config};
     expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"aud", "sse-gateway"}})));
-    expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"aud", {"api", "sse-gateway"}}})));
-    for (const json& claims : {json{{"sub", "a"}, {"aud", "api"}}, json{{"sub", "a"}, {"aud", {"api"}}},
-                               json{{"sub", "a"}, {"aud", 5}}, json{{"sub", "a"}}}) {
+    expect_principal(
+        v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"aud", {"api", "sse-gateway"}}})));
+    for (const json& claims :
+         {json{{"sub", "a"}, {"aud", "api"}}, json{{"sub", "a"}, {"aud", {"api"}}},
+          json{{"sub", "a"}, {"aud", 5}}, json{{"sub", "a"}}}) {
         auto token = sign("HS256", test_secret, claims);
         expect_failure(v.verify(token), "audience mismatch", token);
     }
@@ -339,8 +352,10 @@ TEST(jwt_verifier, issuer_checked_only_when_configured) {
     auto config = hs_config();
     config.issuer = "https://auth.example";
     jwt_verifier v{config};
-    expect_principal(v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"iss", "https://auth.example"}})));
-    for (const json& claims : {json{{"sub", "a"}, {"iss", "https://evil.example"}}, json{{"sub", "a"}}}) {
+    expect_principal(
+        v.verify(sign("HS256", test_secret, {{"sub", "a"}, {"iss", "https://auth.example"}})));
+    for (const json& claims :
+         {json{{"sub", "a"}, {"iss", "https://evil.example"}}, json{{"sub", "a"}}}) {
         auto token = sign("HS256", test_secret, claims);
         expect_failure(v.verify(token), "issuer mismatch", token);
     }

@@ -5,7 +5,9 @@
 namespace ssegw {
 namespace {
 
-principal with_grants(std::vector<std::string> grants) { return {"u1", std::move(grants), std::nullopt}; }
+principal with_grants(std::vector<std::string> grants) {
+    return {"u1", std::move(grants), std::nullopt};
+}
 
 TEST(principal, exact_grant_matches_only_that_topic) {
     auto p = with_grants({"news", "prices.eur"});

@@ -51,11 +51,12 @@ cli_outcome run_cli(std::vector<std::string> args, const env_map& env = {}) {
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     argv.push_back(nullptr);
-    return parse_cli(static_cast<int>(args.size()), argv.data(), [&env](const char* name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-    });
+    return parse_cli(static_cast<int>(args.size()), argv.data(),
+                     [&env](const char* name) -> std::optional<std::string> {
+                         auto it = env.find(name);
+                         if (it == env.end()) return std::nullopt;
+                         return it->second;
+                     });
 }
 
 // Every error must be exactly one stderr line, prefixed, with exit code 2.
@@ -101,7 +102,8 @@ TEST(cli, picks_up_config_gateway_json_from_the_working_directory) {
 TEST(cli, explicit_config_file) {
     temp_cwd cwd;
     cwd.write("config/gateway.json", R"({"server": {"port": 7000}})");
-    const auto path = cwd.write("other.json", R"({"server": {"port": 7100}, "auth": {"mode": "none"}})");
+    const auto path =
+        cwd.write("other.json", R"({"server": {"port": 7100}, "auth": {"mode": "none"}})");
     const auto out = run_cli({"--config", path});
     ASSERT_EQ(out.action, cli_action::run) << out.text;
     EXPECT_EQ(out.config.server.port, 7100);
@@ -126,7 +128,8 @@ TEST(cli, config_from_env_and_flag_beats_it) {
 TEST(cli, missing_explicit_config_is_an_error) {
     temp_cwd cwd;
     expect_error_line(run_cli({"--config", "nope.json"}), "--config: no such file: nope.json");
-    expect_error_line(run_cli({}, {{"SSEGW_CONFIG", "nope.json"}}), "SSEGW_CONFIG: no such file: nope.json");
+    expect_error_line(run_cli({}, {{"SSEGW_CONFIG", "nope.json"}}),
+                      "SSEGW_CONFIG: no such file: nope.json");
 }
 
 TEST(cli, bad_config_file_names_file_and_key) {
@@ -166,7 +169,8 @@ TEST(cli, env_overrides_file) {
 
 TEST(cli, empty_env_values_are_ignored) {
     temp_cwd cwd;
-    const auto out = run_cli({}, {{"SSEGW_PORT", ""}, {"SSEGW_REDIS_URL", ""}, {"SSEGW_JWT_SECRET", "k"}});
+    const auto out =
+        run_cli({}, {{"SSEGW_PORT", ""}, {"SSEGW_REDIS_URL", ""}, {"SSEGW_JWT_SECRET", "k"}});
     ASSERT_EQ(out.action, cli_action::run) << out.text;
     EXPECT_EQ(out.config.server.port, 8080);
     EXPECT_EQ(out.config.redis.url, "redis://127.0.0.1:6379");
@@ -174,7 +178,8 @@ TEST(cli, empty_env_values_are_ignored) {
 
 TEST(cli, bad_env_values_name_the_variable) {
     temp_cwd cwd;
-    expect_error_line(run_cli({}, {{"SSEGW_PORT", "abc"}}), R"(SSEGW_PORT: expected an integer in 1..65535, got "abc")");
+    expect_error_line(run_cli({}, {{"SSEGW_PORT", "abc"}}),
+                      R"(SSEGW_PORT: expected an integer in 1..65535, got "abc")");
     expect_error_line(run_cli({}, {{"SSEGW_PORT", "0"}}), "SSEGW_PORT: ");
     expect_error_line(run_cli({}, {{"SSEGW_ADMIN_PORT", "65536"}}), "SSEGW_ADMIN_PORT: ");
     expect_error_line(run_cli({}, {{"SSEGW_THREADS", "-1"}}), "SSEGW_THREADS: ");
@@ -186,9 +191,10 @@ TEST(cli, bad_env_values_name_the_variable) {
 
 TEST(cli, flags_beat_env_and_file) {
     temp_cwd cwd;
-    cwd.write("config/gateway.json", R"({"server": {"port": 7000, "threads": 2}, "auth": {"mode": "none"}})");
-    const auto out = run_cli({"--port", "7600", "--admin-port", "7601", "--redis", "redis://:pw@r:6380",
-                              "--threads", "16", "--log-level", "warn"},
+    cwd.write("config/gateway.json",
+              R"({"server": {"port": 7000, "threads": 2}, "auth": {"mode": "none"}})");
+    const auto out = run_cli({"--port", "7600", "--admin-port", "7601", "--redis",
+                              "redis://:pw@r:6380", "--threads", "16", "--log-level", "warn"},
                              {{"SSEGW_PORT", "7500"},
                               {"SSEGW_ADMIN_PORT", "7501"},
                               {"SSEGW_THREADS", "8"},
@@ -241,7 +247,8 @@ TEST(cli, bad_flag_message_does_not_leak_the_redis_password) {
 
 TEST(cli, invalid_combination_from_flags_is_an_error) {
     temp_cwd cwd;
-    expect_error_line(run_cli({"--port", "9090"}, with_secret), "server.admin_port: must differ from server.port");
+    expect_error_line(run_cli({"--port", "9090"}, with_secret),
+                      "server.admin_port: must differ from server.port");
 }
 
 TEST(cli, help_and_version) {
@@ -253,11 +260,28 @@ TEST(cli, help_and_version) {
         EXPECT_EQ(out.text, help_text());
     }
     const std::string help = help_text();
-    for (const char* needle : {"Usage: sse-gateway", "--config FILE", "--port N", "--admin-port N", "--redis URL",
-                               "--threads N", "--log-level LEVEL", "--check-config", "--version", "-h, --help",
-                               "SSEGW_PORT", "SSEGW_ADMIN_PORT", "SSEGW_REDIS_URL", "SSEGW_THREADS",
-                               "SSEGW_LOG_LEVEL", "SSEGW_JWT_SECRET", "SSEGW_HOST", "SSEGW_ADMIN_HOST",
-                               "SSEGW_AUTH_MODE", "SSEGW_CONFIG", "\n  0  ", "\n  2  "})
+    for (const char* needle : {"Usage: sse-gateway",
+                               "--config FILE",
+                               "--port N",
+                               "--admin-port N",
+                               "--redis URL",
+                               "--threads N",
+                               "--log-level LEVEL",
+                               "--check-config",
+                               "--version",
+                               "-h, --help",
+                               "SSEGW_PORT",
+                               "SSEGW_ADMIN_PORT",
+                               "SSEGW_REDIS_URL",
+                               "SSEGW_THREADS",
+                               "SSEGW_LOG_LEVEL",
+                               "SSEGW_JWT_SECRET",
+                               "SSEGW_HOST",
+                               "SSEGW_ADMIN_HOST",
+                               "SSEGW_AUTH_MODE",
+                               "SSEGW_CONFIG",
+                               "\n  0  ",
+                               "\n  2  "})
         EXPECT_NE(help.find(needle), std::string::npos) << needle;
 
     const auto version = run_cli({"--version"});
@@ -290,7 +314,8 @@ TEST(cli, check_config_prints_the_masked_effective_config) {
 
 TEST(cli, check_config_of_an_invalid_config_exits_2) {
     temp_cwd cwd;
-    cwd.write("config/gateway.json", R"({"sse": {"heartbeat_seconds": 0}, "auth": {"mode": "none"}})");
+    cwd.write("config/gateway.json",
+              R"({"sse": {"heartbeat_seconds": 0}, "auth": {"mode": "none"}})");
     expect_error_line(run_cli({"--check-config"}), "sse.heartbeat_seconds");
 }
 
@@ -298,11 +323,14 @@ TEST(cli, a_redis_url_the_server_would_refuse_is_refused_everywhere) {
     // One parser decides for the flag, the environment and the file: --check-config used to
     // say 0 for a port the server then refused at start.
     temp_cwd cwd;
-    expect_error_line(run_cli({"--check-config", "--redis", "redis://host:99999"}, {{"SSEGW_JWT_SECRET", "k"}}),
-                      "--redis");
-    expect_error_line(run_cli({"--check-config"}, {{"SSEGW_REDIS_URL", "redis://h:0"}, {"SSEGW_JWT_SECRET", "k"}}),
+    expect_error_line(
+        run_cli({"--check-config", "--redis", "redis://host:99999"}, {{"SSEGW_JWT_SECRET", "k"}}),
+        "--redis");
+    expect_error_line(run_cli({"--check-config"},
+                              {{"SSEGW_REDIS_URL", "redis://h:0"}, {"SSEGW_JWT_SECRET", "k"}}),
                       "SSEGW_REDIS_URL: invalid redis URL: port must be 1..65535");
-    cwd.write("config/gateway.json", R"({"redis": {"url": "redis://:pw@h:70000"}, "auth": {"mode": "none"}})");
+    cwd.write("config/gateway.json",
+              R"({"redis": {"url": "redis://:pw@h:70000"}, "auth": {"mode": "none"}})");
     const auto out = run_cli({"--check-config"});
     expect_error_line(out, "redis.url: invalid redis URL: port must be 1..65535");
     EXPECT_EQ(out.text.find("pw@"), std::string::npos) << "the password is masked in the error";
@@ -334,15 +362,17 @@ TEST(cli, unknown_ssegw_variables_are_warned_about) {
     // Every variable the help text lists is one the gateway reads, so none of them warns.
     std::vector<std::string> listed;
     const auto help = help_text();
-    for (std::size_t at = help.find("\n  SSEGW_"); at != std::string::npos; at = help.find("\n  SSEGW_", at + 1))
+    for (std::size_t at = help.find("\n  SSEGW_"); at != std::string::npos;
+         at = help.find("\n  SSEGW_", at + 1))
         listed.push_back(help.substr(at + 3, help.find(' ', at + 3) - at - 3));
     EXPECT_GE(listed.size(), 10u);
-    const auto quiet = parse_cli(2, argv.data(),
-                                 [](const char* name) -> std::optional<std::string> {
-                                     if (std::string(name) == "SSEGW_JWT_SECRET") return "k";
-                                     return std::nullopt;
-                                 },
-                                 listed);
+    const auto quiet = parse_cli(
+        2, argv.data(),
+        [](const char* name) -> std::optional<std::string> {
+            if (std::string(name) == "SSEGW_JWT_SECRET") return "k";
+            return std::nullopt;
+        },
+        listed);
     EXPECT_TRUE(quiet.warnings.empty()) << quiet.warnings.front();
 }
 

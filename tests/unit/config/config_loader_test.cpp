@@ -110,7 +110,8 @@ TEST(config_defaults, match_the_contract) {
 
 TEST(config_defaults, need_only_a_secret_to_validate) {
     // The default auth mode is jwt/HS256, so an empty secret must be refused...
-    EXPECT_NE(error_of([] { validate(gateway_config{}); }).find("auth.jwt.secret"), std::string::npos);
+    EXPECT_NE(error_of([] { validate(gateway_config{}); }).find("auth.jwt.secret"),
+              std::string::npos);
     // ...and everything else about the defaults is valid.
     EXPECT_NO_THROW(validate(valid_config()));
 }
@@ -189,7 +190,8 @@ TEST(apply_json, absent_keys_keep_their_value) {
 
 TEST(apply_json, unknown_keys_are_named_by_full_path) {
     EXPECT_EQ(apply_error(R"({"server": {"prot": 1}})"), "unknown key 'server.prot'");
-    EXPECT_EQ(apply_error(R"({"auth": {"jwt": {"secrett": "x"}}})"), "unknown key 'auth.jwt.secrett'");
+    EXPECT_EQ(apply_error(R"({"auth": {"jwt": {"secrett": "x"}}})"),
+              "unknown key 'auth.jwt.secrett'");
     EXPECT_EQ(apply_error(R"({"servers": {}})"), "unknown key 'servers'");
     // The field is called `mode` in C++ but the file key is subscribe_mode.
     EXPECT_EQ(apply_error(R"({"redis": {"modus": "pattern"}})"), "unknown key 'redis.modus'");
@@ -220,11 +222,13 @@ TEST(apply_json, enums_by_their_json_strings) {
               R"(server.accept: expected one of "least-loaded", "reuseport", got "least_loaded")");
     EXPECT_EQ(apply_error(R"({"auth": {"mode": "basic"}})"),
               R"(auth.mode: expected one of "jwt", "none", got "basic")");
-    EXPECT_EQ(apply_error(R"({"redis": {"subscribe_mode": "per_channel"}})"),
-              R"(redis.subscribe_mode: expected one of "per-channel", "pattern", got "per_channel")");
+    EXPECT_EQ(
+        apply_error(R"({"redis": {"subscribe_mode": "per_channel"}})"),
+        R"(redis.subscribe_mode: expected one of "per-channel", "pattern", got "per_channel")");
     EXPECT_EQ(apply_error(R"({"log": {"format": "xml"}})"),
               R"(log.format: expected one of "text", "json", got "xml")");
-    EXPECT_NE(apply_error(R"({"log": {"level": "verbose"}})").find("log.level: expected one of"), std::string::npos);
+    EXPECT_NE(apply_error(R"({"log": {"level": "verbose"}})").find("log.level: expected one of"),
+              std::string::npos);
     for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
         gateway_config cfg;
         apply_json(cfg, json{{"log", {{"level", level}}}});
@@ -234,13 +238,15 @@ TEST(apply_json, enums_by_their_json_strings) {
 
 TEST(apply_json, failure_leaves_the_config_untouched) {
     gateway_config cfg;
-    EXPECT_THROW(apply_json(cfg, json::parse(R"({"server": {"port": 1234, "prot": 1}})")), config_error);
+    EXPECT_THROW(apply_json(cfg, json::parse(R"({"server": {"port": 1234, "prot": 1}})")),
+                 config_error);
     EXPECT_EQ(cfg.server.port, 8080);
 }
 
 TEST(load_config_file, file_overrides_defaults) {
     temp_dir dir;
-    const auto path = dir.write("gw.json", R"({"server": {"port": 18080}, "redis": {"url": "none"}})");
+    const auto path =
+        dir.write("gw.json", R"({"server": {"port": 18080}, "redis": {"url": "none"}})");
     const gateway_config cfg = load_config_file(path);
     EXPECT_EQ(cfg.server.port, 18080);
     EXPECT_EQ(cfg.server.admin_port, 9090);
@@ -261,14 +267,16 @@ TEST(load_config_file, errors_name_the_file) {
     EXPECT_EQ(syntax_err.find('\n'), std::string::npos);
 
     const auto unknown = dir.write("unknown.json", R"({"server": {"prot": 1}})");
-    EXPECT_EQ(error_of([&] { load_config_file(unknown); }), unknown + ": unknown key 'server.prot'");
+    EXPECT_EQ(error_of([&] { load_config_file(unknown); }),
+              unknown + ": unknown key 'server.prot'");
 
     const auto err_dir = error_of([&] { load_config_file(dir.path().string()); });
     EXPECT_NE(err_dir.find("is a directory"), std::string::npos) << err_dir;
 }
 
 TEST(validate, ports) {
-    EXPECT_EQ(validate_error([](auto& c) { c.server.port = 0; }), "server.port: must be in 1..65535, got 0");
+    EXPECT_EQ(validate_error([](auto& c) { c.server.port = 0; }),
+              "server.port: must be in 1..65535, got 0");
     EXPECT_EQ(validate_error([](auto& c) { c.server.admin_port = 0; }),
               "server.admin_port: must be in 1..65535, got 0");
     EXPECT_EQ(validate_error([](auto& c) { c.server.admin_port = c.server.port; }),
@@ -284,14 +292,18 @@ TEST(validate, threads_and_sse_limits) {
               "sse.heartbeat_seconds: must be in 1..3600, got 3601");
     EXPECT_EQ(validate_error([](auto& c) { c.sse.retry_ms = 3600001; }),
               "sse.retry_ms: must be in 0..3600000, got 3600001");
-    EXPECT_NE(validate_error([](auto& c) { c.sse.max_queue_bytes = 4095; }).find("sse.max_queue_bytes: must be in 4096.."),
+    EXPECT_NE(validate_error([](auto& c) {
+                  c.sse.max_queue_bytes = 4095;
+              }).find("sse.max_queue_bytes: must be in 4096.."),
               std::string::npos);
-    EXPECT_EQ(validate_error([](auto& c) { c.sse.max_topics = 1025; }), "sse.max_topics: must be in 0..1024, got 1025");
+    EXPECT_EQ(validate_error([](auto& c) { c.sse.max_topics = 1025; }),
+              "sse.max_topics: must be in 0..1024, got 1025");
     EXPECT_EQ(validate_error([](auto& c) { c.sse.max_event_bytes = 15; }),
               "sse.max_event_bytes: must be in 16..16777216, got 15");
     EXPECT_EQ(validate_error([](auto& c) { c.sse.max_event_bytes = 16777217; }),
               "sse.max_event_bytes: must be in 16..16777216, got 16777217");
-    EXPECT_EQ(validate_error([](auto& c) { c.sse.path = "events"; }), R"(sse.path: must start with '/', got "events")");
+    EXPECT_EQ(validate_error([](auto& c) { c.sse.path = "events"; }),
+              R"(sse.path: must start with '/', got "events")");
 
     // Boundaries that are allowed.
     gateway_config cfg = valid_config();
@@ -305,16 +317,23 @@ TEST(validate, threads_and_sse_limits) {
 }
 
 TEST(validate, auth) {
-    EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms.clear(); }).rfind("auth.jwt.algorithms: ", 0), 0u);
-    EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms = {"HS256", "none"}; }).rfind(
-                  R"(auth.jwt.algorithms: unsupported algorithm "none")", 0),
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.auth.jwt.algorithms.clear();
+              }).rfind("auth.jwt.algorithms: ", 0),
               0u);
-    EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.secret.clear(); }),
-              R"(auth.jwt.secret: required when auth.mode is "jwt" and algorithms include an HS* algorithm)");
-    EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms = {"RS256"}; }),
-              R"(auth.jwt.public_key_file: required when auth.mode is "jwt" and algorithms include RS256)");
-    EXPECT_EQ(validate_error([](auto& c) { c.auth.jwt.algorithms = {"ES256"}; }),
-              R"(auth.jwt.public_key_file: required when auth.mode is "jwt" and algorithms include ES256)");
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.auth.jwt.algorithms = {"HS256", "none"};
+              }).rfind(R"(auth.jwt.algorithms: unsupported algorithm "none")", 0),
+              0u);
+    EXPECT_EQ(
+        validate_error([](auto& c) { c.auth.jwt.secret.clear(); }),
+        R"(auth.jwt.secret: required when auth.mode is "jwt" and algorithms include an HS* algorithm)");
+    EXPECT_EQ(
+        validate_error([](auto& c) { c.auth.jwt.algorithms = {"RS256"}; }),
+        R"(auth.jwt.public_key_file: required when auth.mode is "jwt" and algorithms include RS256)");
+    EXPECT_EQ(
+        validate_error([](auto& c) { c.auth.jwt.algorithms = {"ES256"}; }),
+        R"(auth.jwt.public_key_file: required when auth.mode is "jwt" and algorithms include ES256)");
 
     gateway_config cfg = valid_config();
     cfg.auth.jwt.secret.clear();
@@ -330,15 +349,22 @@ TEST(validate, auth) {
 }
 
 TEST(validate, redis_credentials_and_tls) {
-    const std::string file = (std::filesystem::path(::testing::TempDir()) / "ssegw-redis-password").string();
+    const std::string file =
+        (std::filesystem::path(::testing::TempDir()) / "ssegw-redis-password").string();
     std::ofstream(file) << "s3cret\n";
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.deployment = redis_deployment::sentinel; }).rfind("redis.mode: ", 0), 0u);
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.redis.deployment = redis_deployment::sentinel;
+              }).rfind("redis.mode: ", 0),
+              0u);
     EXPECT_EQ(validate_error([&](auto& c) {
                   c.redis.password = "pw-in-config";
                   c.redis.password_file = file;
               }),
               "redis.password_file: set either redis.password or redis.password_file, not both");
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.password_file = "/nonexistent/pw"; }).rfind("redis.password_file: cannot read /nonexistent/pw", 0), 0u);
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.redis.password_file = "/nonexistent/pw";
+              }).rfind("redis.password_file: cannot read /nonexistent/pw", 0),
+              0u);
     EXPECT_EQ(validate_error([](auto& c) { c.redis.tls.ca_file = "/etc/hostname"; }),
               "redis.tls: set, but redis.url is not rediss:// (the link would not use TLS)");
     EXPECT_EQ(validate_error([](auto& c) {
@@ -349,7 +375,8 @@ TEST(validate, redis_credentials_and_tls) {
     EXPECT_EQ(validate_error([](auto& c) {
                   c.redis.url = "rediss://h:6380";
                   c.redis.tls.ca_file = "/nonexistent/ca.pem";
-              }).rfind("redis.tls.ca_file: cannot read /nonexistent/ca.pem", 0), 0u);
+              }).rfind("redis.tls.ca_file: cannot read /nonexistent/ca.pem", 0),
+              0u);
 
     // Precedence: the password file over the password, both over the URL; username likewise.
     redis_config r;
@@ -371,12 +398,16 @@ TEST(validate, redis_credentials_and_tls) {
 }
 
 TEST(validate, redis) {
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "http://x:1"; }).rfind("redis.url: ", 0), 0u);
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "redis://"; }).rfind("redis.url: ", 0), 0u);
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "http://x:1"; }).rfind("redis.url: ", 0),
+              0u);
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "redis://"; }).rfind("redis.url: ", 0),
+              0u);
     // The message must not leak the password it complains about.
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.url = "rediss://:hunter2@h:0"; }).find("hunter2"),
-              std::string::npos);
-    EXPECT_EQ(validate_error([](auto& c) { c.redis.prefix.clear(); }), "redis.prefix: must not be empty");
+    EXPECT_EQ(
+        validate_error([](auto& c) { c.redis.url = "rediss://:hunter2@h:0"; }).find("hunter2"),
+        std::string::npos);
+    EXPECT_EQ(validate_error([](auto& c) { c.redis.prefix.clear(); }),
+              "redis.prefix: must not be empty");
     EXPECT_EQ(validate_error([](auto& c) { c.redis.prefix = "my app:"; }),
               R"(redis.prefix: must not contain spaces, got "my app:")");
     EXPECT_EQ(validate_error([](auto& c) {
@@ -392,18 +423,23 @@ TEST(validate, redis) {
 }
 
 TEST(validate, history_cors_and_log) {
-    EXPECT_EQ(validate_error([](auto& c) { c.history.max_len = 0; }), "history.max_len: must be at least 1, got 0");
+    EXPECT_EQ(validate_error([](auto& c) { c.history.max_len = 0; }),
+              "history.max_len: must be at least 1, got 0");
     EXPECT_EQ(validate_error([](auto& c) { c.cors.allowed_origins = {""}; }),
               "cors.allowed_origins: entries must not be empty");
-    EXPECT_EQ(validate_error([](auto& c) { c.cors.allowed_origins = {"https://a.example/"}; }).rfind(
-                  R"(cors.allowed_origins: "https://a.example/" must not end with '/')", 0),
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.cors.allowed_origins = {"https://a.example/"};
+              }).rfind(R"(cors.allowed_origins: "https://a.example/" must not end with '/')", 0),
               0u);
     EXPECT_EQ(validate_error([](auto& c) {
                   c.cors.allowed_origins = {"*"};
                   c.cors.allow_credentials = true;
               }),
               R"(cors.allowed_origins: "*" is not allowed when cors.allow_credentials is true)");
-    EXPECT_EQ(validate_error([](auto& c) { c.log.level = "loud"; }).rfind("log.level: expected one of", 0), 0u);
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.log.level = "loud";
+              }).rfind("log.level: expected one of", 0),
+              0u);
 
     gateway_config cfg = valid_config();
     cfg.cors.allowed_origins = {"*"};

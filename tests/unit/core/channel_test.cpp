@@ -30,7 +30,7 @@ TEST(channel, kind_of) {
     EXPECT_EQ(kind_of("user:42"), channel_kind::user);
     EXPECT_EQ(kind_of("topic:prices"), channel_kind::topic);
     EXPECT_EQ(kind_of("broadcast"), channel_kind::broadcast);
-    EXPECT_EQ(kind_of("topic:a:b"), channel_kind::topic);  // ':' is allowed inside a name
+    EXPECT_EQ(kind_of("topic:a:b"), channel_kind::topic); // ':' is allowed inside a name
     EXPECT_EQ(kind_of("user:"), std::nullopt);
     EXPECT_EQ(kind_of("topic:"), std::nullopt);
     EXPECT_EQ(kind_of("user:a\nb"), std::nullopt);
@@ -52,17 +52,16 @@ TEST(channel, strip_prefix) {
     EXPECT_EQ(strip_prefix("ss", "sse:"), std::nullopt);
 }
 
-
 TEST(channel, names_must_be_well_formed_utf8) {
-    EXPECT_TRUE(is_valid_name("caf\xc3\xa9"));          // é
+    EXPECT_TRUE(is_valid_name("caf\xc3\xa9"));              // é
     EXPECT_TRUE(is_valid_name("\xe4\xb8\x96\xe7\x95\x8c")); // 世界
-    EXPECT_TRUE(is_valid_name("\xf0\x9f\x8e\x89"));     // 🎉
+    EXPECT_TRUE(is_valid_name("\xf0\x9f\x8e\x89"));         // 🎉
     EXPECT_FALSE(is_valid_name("\xff\xfe"));
-    EXPECT_FALSE(is_valid_name("\xc3\x28"));            // bad continuation
-    EXPECT_FALSE(is_valid_name("\xc0\xaf"));            // overlong
-    EXPECT_FALSE(is_valid_name("\xed\xa0\x80"));        // surrogate
-    EXPECT_FALSE(is_valid_name("\xf4\x90\x80\x80"));    // past U+10FFFF
-    EXPECT_FALSE(is_valid_name("ab\xe4\xb8"));          // truncated
+    EXPECT_FALSE(is_valid_name("\xc3\x28"));         // bad continuation
+    EXPECT_FALSE(is_valid_name("\xc0\xaf"));         // overlong
+    EXPECT_FALSE(is_valid_name("\xed\xa0\x80"));     // surrogate
+    EXPECT_FALSE(is_valid_name("\xf4\x90\x80\x80")); // past U+10FFFF
+    EXPECT_FALSE(is_valid_name("ab\xe4\xb8"));       // truncated
 }
 
 } // namespace

@@ -21,10 +21,9 @@ TEST(prometheus_text, counter_without_labels) {
 TEST(prometheus_text, counter_with_labels) {
     prometheus_text t;
     t.counter("ssegw_events_dropped_total", "Events dropped.", 3, R"(reason="too_large")");
-    EXPECT_EQ(std::move(t).str(),
-              "# HELP ssegw_events_dropped_total Events dropped.\n"
-              "# TYPE ssegw_events_dropped_total counter\n"
-              "ssegw_events_dropped_total{reason=\"too_large\"} 3\n");
+    EXPECT_EQ(std::move(t).str(), "# HELP ssegw_events_dropped_total Events dropped.\n"
+                                  "# TYPE ssegw_events_dropped_total counter\n"
+                                  "ssegw_events_dropped_total{reason=\"too_large\"} 3\n");
 }
 
 TEST(prometheus_text, help_and_type_once_per_name_and_families_stay_grouped) {
@@ -32,14 +31,13 @@ TEST(prometheus_text, help_and_type_once_per_name_and_families_stay_grouped) {
     t.gauge("ssegw_connections", "Open SSE connections.", 10, R"(shard="0")");
     t.counter("ssegw_redis_reconnects_total", "Redis reconnects.", 1);
     t.gauge("ssegw_connections", "ignored", 12, R"(shard="1")");
-    EXPECT_EQ(std::move(t).str(),
-              "# HELP ssegw_connections Open SSE connections.\n"
-              "# TYPE ssegw_connections gauge\n"
-              "ssegw_connections{shard=\"0\"} 10\n"
-              "ssegw_connections{shard=\"1\"} 12\n"
-              "# HELP ssegw_redis_reconnects_total Redis reconnects.\n"
-              "# TYPE ssegw_redis_reconnects_total counter\n"
-              "ssegw_redis_reconnects_total 1\n");
+    EXPECT_EQ(std::move(t).str(), "# HELP ssegw_connections Open SSE connections.\n"
+                                  "# TYPE ssegw_connections gauge\n"
+                                  "ssegw_connections{shard=\"0\"} 10\n"
+                                  "ssegw_connections{shard=\"1\"} 12\n"
+                                  "# HELP ssegw_redis_reconnects_total Redis reconnects.\n"
+                                  "# TYPE ssegw_redis_reconnects_total counter\n"
+                                  "ssegw_redis_reconnects_total 1\n");
 }
 
 TEST(prometheus_text, gauge_values) {
@@ -52,9 +50,8 @@ TEST(prometheus_text, gauge_values) {
     t.gauge("g", "h", -std::numeric_limits<double>::infinity());
     t.gauge("g", "h", std::nan(""));
     t.gauge("g", "h", 1e300);
-    EXPECT_EQ(std::move(t).str(),
-              "# HELP g h\n# TYPE g gauge\n"
-              "g 1.5\ng -7\ng 9\ng 0.0005\ng +Inf\ng -Inf\ng NaN\ng 1e+300\n");
+    EXPECT_EQ(std::move(t).str(), "# HELP g h\n# TYPE g gauge\n"
+                                  "g 1.5\ng -7\ng 9\ng 0.0005\ng +Inf\ng -Inf\ng NaN\ng 1e+300\n");
 }
 
 TEST(prometheus_text, help_is_escaped) {
@@ -63,17 +60,15 @@ TEST(prometheus_text, help_is_escaped) {
     EXPECT_EQ(std::move(t).str(), "# HELP c_total a\\\\b\\nc\n# TYPE c_total counter\nc_total 0\n");
 }
 
-TEST(prometheus_text, empty_writer) {
-    EXPECT_EQ(prometheus_text{}.str(), "");
-}
+TEST(prometheus_text, empty_writer) { EXPECT_EQ(prometheus_text{}.str(), ""); }
 
 TEST(latency_histogram, buckets_are_inclusive_upper_bounds) {
     latency_histogram h;
     h.observe_us(0);
-    h.observe_us(500);        // le 0.0005 (inclusive)
-    h.observe_us(501);        // le 0.001
-    h.observe_us(2'500'000);  // le 2.5
-    h.observe_us(2'500'001);  // +Inf only
+    h.observe_us(500);       // le 0.0005 (inclusive)
+    h.observe_us(501);       // le 0.001
+    h.observe_us(2'500'000); // le 2.5
+    h.observe_us(2'500'001); // +Inf only
     EXPECT_EQ(h.bucket(0), 2u);
     EXPECT_EQ(h.bucket(1), 1u);
     EXPECT_EQ(h.bucket(latency_histogram::bucket_count - 1), 1u);
@@ -91,7 +86,7 @@ TEST(latency_histogram, merge_into_adds) {
     b.merge_into(total);
     EXPECT_EQ(total.count(), 3u);
     EXPECT_EQ(total.bucket(0), 2u);
-    EXPECT_EQ(total.bucket(6), 1u);  // le 0.05
+    EXPECT_EQ(total.bucket(6), 1u); // le 0.05
     EXPECT_EQ(total.sum_us(), 30'200u);
 }
 
@@ -103,8 +98,7 @@ TEST(prometheus_text, histogram_is_cumulative_and_inf_equals_count) {
     h.observe_us(20'000);
     h.observe_us(3'000'000);
     prometheus_text t;
-    t.histogram("ssegw_delivery_latency_seconds", "Publish to write latency.", h,
-                R"(shard="0")");
+    t.histogram("ssegw_delivery_latency_seconds", "Publish to write latency.", h, R"(shard="0")");
     EXPECT_EQ(std::move(t).str(),
               "# HELP ssegw_delivery_latency_seconds Publish to write latency.\n"
               "# TYPE ssegw_delivery_latency_seconds histogram\n"

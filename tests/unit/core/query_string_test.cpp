@@ -61,7 +61,7 @@ TEST(parse_query, decodes_keys_and_values) {
     EXPECT_EQ((*p)[1].key, "topic");
     EXPECT_EQ((*p)[1].value, "prices.usd");
     EXPECT_EQ((*p)[2].key, "x");
-    EXPECT_EQ((*p)[2].value, "a=b");  // only the first '=' separates
+    EXPECT_EQ((*p)[2].value, "a=b"); // only the first '=' separates
 }
 
 TEST(parse_query, key_without_value_and_empty_pieces) {
@@ -94,7 +94,7 @@ TEST(parse_query, bad_escape_or_nul_fails_the_whole_query) {
 TEST(parse_query, too_many_params) {
     EXPECT_TRUE(parse_query("a=1&b=2&c=3", 3));
     EXPECT_EQ(parse_query("a=1&b=2&c=3&d=4", 3), std::nullopt);
-    EXPECT_TRUE(parse_query("a=1&&&b=2&&c=3&", 3));  // empty pieces don't count
+    EXPECT_TRUE(parse_query("a=1&&&b=2&&c=3&", 3)); // empty pieces don't count
 
     std::string many;
     for (int i = 0; i < 257; ++i) many += "topic=x&";

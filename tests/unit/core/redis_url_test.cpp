@@ -60,11 +60,29 @@ TEST(redis_url, userinfo_without_colon_is_a_password_like_redis_cli) {
 TEST(redis_url, trailing_slash_means_db_zero) { EXPECT_EQ(parse_redis_url("redis://h:1/").db, 0); }
 
 TEST(redis_url, rejects_junk_with_one_line_messages) {
-    for (const char* bad :
-         {"", "redis:/h", "http://h", "rediss:/h", "redis://", "redis://:6379", "redis://h:", "redis://h:0",
-          "redis://h:65536", "redis://h:12ab", "redis://h:-1", "redis://h/x", "redis://h/-1", "redis://h/1/2",
-          "redis://[::1", "redis://[::1]x", "redis://[]:1", "redis://h?db=1", "redis://ho st",
-          "redis://:p%zz@h", "redis://:p%4@h", "redis://user:@h", "redis://h:1:2"}) {
+    for (const char* bad : {"",
+                            "redis:/h",
+                            "http://h",
+                            "rediss:/h",
+                            "redis://",
+                            "redis://:6379",
+                            "redis://h:",
+                            "redis://h:0",
+                            "redis://h:65536",
+                            "redis://h:12ab",
+                            "redis://h:-1",
+                            "redis://h/x",
+                            "redis://h/-1",
+                            "redis://h/1/2",
+                            "redis://[::1",
+                            "redis://[::1]x",
+                            "redis://[]:1",
+                            "redis://h?db=1",
+                            "redis://ho st",
+                            "redis://:p%zz@h",
+                            "redis://:p%4@h",
+                            "redis://user:@h",
+                            "redis://h:1:2"}) {
         SCOPED_TRACE(bad);
         try {
             parse_redis_url(bad);
@@ -103,7 +121,6 @@ TEST(mask_redis_url, hides_only_the_password) {
     EXPECT_EQ(mask_redis_url("none"), "none");
     EXPECT_EQ(mask_redis_url(""), "");
 }
-
 
 } // namespace
 } // namespace ssegw

@@ -5,7 +5,8 @@
 namespace ssegw {
 namespace {
 
-std::optional<subscribe_request> parse(std::string_view q, std::size_t max_topics, std::string* why = nullptr) {
+std::optional<subscribe_request> parse(std::string_view q, std::size_t max_topics,
+                                       std::string* why = nullptr) {
     subscribe_request_error err;
     auto r = parse_subscribe_request(q, "token", max_topics, err);
     if (why) *why = err.reason;

@@ -9,7 +9,7 @@ using std::chrono::milliseconds;
 
 TEST(backoff, first_delay_is_min) {
     backoff b(milliseconds(100), milliseconds(5000));
-    EXPECT_EQ(b.next(), milliseconds(100));  // ceiling starts at min
+    EXPECT_EQ(b.next(), milliseconds(100)); // ceiling starts at min
 }
 
 TEST(backoff, delays_stay_within_growing_ceiling) {
@@ -52,7 +52,7 @@ TEST(backoff, reset_returns_to_min) {
 
 TEST(backoff, clamps_silly_arguments) {
     backoff zero(milliseconds(0), milliseconds(0));
-    EXPECT_EQ(zero.next(), milliseconds(1));  // never a zero delay: no busy loop
+    EXPECT_EQ(zero.next(), milliseconds(1)); // never a zero delay: no busy loop
     backoff inverted(milliseconds(500), milliseconds(10));
     EXPECT_EQ(inverted.next(), milliseconds(500));
     EXPECT_EQ(inverted.next(), milliseconds(500));

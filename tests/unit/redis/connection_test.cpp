@@ -29,13 +29,14 @@ using test::run_until;
 // Records every hook as a line ("up", "reply:OK", "down:<reason>:<was_up>").
 struct recording_owner : connection_owner, std::enable_shared_from_this<recording_owner> {
     std::vector<std::string> events;
-    std::vector<std::string> handshake;  // sent from on_open
+    std::vector<std::string> handshake; // sent from on_open
     bool awaiting_reply = true;
     std::size_t ticks = 0;
     std::function<void(const reply&)> reply_hook;
     std::optional<connection> link;
 
-    static std::shared_ptr<recording_owner> make(asio::io_context& io, redis_endpoint ep, connection_options o = fast()) {
+    static std::shared_ptr<recording_owner> make(asio::io_context& io, redis_endpoint ep,
+                                                 connection_options o = fast()) {
         auto owner = std::make_shared<recording_owner>();
         owner->link.emplace(io, std::move(ep), std::move(o), owner);
         return owner;
@@ -64,7 +65,9 @@ struct recording_owner : connection_owner, std::enable_shared_from_this<recordin
         events.push_back("down:" + reason + ":" + (was_up ? "up" : "not-up"));
     }
 
-    bool saw(const std::string& e) const { return std::find(events.begin(), events.end(), e) != events.end(); }
+    bool saw(const std::string& e) const {
+        return std::find(events.begin(), events.end(), e) != events.end();
+    }
     bool saw_prefix(const std::string& p) const {
         for (auto& e : events)
             if (e.rfind(p, 0) == 0) return true;
@@ -114,7 +117,8 @@ TEST_F(redis_connection, sends_soon_after_a_write_wait_for_the_window_idle_ones_
     EXPECT_GE(std::chrono::steady_clock::now() - busy_at, 500ms);
     EXPECT_TRUE(owner->saw("reply:a"));
     // Quiet for longer than the window: the next command is written at once.
-    run_until(io_, [] { return false; }, 1100ms);
+    run_until(
+        io_, [] { return false; }, 1100ms);
     const auto idle_at = std::chrono::steady_clock::now();
     owner->link->send(encode_command({"ECHO", "c"}));
     ASSERT_TRUE(run_until(io_, [&] { return owner->saw("reply:c"); }));
@@ -169,7 +173,8 @@ TEST_F(redis_connection, silent_listener_times_out_the_handshake) {
     ep.port = silent.local_endpoint().port();
     auto owner = recording_owner::make(io_, ep);
     owner->link->start();
-    ASSERT_TRUE(run_until(io_, [&] { return owner->link->reconnects() >= 1; }, 4s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return owner->link->reconnects() >= 1; }, 4s));
     EXPECT_EQ(owner->link->last_error(), "connect timed out");
     EXPECT_TRUE(owner->saw("down:connect timed out:not-up"));
 }
@@ -183,7 +188,8 @@ TEST_F(redis_connection, malformed_data_counts_as_protocol_error) {
             auto peer = std::make_shared<tcp::socket>(std::move(s));
             peers.push_back(peer);
             static const std::string garbage = "?not resp\r\n";
-            asio::async_write(*peer, asio::buffer(garbage), [](boost::system::error_code, std::size_t) {});
+            asio::async_write(*peer, asio::buffer(garbage),
+                              [](boost::system::error_code, std::size_t) {});
             accept_one();
         });
     };
@@ -207,11 +213,13 @@ TEST_F(redis_connection, silence_while_awaiting_drops_an_up_link) {
     owner->link->start();
     ASSERT_TRUE(run_until(io_, [&] { return owner->link->up(); }));
     server_.pause();
-    ASSERT_TRUE(run_until(io_, [&] { return owner->saw_prefix("down:"); }, 4s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return owner->saw_prefix("down:"); }, 4s));
     EXPECT_TRUE(owner->saw("down:stalled:up"));
-    EXPECT_GE(owner->ticks, 1u);  // the owner was asked for a probe on the way
+    EXPECT_GE(owner->ticks, 1u); // the owner was asked for a probe on the way
     server_.resume();
-    ASSERT_TRUE(run_until(io_, [&] { return owner->link->up(); }, 6s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return owner->link->up(); }, 6s));
 }
 
 TEST_F(redis_connection, silence_while_not_awaiting_is_fine) {
@@ -245,18 +253,20 @@ TEST_F(redis_connection, stop_reports_nothing_and_owner_may_go_away_inside_a_hoo
         ASSERT_TRUE(run_until(io_, [&] { return doomed->link->up(); }));
         auto* raw = doomed.get();
         std::shared_ptr<recording_owner> keeper = std::move(doomed);
-        raw->reply_hook = [&keeper](const reply&) { keeper.reset(); };  // destroys the connection too
+        raw->reply_hook = [&keeper](const reply&) {
+            keeper.reset();
+        }; // destroys the connection too
         raw->link->send(encode_command({"ECHO", "1"}) + encode_command({"ECHO", "2"}));
         ASSERT_TRUE(run_until(io_, [&] { return !keeper; }));
     }
     EXPECT_TRUE(weak.expired());
-    io_.run_for(100ms);  // late completions find a stopped connection and no owner
+    io_.run_for(100ms); // late completions find a stopped connection and no owner
 }
 
 TEST_F(redis_connection, destroyed_with_operations_pending) {
     auto owner = recording_owner::make(io_, server_.endpoint());
     owner->link->start();
-    io_.poll();  // resolve/connect in flight
+    io_.poll(); // resolve/connect in flight
     owner.reset();
     io_.run_for(200ms);
 }

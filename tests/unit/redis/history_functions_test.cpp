@@ -33,8 +33,8 @@ protected:
 
     history_read read(const std::vector<std::string>& channels,
                       const std::optional<stream_position>& from) {
-        return parse_history_reply(run_command(redis_.port(), history_command("sse:", channels, from)),
-                                   channels);
+        return parse_history_reply(
+            run_command(redis_.port(), history_command("sse:", channels, from)), channels);
     }
 
     redis_server redis_;
@@ -55,7 +55,8 @@ TEST_F(history_functions, publish_returns_increasing_positions_across_channels) 
 TEST_F(history_functions, bare_and_prefixed_keys_name_the_same_channel) {
     load(100);
     auto a = publish("user:42", "bare key");
-    auto r = run_command(redis_.port(), {"FCALL", "sse_publish", "1", "sse:{user:42}", "braced key"});
+    auto r =
+        run_command(redis_.port(), {"FCALL", "sse_publish", "1", "sse:{user:42}", "braced key"});
     ASSERT_EQ(r.type, reply::kind::string) << r.str;
     auto b = stream_position::parse(r.str).value();
     const std::vector<std::string> channels{"user:42"};

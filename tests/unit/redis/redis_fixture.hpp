@@ -68,8 +68,9 @@ inline int connect_loopback(std::uint16_t port, std::chrono::milliseconds timeou
 }
 
 /// Runs one command on a fresh blocking connection; nullopt on any I/O failure or timeout.
-inline std::optional<reply> try_command(std::uint16_t port, const std::vector<std::string>& args,
-                                        std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+inline std::optional<reply>
+try_command(std::uint16_t port, const std::vector<std::string>& args,
+            std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     int fd = connect_loopback(port, timeout);
     if (fd < 0) return std::nullopt;
     std::vector<std::string_view> views(args.begin(), args.end());
@@ -106,7 +107,8 @@ inline reply run_command(std::uint16_t port, const std::vector<std::string>& arg
 /// Subscribers of one channel according to the server (PUBSUB NUMSUB).
 inline long long numsub(std::uint16_t port, const std::string& channel) {
     auto r = run_command(port, {"PUBSUB", "NUMSUB", channel});
-    if (r.type != reply::kind::array || r.elements.size() != 2) throw std::runtime_error("bad NUMSUB reply");
+    if (r.type != reply::kind::array || r.elements.size() != 2)
+        throw std::runtime_error("bad NUMSUB reply");
     return r.elements[1].integer;
 }
 
@@ -133,9 +135,9 @@ public:
     /// Spawns the server and waits (up to 5 s) until it answers.
     void start() {
         if (pid_ > 0) return;
-        std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--daemonize", "no",
-                                      "--logfile", ""};
+        std::vector<std::string> args{
+            "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no",     "--daemonize",         "no",     "--logfile", ""};
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -149,18 +151,20 @@ public:
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) {
             pid_ = -1;
-            throw std::runtime_error("cannot spawn redis-server: " + std::string(std::strerror(rc)));
+            throw std::runtime_error("cannot spawn redis-server: " +
+                                     std::string(std::strerror(rc)));
         }
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         while (std::chrono::steady_clock::now() < deadline) {
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                throw std::runtime_error("redis-server exited at start (port " + std::to_string(port_) + ")");
+                throw std::runtime_error("redis-server exited at start (port " +
+                                         std::to_string(port_) + ")");
             }
             // Any reply will do: with --requirepass the answer is a NOAUTH error.
             if (try_command(port_, {"PING"}, std::chrono::milliseconds(200))) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling interval only
+            std::this_thread::sleep_for(std::chrono::milliseconds(20)); // polling interval only
         }
         stop();
         throw std::runtime_error("redis-server did not answer within 5 s");
@@ -169,7 +173,7 @@ public:
     /// SIGKILL + reap: the harshest way for a link to go away.
     void stop() {
         if (pid_ <= 0) return;
-        ::kill(pid_, SIGKILL);  // also ends a paused (SIGSTOPped) server, without letting it run
+        ::kill(pid_, SIGKILL); // also ends a paused (SIGSTOPped) server, without letting it run
         int status = 0;
         ::waitpid(pid_, &status, 0);
         pid_ = -1;

@@ -29,7 +29,9 @@ struct recorder {
 
     subscriber_handlers handlers() {
         subscriber_handlers h;
-        h.on_message = [this](std::string_view c, std::string_view p) { messages.emplace_back(c, p); };
+        h.on_message = [this](std::string_view c, std::string_view p) {
+            messages.emplace_back(c, p);
+        };
         h.on_state = [this](bool up) { states.push_back(up); };
         h.on_subscribed = [this](std::string_view c) { subscribed.emplace_back(c); };
         return h;
@@ -136,7 +138,9 @@ TEST_F(redis_live, unsubscribe_while_subscribe_in_flight_settles_unsubscribed) {
     // Let the batch go out, then change our mind before the confirmation can be processed.
     asio::post(io_, [&] { asio::post(io_, [&] { sub.unsubscribe("flip"); }); });
     ASSERT_TRUE(run_until(io_, [&] { return !rec_.subscribed.empty(); }));
-    ASSERT_TRUE(run_until(io_, [&] { return sub.channel_count() == 0 && test::numsub(server_.port(), "flip") == 0; }));
+    ASSERT_TRUE(run_until(io_, [&] {
+        return sub.channel_count() == 0 && test::numsub(server_.port(), "flip") == 0;
+    }));
 }
 
 TEST_F(redis_live, psubscribe_delivers_concrete_channel) {
@@ -165,7 +169,9 @@ TEST_F(redis_live, client_kill_reconnects_and_resubscribes) {
 
     EXPECT_EQ(publish(server_.port(), "sse:broadcast", "after"), 1);
     EXPECT_EQ(publish(server_.port(), "sse:topic:x", "after-p"), 1);
-    ASSERT_TRUE(run_until(io_, [&] { return rec_.got("sse:broadcast", "after") && rec_.got("sse:topic:x", "after-p"); }));
+    ASSERT_TRUE(run_until(io_, [&] {
+        return rec_.got("sse:broadcast", "after") && rec_.got("sse:topic:x", "after-p");
+    }));
 }
 
 TEST_F(redis_live, server_restart_on_same_port_reconnects_and_resubscribes) {
@@ -195,9 +201,11 @@ TEST_F(redis_live, unresponsive_server_is_detected_by_ping) {
     sub.start();
     ASSERT_TRUE(run_until(io_, [&] { return sub.connected(); }));
     server_.pause();
-    ASSERT_TRUE(run_until(io_, [&] { return !sub.connected(); }, 6s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return !sub.connected(); }, 6s));
     server_.resume();
-    ASSERT_TRUE(run_until(io_, [&] { return sub.connected(); }, 8s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return sub.connected(); }, 8s));
     EXPECT_EQ(test::numsub(server_.port(), "c"), 1);
 }
 
@@ -226,10 +234,11 @@ TEST_F(redis_live, wrong_password_retries_without_reporting_up) {
 
 TEST_F(redis_live, stop_and_destroy_with_operations_pending) {
     {
-        auto sub = std::make_unique<subscriber>(io_, server_.endpoint(), fast_options(), rec_.handlers());
+        auto sub =
+            std::make_unique<subscriber>(io_, server_.endpoint(), fast_options(), rec_.handlers());
         sub->subscribe("x");
         sub->start();
-        io_.poll();  // resolve/connect in flight
+        io_.poll(); // resolve/connect in flight
         sub.reset();
     }
     {
@@ -238,7 +247,7 @@ TEST_F(redis_live, stop_and_destroy_with_operations_pending) {
         ASSERT_TRUE(run_until(io_, [&] { return sub.connected(); }));
         sub.subscribe("y");
         sub.stop();
-        sub.subscribe("z");  // ignored after stop
+        sub.subscribe("z"); // ignored after stop
     }
     // Let every late completion run: none may call back or touch freed memory.
     auto before = rec_.states.size();
@@ -272,7 +281,7 @@ TEST_F(redis_live, handler_may_stop_the_subscriber_and_exceptions_are_contained)
 TEST_F(redis_live, unreachable_host_keeps_retrying) {
     redis_endpoint ep;
     ep.host = "127.0.0.1";
-    ep.port = test::pick_free_port();  // nothing listens there
+    ep.port = test::pick_free_port(); // nothing listens there
     subscriber sub(io_, ep, fast_options(), rec_.handlers());
     sub.start();
     ASSERT_TRUE(run_until(io_, [&] { return sub.reconnects() >= 3; }));
@@ -335,15 +344,16 @@ TEST_F(redis_live, command_client_pipelines_in_order_and_reports_redis_errors) {
     ASSERT_TRUE(err.result);
     EXPECT_EQ(err.result->type, reply::kind::error);
     EXPECT_NE(err.error.find("ERR"), std::string::npos) << err.error;
-    EXPECT_TRUE(client.connected());  // an error reply is not a link failure
+    EXPECT_TRUE(client.connected()); // an error reply is not a link failure
 }
 
 TEST_F(redis_live, command_client_fails_fast_while_redis_is_down) {
     command_client client = make_client(io_, server_.endpoint());
     outcome before_start;
     client.execute({"PING"}, before_start.capture());
-    EXPECT_FALSE(before_start.done);  // never inline
-    ASSERT_TRUE(run_until(io_, [&] { return before_start.done; }, 1s));
+    EXPECT_FALSE(before_start.done); // never inline
+    ASSERT_TRUE(run_until(
+        io_, [&] { return before_start.done; }, 1s));
     EXPECT_EQ(before_start.error, "redis unavailable");
 
     client.start();
@@ -353,7 +363,8 @@ TEST_F(redis_live, command_client_fails_fast_while_redis_is_down) {
     auto t0 = std::chrono::steady_clock::now();
     outcome down;
     client.execute({"PUBLISH", "c", "x"}, down.capture());
-    ASSERT_TRUE(run_until(io_, [&] { return down.done; }, 1s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return down.done; }, 1s));
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
     EXPECT_EQ(down.error, "redis unavailable");
     EXPECT_FALSE(down.result);
@@ -375,7 +386,7 @@ TEST_F(redis_live, command_client_fails_pending_commands_when_the_link_dies) {
     for (auto& o : pending) client.execute({"PING"}, o.capture());
     io_.run_for(100ms);
     for (auto& o : pending) EXPECT_FALSE(o.done);
-    server_.stop();  // the kernel closes the stopped server's sockets
+    server_.stop(); // the kernel closes the stopped server's sockets
     ASSERT_TRUE(run_until(io_, [&] {
         for (auto& o : pending)
             if (!o.done) return false;
@@ -395,10 +406,12 @@ TEST_F(redis_live, command_client_times_out_an_unresponsive_server) {
     server_.pause();
     outcome o;
     client.execute({"PING"}, o.capture());
-    ASSERT_TRUE(run_until(io_, [&] { return o.done; }, 5s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return o.done; }, 5s));
     EXPECT_EQ(o.error.rfind("redis connection lost", 0), 0u) << o.error;
     server_.resume();
-    ASSERT_TRUE(run_until(io_, [&] { return client.connected(); }, 8s));
+    ASSERT_TRUE(run_until(
+        io_, [&] { return client.connected(); }, 8s));
 }
 
 TEST_F(redis_live, command_client_bounds_in_flight_commands) {
@@ -415,7 +428,7 @@ TEST_F(redis_live, command_client_bounds_in_flight_commands) {
         });
     ASSERT_TRUE(run_until(io_, [&] { return ok + busy == command_client::max_in_flight + 50; }));
     EXPECT_GE(busy, 50u);
-    EXPECT_GE(ok, command_client::max_in_flight - 1);  // an idle PING of our own may hold a slot
+    EXPECT_GE(ok, command_client::max_in_flight - 1); // an idle PING of our own may hold a slot
 }
 
 TEST_F(redis_live, command_client_stop_completes_pending_commands) {
@@ -426,7 +439,7 @@ TEST_F(redis_live, command_client_stop_completes_pending_commands) {
         ASSERT_TRUE(run_until(io_, [&] { return client.connected(); }));
         server_.pause();
         for (auto& o : pending) client.execute({"PING"}, o.capture());
-    }  // destroyed with commands in flight
+    } // destroyed with commands in flight
     ASSERT_TRUE(run_until(io_, [&] {
         for (auto& o : pending)
             if (!o.done) return false;

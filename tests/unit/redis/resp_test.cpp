@@ -16,10 +16,13 @@ std::vector<reply> parse_all(resp_reader& reader) {
     return out;
 }
 
-std::string bulk(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
+std::string bulk(std::string_view s) {
+    return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
+}
 
 TEST(resp_encode, formats_bulk_array) {
-    EXPECT_EQ(encode_command({"SET", "k", "value"}), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n");
+    EXPECT_EQ(encode_command({"SET", "k", "value"}),
+              "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n");
 }
 
 TEST(resp_encode, is_binary_safe_and_allows_empty_args) {
@@ -49,7 +52,8 @@ TEST(resp_encode, rejects_empty_command) {
 std::string pubsub_stream() {
     std::string s;
     s += "*3\r\n" + bulk("subscribe") + bulk("sse:user:1") + ":1\r\n";
-    s += "*3\r\n" + bulk("message") + bulk("sse:user:1") + bulk(std::string("{\"a\":\"\r\n\"}\0", 12));
+    s += "*3\r\n" + bulk("message") + bulk("sse:user:1") +
+         bulk(std::string("{\"a\":\"\r\n\"}\0", 12));
     s += "*3\r\n" + bulk("psubscribe") + bulk("sse:topic:*") + ":2\r\n";
     s += "*4\r\n" + bulk("pmessage") + bulk("sse:topic:*") + bulk("sse:topic:prices") + bulk("");
     s += "*3\r\n" + bulk("unsubscribe") + bulk("sse:user:1") + ":1\r\n";
@@ -112,7 +116,8 @@ TEST(resp_reader, parses_byte_by_byte) {
 
 TEST(resp_reader, parses_scalars_and_nils) {
     resp_reader reader;
-    reader.feed("$-1\r\n*-1\r\n:-42\r\n:9223372036854775807\r\n-ERR unknown command\r\n+OK\r\n*0\r\n$0\r\n\r\n");
+    reader.feed("$-1\r\n*-1\r\n:-42\r\n:9223372036854775807\r\n-ERR unknown "
+                "command\r\n+OK\r\n*0\r\n$0\r\n\r\n");
     auto got = parse_all(reader);
     ASSERT_EQ(got.size(), 8u);
     EXPECT_EQ(got[0].type, kind::nil);
@@ -132,8 +137,8 @@ TEST(resp_reader, parses_scalars_and_nils) {
 
 TEST(resp_reader, parses_nested_arrays_like_xrange) {
     resp_reader reader;
-    reader.feed("*2\r\n*2\r\n" + bulk("1-0") + "*2\r\n" + bulk("data") + bulk("x") + "*2\r\n" + bulk("2-0") +
-                "*-1\r\n");
+    reader.feed("*2\r\n*2\r\n" + bulk("1-0") + "*2\r\n" + bulk("data") + bulk("x") + "*2\r\n" +
+                bulk("2-0") + "*-1\r\n");
     auto r = reader.next();
     ASSERT_TRUE(r);
     ASSERT_EQ(r->elements.size(), 2u);
@@ -160,11 +165,11 @@ TEST(resp_reader, oversized_bulk_length_throws_before_the_data_arrives) {
     reader.feed("$" + std::to_string(max_reply_bytes + 1) + "\r\n");
     EXPECT_THROW(reader.next(), resp_error);
 
-    resp_reader partial;  // even before the header's CRLF
+    resp_reader partial; // even before the header's CRLF
     partial.feed("*2\r\n$1\r\na\r\n$99999999999");
     EXPECT_THROW(partial.next(), resp_error);
 
-    resp_reader at_limit;  // the limit itself is fine while waiting
+    resp_reader at_limit; // the limit itself is fine while waiting
     at_limit.feed("$" + std::to_string(max_reply_bytes) + "\r\n");
     EXPECT_FALSE(at_limit.next());
 }

@@ -44,7 +44,7 @@ protected:
 
     router r{65536, *this, *this};
     std::vector<routed> got;
-    std::vector<std::pair<unsigned, std::size_t>> batches;  // (shard, events) per delivery
+    std::vector<std::pair<unsigned, std::size_t>> batches; // (shard, events) per delivery
     /// What reached the shards once the pending batches are flushed, as the control loop does
     /// after each read burst.
     const std::vector<routed>& delivered() {
@@ -98,7 +98,7 @@ TEST_F(router_test, a_burst_goes_to_each_shard_as_one_batch_in_order) {
     r.route("user:2", "b");
     r.route("topic:t", "c");
     r.route("user:1", "d");
-    EXPECT_TRUE(got.empty());  // nothing delivered before the flush
+    EXPECT_TRUE(got.empty()); // nothing delivered before the flush
     ASSERT_EQ(delivered().size(), 4u);
     EXPECT_EQ(batches, (std::vector<std::pair<unsigned, std::size_t>>{{0, 2}, {1, 2}}));
     EXPECT_EQ(got[0].bytes, "data: a\n\n");
@@ -143,7 +143,8 @@ TEST_F(router_test, catch_up_replays_the_gap_then_releases_newer_held_events) {
     history_read read;
     read.ok = true;
     read.tip = pos(13);
-    for (auto [ch, seq] : {std::pair<const char*, int>{"user:1", 11}, {"topic:t", 12}, {"topic:t", 13}})
+    for (auto [ch, seq] :
+         {std::pair<const char*, int>{"user:1", 11}, {"topic:t", 12}, {"topic:t", 13}})
         read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p"});
     EXPECT_TRUE(r.finish_catch_up(read));
     EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{10, 11, 12, 13, 15}));

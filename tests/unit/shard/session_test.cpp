@@ -53,7 +53,8 @@ TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted)
 
     auto ev = std::make_shared<routed_event>();
     ev->channel = "user:u";
-    ev->bytes = std::make_shared<const std::string>("data: " + std::string(64 * 1024, 'x') + "\n\n");
+    ev->bytes =
+        std::make_shared<const std::string>("data: " + std::string(64 * 1024, 'x') + "\n\n");
     const std::vector<routed_event_ptr> batch{ev};
     // Deliver until the queue limit cuts the stream: a write is in flight all along.
     for (int i = 0; i < 200 && !s->leaving(); ++i) {
@@ -69,7 +70,8 @@ TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted)
     // write then subtracted them again and the unsigned count wrapped around.
     EXPECT_EQ(s->queued_bytes(), 0u);
     EXPECT_EQ(shards.connections_total().load(), 0u);
-    EXPECT_EQ(sh.counters().closed[static_cast<std::size_t>(close_reason::slow_consumer)].load(), 1u);
+    EXPECT_EQ(sh.counters().closed[static_cast<std::size_t>(close_reason::slow_consumer)].load(),
+              1u);
 }
 
 } // namespace

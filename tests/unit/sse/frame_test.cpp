@@ -49,9 +49,7 @@ TEST(frame, trailing_newline_keeps_an_empty_last_line) {
     EXPECT_EQ(text_of(R"({"data":"a\r\n"})"), "data: a\ndata: \n\n");
 }
 
-TEST(frame, empty_data_string) {
-    EXPECT_EQ(text_of(R"({"data":""})"), "data: \n\n");
-}
+TEST(frame, empty_data_string) { EXPECT_EQ(text_of(R"({"data":""})"), "data: \n\n"); }
 
 TEST(frame, leading_spaces_in_data_survive) {
     EXPECT_EQ(text_of(R"({"data":"  indented"})"), "data:   indented\n\n");
@@ -184,7 +182,7 @@ TEST(frame, block_is_allocated_to_its_exact_size) {
     auto s = build_frame(std::string(500, 'z'), big);
     ASSERT_TRUE(s.bytes);
     EXPECT_EQ(s.bytes->size(), 500u + 8u);
-    EXPECT_LE(s.bytes->capacity(), s.bytes->size() + 16);  // no growth doubling
+    EXPECT_LE(s.bytes->capacity(), s.bytes->size() + 16); // no growth doubling
 }
 
 TEST(frame, comment_frame) {
