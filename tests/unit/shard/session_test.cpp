@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -43,12 +44,15 @@ struct stalled_stream : ::testing::Test {
     }
 
     gateway_config cfg;
+    /// Declared before the client socket: destroyed after it, since the socket belongs to a
+    /// shard's io_context (ASan caught the other order).
+    std::optional<shard_set> shards;
     std::unique_ptr<tcp::socket> client;
 };
 
 TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted) {
-    shard_set shards(1, cfg);
-    shard& sh = shards[0];
+    shards.emplace(1, cfg);
+    shard& sh = (*shards)[0];
     auto s = open(sh);
 
     auto ev = std::make_shared<routed_event>();
@@ -69,7 +73,7 @@ TEST_F(stalled_stream, slow_consumer_cut_during_a_write_leaves_no_bytes_counted)
     // Before the fix the cut zeroed the count while a write still held frames; the aborted
     // write then subtracted them again and the unsigned count wrapped around.
     EXPECT_EQ(s->queued_bytes(), 0u);
-    EXPECT_EQ(shards.connections_total().load(), 0u);
+    EXPECT_EQ(shards->connections_total().load(), 0u);
     EXPECT_EQ(sh.counters().closed[static_cast<std::size_t>(close_reason::slow_consumer)].load(),
               1u);
 }
