@@ -332,8 +332,10 @@ private:
     }
 
     void fail(close_reason why) {
-        stream_.close();
+        // Counted before the socket closes: whoever sees the close sees it counted (the fault
+        // test reads ssegw_connections_closed_total right after its 200 sockets were cut).
         shard_.handshake_failed(why);
+        stream_.close();
     }
 
     shard& shard_;
