@@ -96,6 +96,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::uint64_t protocol_errors_ = 0;
     std::uint64_t tls_failures_ = 0;
     bool tls_handshake_pending_ = false;
+    std::size_t burst_bytes_ = 0; // read since the owner's last on_burst_end()
     std::string last_error_;
 
     impl(asio::io_context& io, redis_endpoint endpoint, connection_options options,
@@ -179,6 +180,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (phase_ == phase::idle || phase_ == phase::stopped || phase_ == phase::waiting) return;
         ++generation_;
         bool was_up = phase_ == phase::up;
+        // Replies of a TLS burst that was still being read on are passed on now.
+        if (burst_bytes_ != 0) {
+            burst_bytes_ = 0;
+            with_owner([](connection_owner& o) { o.on_burst_end(); });
+        }
         if (was_up || last_error_ != reason)
             spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason,
                          address_of(endpoint_));
@@ -398,9 +404,24 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             carry_on = false;
         }
         // Whatever the replies of this read produced is passed on as one batch, even when the
-        // link just failed.
-        with_owner([](connection_owner& o) { o.on_burst_end(); });
+        // link just failed. Over TLS a read returns one TLS record, and Redis sends each message
+        // as a record of its own: while more is already here (decrypted in OpenSSL, or in the
+        // kernel) and the burst is below what one plain read takes, read on first, so a burst
+        // is what a plain read would have returned (bench/compare: per-event bursts cost TLS
+        // broadcasts +29 % CPU and a backlog).
+        burst_bytes_ += n;
+        if (!(carry_on && tls_more_now())) {
+            burst_bytes_ = 0;
+            with_owner([](connection_owner& o) { o.on_burst_end(); });
+        }
         if (carry_on) do_read();
+    }
+
+    bool tls_more_now() {
+        if (!tls_ || burst_bytes_ >= read_chunk) return false;
+        if (SSL_pending(tls_->native_handle()) > 0) return true;
+        error_code ec;
+        return socket_.available(ec) > 0 && !ec;
     }
 
     void on_reply(reply&& r) {
