@@ -805,6 +805,23 @@ class Gateway:
 
 
 # --------------------------------------------------------------------------------------------
+def assert_redis_refused_cleanly(testcase, gw, attempts_metric, seconds=2.0, min_gap_s=0.1,
+                                 links=2):
+    """While Redis keeps refusing the gateway's links for `seconds`: /readyz stays 503, the
+    process stays up, and `attempts_metric` (a counter of failed attempts) grows by at most one
+    per link per reconnect_min (`min_gap_s`): retries back off instead of spinning. Returns the
+    number of attempts seen."""
+    start = gw.metric(attempts_metric)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        testcase.assertEqual(gw.readyz(), 503)
+        testcase.assertTrue(gw.running(), gw.log_tail())
+        time.sleep(0.2)
+    tries = gw.metric(attempts_metric) - start
+    testcase.assertLessEqual(tries, links * seconds / min_gap_s + links, "retries must back off")
+    return tries
+
+
 # SSE client
 
 # The gateway's position block: `event: ssegw-position`, `id: <position>`, `data:` (empty).
