@@ -111,8 +111,22 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
                 "TLS handshakes with Redis that failed (certificate, protocol, not TLS).",
                 stats.tls_failures);
     if (!stats.address.empty())
-        out.gauge("ssegw_redis_info", "1, labelled with the Redis server the links connect to.", 1,
-                  label("address", stats.address));
+        out.gauge("ssegw_redis_info",
+                  "1, labelled with the Redis server the links connect to and its role (a "
+                  "primary found through Sentinel is checked with ROLE; a single server is not).",
+                  1,
+                  label("address", stats.address) + "," +
+                      label("role", stats.sentinel.empty() ? "unchecked" : "master"));
+    if (!stats.sentinel.empty()) {
+        out.counter("ssegw_redis_failovers_total",
+                    "Times the sentinels named a new primary and the links moved to it.",
+                    stats.failovers);
+        out.gauge("ssegw_redis_sentinel_info", "1, labelled with the sentinel being asked.", 1,
+                  label("address", stats.sentinel));
+        out.counter("ssegw_redis_sentinel_changes_total",
+                    "Moves to the next sentinel because the one asked stopped answering.",
+                    stats.sentinel_changes);
+    }
     out.gauge("ssegw_draining", "1 once shutdown has begun.", draining ? 1 : 0);
     latency_histogram merged;
     for (const auto* s : shards) s->counters().delivery_latency.merge_into(merged);

@@ -12,6 +12,7 @@
 #include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
+#include "ssegw/redis/sentinel_monitor.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
 namespace ssegw {
@@ -21,20 +22,44 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
       library_source_(
           history_library_source(cfg.redis.prefix, cfg.history.max_len, cfg.history.ttl_seconds)) {
     const auto endpoint = redis_endpoint_of(cfg.redis);
-    address_ = address_of(endpoint);
+    const bool sentinel = cfg.redis.deployment == redis_deployment::sentinel;
+    if (!sentinel) address_ = address_of(endpoint);
     subscriber_options opts;
     opts.reconnect_min = std::chrono::milliseconds(cfg.redis.reconnect_min_ms);
     opts.reconnect_max = std::chrono::milliseconds(cfg.redis.reconnect_max_ms);
+    opts.require_primary = sentinel;
     subscriber_handlers handlers;
     handlers.on_message = [this](std::string_view ch, std::string_view payload) {
         on_message(ch, payload);
     };
-    handlers.on_state = [this](bool up) { on_state(up); };
+    handlers.on_state = [this](bool up) {
+        // The primary went away: ask where it is now rather than at the next poll.
+        if (!up && sentinels_) sentinels_->refresh();
+        on_state(up);
+    };
     handlers.on_subscribed = [this](std::string_view ch) { on_subscribed(ch); };
     handlers.on_burst_end = [this] { sink_->flush(); };
     subscriber_ = std::make_unique<subscriber>(ioc, endpoint, opts, std::move(handlers));
-    commands_ =
-        std::make_unique<command_client>(ioc, endpoint, opts.reconnect_min, opts.reconnect_max);
+    command_client_options command_opts;
+    command_opts.reconnect_min = opts.reconnect_min;
+    command_opts.reconnect_max = opts.reconnect_max;
+    command_opts.require_primary = sentinel;
+    commands_ = std::make_unique<command_client>(ioc, endpoint, command_opts);
+    if (!sentinel) return;
+    sentinel_monitor_options watch;
+    watch.sentinels = redis_sentinels_of(cfg.redis);
+    watch.master_name = cfg.redis.sentinel.master_name;
+    watch.reconnect_min = opts.reconnect_min;
+    watch.reconnect_max = opts.reconnect_max;
+    sentinels_ = std::make_unique<sentinel_monitor>(
+        ioc, std::move(watch), [this, endpoint](const std::string& host, std::uint16_t port) {
+            auto primary = endpoint;
+            primary.host = host;
+            primary.port = port;
+            address_ = address_of(primary);
+            subscriber_->retarget(primary, true);
+            commands_->retarget(primary, true);
+        });
 }
 
 redis_broker::~redis_broker() = default;
@@ -45,12 +70,14 @@ void redis_broker::start(event_sink& sink) {
         subscriber_->psubscribe(cfg_.redis.prefix + "*");
     subscriber_->start();
     commands_->start();
+    if (sentinels_) sentinels_->start();
     if (cfg_.history.enabled) keep_loading_library();
 }
 
 void redis_broker::stop() {
     stopped_ = true;
     load_timer_.cancel();
+    if (sentinels_) sentinels_->stop();
     subscriber_->stop();
     commands_->stop();
 }
@@ -170,6 +197,23 @@ void redis_broker::call_function(std::vector<std::string> cmd, command_done done
 }
 
 void redis_broker::load_library(std::function<void(bool ok)> done) {
+    // Installed already (by this instance before a reconnect, by another instance, or replicated
+    // to a promoted primary): loading it again would reset the functions' per-process state and
+    // open a new history epoch for nothing, on every gateway start.
+    commands_->execute(
+        {"FUNCTION", "LIST", "LIBRARYNAME", std::string(history_library_name), "WITHCODE"},
+        [this, done = std::move(done)](std::optional<reply> r, std::string error) mutable {
+            if (error.empty() && r && installed_code_matches(*r, library_source_)) {
+                if (!library_loaded_) spdlog::info("history functions already installed");
+                library_loaded_ = true;
+                if (done) done(true);
+                return;
+            }
+            replace_library(std::move(done));
+        });
+}
+
+void redis_broker::replace_library(std::function<void(bool ok)> done) {
     commands_->execute({"FUNCTION", "LOAD", "REPLACE", library_source_},
                        [this, done = std::move(done)](std::optional<reply> r, std::string error) {
                            const bool ok = error.empty() && r && r->type == reply::kind::string;
@@ -275,6 +319,11 @@ broker_stats redis_broker::stats() const {
     s.tls_failures = subscriber_->tls_failures() + commands_->tls_failures();
     s.epoch_changes = epoch_changes_;
     s.address = address_;
+    if (sentinels_) {
+        s.failovers = sentinels_->failovers();
+        s.sentinel = sentinels_->sentinel_address();
+        s.sentinel_changes = sentinels_->sentinel_changes();
+    }
     return s;
 }
 

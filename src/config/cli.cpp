@@ -54,11 +54,11 @@ std::vector<std::string> unknown_env_warnings(const std::vector<std::string>& na
     return out;
 }
 
-/// Empty when `url` is "none", empty or a Redis URL the server can connect to; else the problem.
+/// Empty when `url` is "none", empty or Redis URLs the server can connect to; else the problem.
 std::string redis_url_problem(const std::string& url) {
     if (is_standalone_url(url)) return {};
     try {
-        parse_redis_url(url);
+        parse_redis_url_list(url); // a list is for redis.mode "sentinel"; validate() checks
         return {};
     } catch (const std::invalid_argument& e) {
         return std::string(e.what()) + ", got \"" + mask_redis_url(url) + "\"";

@@ -454,17 +454,26 @@ void validate(const gateway_config& cfg) {
     }
 
     const auto& redis = cfg.redis;
+    const bool sentinel = redis.deployment == redis_deployment::sentinel;
     if (!redis.standalone()) {
         try {
-            parse_redis_url(redis.url);
+            const auto urls = parse_redis_url_list(redis.url);
+            if (!sentinel && urls.size() > 1)
+                invalid("redis.url", "lists " + std::to_string(urls.size()) +
+                                         " servers; only redis.mode \"sentinel\" takes a list");
         } catch (const std::invalid_argument& e) {
             invalid("redis.url",
                     std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
         }
     }
-    if (redis.deployment != redis_deployment::single)
-        invalid("redis.mode", "only \"single\" is supported by this version (a managed endpoint "
-                              "that follows failovers itself is \"single\" too)");
+    if (redis.deployment == redis_deployment::cluster)
+        invalid("redis.mode", "\"cluster\" is not supported by this version yet (\"single\" and "
+                              "\"sentinel\" are)");
+    if (sentinel && redis.standalone())
+        invalid("redis.url", "redis.mode \"sentinel\" needs the sentinels' URLs");
+    if (sentinel && redis.sentinel.master_name.empty())
+        invalid("redis.sentinel.master_name",
+                "required when redis.mode is \"sentinel\" (the name the sentinels monitor)");
     if (!redis.password.empty() && !redis.password_file.empty())
         invalid("redis.password_file",
                 "set either redis.password or redis.password_file, not both");
@@ -519,7 +528,14 @@ std::string read_secret_file(const std::string& key, const std::string& path) {
 } // namespace
 
 redis_endpoint redis_endpoint_of(const redis_config& redis) {
-    redis_endpoint ep = parse_redis_url(redis.url);
+    redis_endpoint ep;
+    if (redis.deployment == redis_deployment::sentinel) {
+        // Where the primary is comes from the sentinels; how to reach it, from the config.
+        ep.tls = parse_redis_url_list(redis.url).front().tls;
+        ep.host.clear();
+    } else {
+        ep = parse_redis_url(redis.url);
+    }
     ep.tls_options = redis.tls;
     if (!redis.username.empty()) ep.username = redis.username;
     if (!redis.password_file.empty())
@@ -527,6 +543,17 @@ redis_endpoint redis_endpoint_of(const redis_config& redis) {
     else if (!redis.password.empty())
         ep.password = redis.password;
     return ep;
+}
+
+std::vector<redis_endpoint> redis_sentinels_of(const redis_config& redis) {
+    auto sentinels = parse_redis_url_list(redis.url);
+    for (auto& s : sentinels) {
+        s.tls_options = redis.tls;
+        s.db = 0;
+        if (!redis.sentinel.username.empty()) s.username = redis.sentinel.username;
+        if (!redis.sentinel.password.empty()) s.password = redis.sentinel.password;
+    }
+    return sentinels;
 }
 
 std::string effective_config_json(const gateway_config& cfg) {

@@ -131,7 +131,44 @@ std::string address_of(const redis_endpoint& ep) {
     return (ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port);
 }
 
+std::vector<std::string_view> split_redis_urls(std::string_view urls) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    for (std::size_t comma = urls.find(','); comma != std::string_view::npos;
+         comma = urls.find(',', comma + 1)) {
+        const auto next = urls.substr(comma + 1);
+        if (!next.starts_with("redis://") && !next.starts_with("rediss://")) continue;
+        out.push_back(urls.substr(start, comma - start));
+        start = comma + 1;
+    }
+    out.push_back(urls.substr(start));
+    return out;
+}
+
+std::vector<redis_endpoint> parse_redis_url_list(std::string_view urls) {
+    std::vector<redis_endpoint> out;
+    for (const auto url : split_redis_urls(urls)) {
+        try {
+            out.push_back(parse_redis_url(url));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string(e.what()) + " (in \"" + mask_redis_url(url) +
+                                        "\")");
+        }
+        if (out.back().tls != out.front().tls)
+            throw std::invalid_argument("the list mixes redis:// and rediss:// URLs");
+    }
+    return out;
+}
+
 std::string mask_redis_url(std::string_view url) {
+    if (const auto urls = split_redis_urls(url); urls.size() > 1) {
+        std::string out;
+        for (const auto one : urls) {
+            if (!out.empty()) out += ',';
+            out += mask_redis_url(one);
+        }
+        return out;
+    }
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) return std::string(url);
     const auto authority = scheme_end + 3;

@@ -42,14 +42,13 @@ struct command_client::impl : connection_owner, std::enable_shared_from_this<imp
 
     explicit impl(asio::io_context& io) : io_(io) {}
 
-    static connection_options link_options(std::chrono::milliseconds reconnect_min,
-                                           std::chrono::milliseconds reconnect_max,
-                                           std::chrono::seconds ping_interval) {
+    static connection_options link_options(const command_client_options& o) {
         connection_options c;
-        c.reconnect_min = reconnect_min;
-        c.reconnect_max = reconnect_max;
-        c.ping_interval = std::max(ping_interval, std::chrono::seconds(1));
-        c.log_name = "redis client";
+        c.reconnect_min = o.reconnect_min;
+        c.reconnect_max = o.reconnect_max;
+        c.ping_interval = std::max(o.ping_interval, std::chrono::seconds(1));
+        c.require_primary = o.require_primary;
+        c.log_name = o.log_name;
         c.stall_reason = "no reply within " + std::to_string(2 * c.ping_interval.count()) + " s";
         return c;
     }
@@ -127,14 +126,22 @@ command_client::command_client(asio::io_context& io, redis_endpoint endpoint,
                                std::chrono::milliseconds reconnect_min,
                                std::chrono::milliseconds reconnect_max,
                                std::chrono::seconds ping_interval)
+    : command_client(io, std::move(endpoint),
+                     command_client_options{reconnect_min, reconnect_max, ping_interval}) {}
+
+command_client::command_client(asio::io_context& io, redis_endpoint endpoint,
+                               command_client_options options)
     : impl_(std::make_shared<impl>(io)) {
-    impl_->link_.emplace(io, std::move(endpoint),
-                         impl::link_options(reconnect_min, reconnect_max, ping_interval), impl_);
+    impl_->link_.emplace(io, std::move(endpoint), impl::link_options(options), impl_);
 }
 
 command_client::~command_client() { impl_->stop(); }
 
 void command_client::start() { impl_->link_->start(); }
+void command_client::retarget(redis_endpoint endpoint, bool now) {
+    impl_->link_->retarget(std::move(endpoint), now);
+}
+std::string command_client::address() const { return impl_->link_->address(); }
 void command_client::stop() { impl_->stop(); }
 void command_client::execute(std::vector<std::string> args, completion done) {
     impl_->execute(std::move(args), std::move(done));

@@ -87,6 +87,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     clock_type::time_point last_write_{};
     bool auth_pending_ = false;
     bool select_pending_ = false;
+    bool role_pending_ = false;
     phase phase_ = phase::idle;
     // Bumped whenever a link is torn down: completions carrying an older value are stale.
     std::uint64_t generation_ = 0;
@@ -144,7 +145,35 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
     void start() {
         if (phase_ != phase::idle) return;
+        if (endpoint_.host.empty()) {
+            // Nothing to connect to until retarget() names an address (Sentinel mode, before a
+            // sentinel has answered).
+            phase_ = phase::waiting;
+            last_error_ = "no address yet";
+            return;
+        }
         do_resolve();
+    }
+
+    void retarget(redis_endpoint endpoint, bool now) {
+        if (phase_ == phase::stopped) return;
+        const bool moved = endpoint.host != endpoint_.host || endpoint.port != endpoint_.port;
+        endpoint_ = std::move(endpoint);
+        if (!moved || phase_ == phase::idle) return;
+        if (now) backoff_.reset();
+        if (phase_ != phase::waiting) {
+            fail("moved to " + address_of(endpoint_));
+            if (phase_ != phase::waiting || !now) return; // the owner stopped us, or backoff
+        }
+        // Between attempts: the pending retry (for the old address) is replaced.
+        ++generation_;
+        retry_timer_.cancel();
+        if (now) return do_resolve();
+        retry_timer_.expires_after(backoff_.next());
+        retry_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
+            if (ec || self->stale(gen)) return;
+            self->contained([&] { self->do_resolve(); });
+        });
     }
 
     void stop() {
@@ -173,6 +202,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         out_pending_.clear();
         auth_pending_ = false;
         select_pending_ = false;
+        role_pending_ = false;
         reader_.reset();
     }
 
@@ -311,6 +341,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             select_pending_ = true;
             send(encode_command({"SELECT", std::to_string(endpoint_.db)}));
         }
+        if (options_.require_primary) {
+            role_pending_ = true;
+            send(encode_command({"ROLE"}));
+        }
         with_owner([](connection_owner& o) { o.on_open(); });
         if (stale(gen)) return;
         // The PONG is the barrier: replies come in order, so when it arrives everything sent
@@ -437,6 +471,18 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (is_error) fail("SELECT failed: " + r.str);
             return;
         }
+        if (role_pending_) {
+            role_pending_ = false;
+            if (is_error) return fail("ROLE failed: " + r.str);
+            const bool primary = r.type == reply::kind::array && !r.elements.empty() &&
+                                 r.elements[0].str == "master";
+            if (!primary)
+                fail("not the primary (ROLE says " +
+                     (r.type == reply::kind::array && !r.elements.empty() ? r.elements[0].str
+                                                                          : std::string("?")) +
+                     ")");
+            return;
+        }
         if (phase_ == phase::handshake && is_pong(r)) {
             phase_ = phase::up;
             backoff_.reset();
@@ -484,6 +530,12 @@ connection::connection(asio::io_context& io, redis_endpoint endpoint, connection
 connection::~connection() { impl_->stop(); }
 
 void connection::start() { impl_->start(); }
+void connection::retarget(redis_endpoint endpoint, bool now) {
+    impl_->retarget(std::move(endpoint), now);
+}
+std::string connection::address() const {
+    return impl_->endpoint_.host.empty() ? std::string() : address_of(impl_->endpoint_);
+}
 void connection::stop() { impl_->stop(); }
 bool connection::send(std::string bytes) { return impl_->send(std::move(bytes)); }
 void connection::fail(std::string reason) { impl_->fail(std::move(reason)); }
@@ -498,7 +550,7 @@ bool connection::up() const { return impl_->phase_ == impl::phase::up; }
 bool connection::stopped() const { return impl_->phase_ == impl::phase::stopped; }
 std::size_t connection::own_in_flight() const {
     return std::size_t{impl_->auth_pending_} + std::size_t{impl_->select_pending_} +
-           std::size_t{impl_->phase_ == impl::phase::handshake};
+           std::size_t{impl_->role_pending_} + std::size_t{impl_->phase_ == impl::phase::handshake};
 }
 std::uint64_t connection::reconnects() const { return impl_->reconnects_; }
 std::uint64_t connection::protocol_errors() const { return impl_->protocol_errors_; }

@@ -346,4 +346,22 @@ bool is_missing_function_error(const reply& r) {
                                             r.str.find("function not found") != std::string::npos);
 }
 
+bool installed_code_matches(const reply& function_list, std::string_view source) {
+    if (function_list.type != reply::kind::array) return false;
+    // One entry per library whose name matches the pattern (a glob: other names may match);
+    // each is a flat list of field, value pairs (RESP2).
+    for (const auto& library : function_list.elements) {
+        if (library.type != reply::kind::array) continue;
+        const std::string* name = nullptr;
+        const std::string* code = nullptr;
+        for (std::size_t i = 0; i + 1 < library.elements.size(); i += 2) {
+            const auto& field = library.elements[i].str;
+            if (field == "library_name") name = &library.elements[i + 1].str;
+            if (field == "library_code") code = &library.elements[i + 1].str;
+        }
+        if (name && code && *name == history_library_name && *code == source) return true;
+    }
+    return false;
+}
+
 } // namespace ssegw

@@ -91,7 +91,8 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
         c.reconnect_max = o.reconnect_max;
         c.ping_interval = o.ping_interval;
         c.select_db = false; // pub/sub channels are not per database
-        c.log_name = "redis subscriber";
+        c.require_primary = o.require_primary;
+        c.log_name = o.log_name;
         c.stall_reason = "no reply to PING";
         return c;
     }
@@ -253,6 +254,10 @@ subscriber::~subscriber() { impl_->stop(); }
 
 void subscriber::start() { impl_->link_->start(); }
 void subscriber::stop() { impl_->stop(); }
+void subscriber::retarget(redis_endpoint endpoint, bool now) {
+    impl_->link_->retarget(std::move(endpoint), now);
+}
+std::string subscriber::address() const { return impl_->link_->address(); }
 void subscriber::subscribe(const std::string& channel) {
     impl_->change(impl_->channels_, channel, true);
 }

@@ -96,5 +96,25 @@ class PromotedSnapshotTest(FailureAwareMixin, GatewayTestCase):
         self.assertEqual(self.data_of(back_new), [("e", "n2"), ("e", "n3")])
 
 
+class GatewayStartTest(FailureAwareMixin, GatewayTestCase):
+    """Starting another gateway is not a failover: it finds the history functions installed and
+    leaves them (reloading them would reset their per-process state and open a new epoch, and
+    every resume across it would be told history-truncated for nothing)."""
+
+    def test_second_gateway_keeps_the_epoch(self):
+        redis = self.start_redis()
+        first = self.start_gateway(redis=redis, threads=1)
+        with redis.client() as rc:
+            before = parse_position(fcall_publish(rc, "user:1", "a"))
+        second = self.start_gateway(redis=redis, threads=1)
+        with redis.client() as rc:
+            after = parse_position(fcall_publish(rc, "user:1", "b"))
+        self.assertEqual(after[0], before[0], "same epoch")
+        self.assertEqual(after[1], before[1] + 1)
+        self.assertIn("history functions already installed", second.log_text())
+        for gw in (first, second):
+            self.assertEqual(gw.metric("ssegw_history_epoch_changes_total"), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -498,8 +498,9 @@ class RedisServer:
     no_ping_message = "redis-server on port %d did not answer PING; log: %s"
 
     def __init__(self, port=None, workdir=None, binary="redis-server", tls=None,
-                 tls_auth_clients=False, auth=None):
+                 tls_auth_clients=False, auth=None, extra_args=()):
         self.port = port or free_port()
+        self.extra_args = list(extra_args)
         self._own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-redis-")
         self.binary = binary
@@ -525,7 +526,7 @@ class RedisServer:
                      "--tls-auth-clients", "yes" if self.tls_auth_clients else "no"]
         return [self.binary, *ports, "--bind", HOST, "--save", "",
                 *self.persistence, "--dir", self.dir, "--protected-mode", "no",
-                "--daemonize", "no"]
+                "--daemonize", "no", *self.extra_args]
 
     def ssl_context(self):
         """What the test's own connections use to reach a TLS server."""
@@ -618,6 +619,44 @@ class RedisServer:
                 return f.read()[-n:].decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+class RedisSentinel(RedisServer):
+    """`redis-server <conf> --sentinel` on a free loopback port, watching one primary as
+    `master_name` (quorum 2, down-after `down_after_ms`). Sentinel rewrites its config file, so
+    each gets its own."""
+
+    no_ping_message = "redis sentinel on port %d did not answer PING; log: %s"
+
+    def __init__(self, primary_port, master_name="mymaster", down_after_ms=1000, quorum=2,
+                 failover_timeout_ms=10000, **kw):
+        super().__init__(**kw)
+        self.master_name = master_name
+        self.conf_path = os.path.join(self.dir, "sentinel-%d.conf" % self.port)
+        with open(self.conf_path, "w") as f:
+            f.write("port %d\nbind %s\nprotected-mode no\ndaemonize no\ndir %s\n"
+                    "sentinel monitor %s %s %d %d\n"
+                    "sentinel down-after-milliseconds %s %d\n"
+                    "sentinel failover-timeout %s %d\n"
+                    "sentinel parallel-syncs %s 1\n"
+                    % (self.port, HOST, self.dir, master_name, HOST, primary_port, quorum,
+                       master_name, down_after_ms, master_name, failover_timeout_ms,
+                       master_name))
+
+    def command(self):
+        return [self.binary, self.conf_path, "--sentinel", *self.extra_args]
+
+    def primary(self):
+        """(host, port) the sentinel names as the primary now."""
+        host, port = self.cli("SENTINEL", "get-master-addr-by-name", self.master_name)
+        return host, int(port)
+
+    def knows(self, replicas, sentinels):
+        """It has discovered `replicas` replicas and `sentinels` other sentinels."""
+        info = self.cli("SENTINEL", "master", self.master_name)
+        fields = dict(zip(info[0::2], info[1::2]))
+        return (int(fields.get("num-slaves", 0)) >= replicas
+                and int(fields.get("num-other-sentinels", 0)) >= sentinels)
 
 
 def _decode(reply):

@@ -20,9 +20,12 @@ struct broker_stats {
     std::uint64_t reconnects = 0;
     std::uint64_t subscribed_channels = 0;
     std::uint64_t protocol_errors = 0;
-    std::uint64_t epoch_changes = 0; ///< history epochs this process saw begin
-    std::uint64_t tls_failures = 0;  ///< failed TLS handshakes, both links
-    std::string address;             ///< host:port of the Redis the links connect to
+    std::uint64_t epoch_changes = 0;    ///< history epochs this process saw begin
+    std::uint64_t tls_failures = 0;     ///< failed TLS handshakes, both links
+    std::string address;                ///< host:port of the Redis the links connect to
+    std::uint64_t failovers = 0;        ///< Sentinel mode: primary changes seen
+    std::string sentinel;               ///< Sentinel mode: host:port of the sentinel asked
+    std::uint64_t sentinel_changes = 0; ///< moves to the next sentinel (one stopped answering)
 };
 
 class broker {

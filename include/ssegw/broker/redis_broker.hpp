@@ -1,7 +1,8 @@
 #pragma once
 // Redis mode: one pub/sub subscriber per process (what the shards need, or one pattern), plus a
 // command connection for publishing and history (the Redis Functions in history_functions.hpp,
-// installed at start and again whenever Redis has lost them).
+// installed at start and again whenever Redis has lost them). In Sentinel mode both links go
+// where a sentinel_monitor says the primary is, and accept a server only if it says it is one.
 
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,7 @@ namespace ssegw {
 
 class subscriber;
 class command_client;
+class sentinel_monitor;
 struct reply;
 
 class redis_broker final : public broker {
@@ -58,7 +60,9 @@ private:
     void release_all_waiters();
     /// Runs a history function call, installing the library first if Redis lost it.
     void call_function(std::vector<std::string> cmd, command_done done, bool may_reload = true);
+    /// Installs the history library unless Redis holds this very code already.
     void load_library(std::function<void(bool ok)> done);
+    void replace_library(std::function<void(bool ok)> done);
     void keep_loading_library();
 
     struct waiter {
@@ -68,10 +72,12 @@ private:
 
     const gateway_config& cfg_;
     event_sink* sink_ = nullptr; ///< set by start(), before the subscriber can call back
-    std::string address_;        ///< host:port of the Redis, for metrics
+    std::string address_;        ///< host:port of the Redis, for metrics ("" until known)
     std::uint64_t epoch_changes_ = 0;
     std::unique_ptr<subscriber> subscriber_;
     std::unique_ptr<command_client> commands_;
+    /// Sentinel mode: where the primary is; both links follow it.
+    std::unique_ptr<sentinel_monitor> sentinels_;
     boost::asio::steady_timer load_timer_;
     std::string library_source_;
     bool library_loaded_ = false;

@@ -99,8 +99,8 @@ struct cors_config {
 
 enum class subscribe_mode { per_channel, pattern };
 
-/// How Redis is deployed (redis.mode). Only single servers (or a managed endpoint that follows
-/// failovers itself) are supported so far; sentinel and cluster are refused at start.
+/// How Redis is deployed (redis.mode): one server (or a managed endpoint that follows failovers
+/// itself), a primary found through Sentinel, or a Cluster (refused at start so far).
 enum class redis_deployment { single, sentinel, cluster };
 
 struct redis_sentinel_config {

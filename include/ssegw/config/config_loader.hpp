@@ -8,6 +8,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ssegw {
 
@@ -33,7 +34,12 @@ void validate(const gateway_config& cfg);
 /// Where the gateway's Redis links connect and how they log in: redis.url, with redis.username
 /// and the password (password_file's first line, else redis.password) overriding the URL's
 /// userinfo. Throws config_error when password_file cannot be read.
+/// In Sentinel mode the host is empty (the sentinels name it) and TLS follows the sentinels' scheme.
 redis_endpoint redis_endpoint_of(const redis_config& redis);
+
+/// Sentinel mode: the sentinels of redis.url, each with redis.sentinel.username/password
+/// overriding its URL's userinfo, and redis.tls. Throws std::invalid_argument on a bad list.
+std::vector<redis_endpoint> redis_sentinels_of(const redis_config& redis);
 
 /// The whole effective configuration as pretty-printed JSON, keyed exactly as apply_json accepts
 /// (so the output is a valid config file), with auth.jwt.secret shown as "***" when set and a

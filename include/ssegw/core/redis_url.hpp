@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ssegw {
 
@@ -36,11 +37,21 @@ struct redis_endpoint {
 /// (other schemes, empty host, bad port or db, query strings).
 redis_endpoint parse_redis_url(std::string_view url);
 
+/// Splits a comma-separated list of URLs (Sentinel and Cluster modes name several servers:
+/// `redis://10.0.0.1:26379,redis://10.0.0.2:26379`). Only a comma followed by `redis://` or
+/// `rediss://` separates, so a password may hold a comma. One URL gives a list of one.
+std::vector<std::string_view> split_redis_urls(std::string_view urls);
+
+/// parse_redis_url of each URL in a list; throws std::invalid_argument naming the bad one, or
+/// when the list mixes redis:// and rediss://.
+std::vector<redis_endpoint> parse_redis_url_list(std::string_view urls);
+
 /// `host:port` (IPv6 in brackets): where a link connects, for logs; never any credential.
 std::string address_of(const redis_endpoint& endpoint);
 
 /// The URL with its password masked (`redis://user:***@host`), for --check-config output and
-/// error messages. Works on any text, valid URL or not, so an error can show what was given.
+/// error messages. Works on any text, valid URL or not, so an error can show what was given,
+/// and on lists (each URL masked).
 std::string mask_redis_url(std::string_view url);
 
 /// Empty or "none": no Redis, the gateway runs standalone.

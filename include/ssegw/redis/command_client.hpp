@@ -20,6 +20,18 @@ class io_context;
 
 namespace ssegw {
 
+struct command_client_options {
+    std::chrono::milliseconds reconnect_min{100};
+    std::chrono::milliseconds reconnect_max{5000};
+    /// The link counts as dead when a command (or the idle PING sent every period) has had no
+    /// reply for two periods.
+    std::chrono::seconds ping_interval{10};
+    /// Accept only a server whose ROLE is master (Sentinel mode).
+    bool require_primary = false;
+    /// Prefix of the log lines.
+    std::string log_name = "redis client";
+};
+
 /// Single-threaded: construct, call and destroy it on the thread running its io_context.
 class command_client {
 public:
@@ -38,13 +50,21 @@ public:
     command_client(boost::asio::io_context& io, redis_endpoint endpoint,
                    std::chrono::milliseconds reconnect_min, std::chrono::milliseconds reconnect_max,
                    std::chrono::seconds ping_interval = std::chrono::seconds(10));
+    command_client(boost::asio::io_context& io, redis_endpoint endpoint,
+                   command_client_options options);
     /// Stops; commands still pending complete with "redis client stopped" (posted).
     ~command_client();
     command_client(const command_client&) = delete;
     command_client& operator=(const command_client&) = delete;
 
-    /// Starts connecting (once); reconnects with backoff until stop().
+    /// Starts connecting (once); reconnects with backoff until stop(). An endpoint with an
+    /// empty host waits for retarget().
     void start();
+    /// Connects to `endpoint` from now on (connection::retarget); commands in flight on a link
+    /// that is dropped fail with "redis connection lost".
+    void retarget(redis_endpoint endpoint, bool now);
+    /// host:port it connects to ("" while it has none).
+    std::string address() const;
     /// Closes the link; pending commands complete (posted) with "redis client stopped".
     void stop();
 

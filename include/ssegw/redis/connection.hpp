@@ -39,6 +39,10 @@ struct connection_options {
     std::string log_name = "redis connection";
     /// last_error() when the watchdog finds an up link silent for two periods.
     std::string stall_reason = "no reply to PING";
+    /// Send ROLE in the handshake and drop the link unless the server says it is the primary
+    /// (Sentinel mode: a node that was demoted, or an address a sentinel gave out before a
+    /// failover finished, must not be written to or read from).
+    bool require_primary = false;
 };
 
 /// What the owner of a connection hears from it. Every hook runs on the io_context thread,
@@ -83,8 +87,15 @@ public:
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
-    /// Starts connecting (once); reconnects with backoff until stop().
+    /// Starts connecting (once); reconnects with backoff until stop(). With an endpoint whose
+    /// host is empty it waits for retarget() to name one.
     void start();
+    /// Connects to `endpoint` from now on. When it names another host or port, a link to the
+    /// old one is dropped ("moved to ..."); with `now` the next attempt starts at once (the new
+    /// address is news, not a retry), otherwise after the usual backoff.
+    void retarget(redis_endpoint endpoint, bool now);
+    /// host:port the connection connects to ("" while it has none).
+    std::string address() const;
     /// Closes the link and cancels timers; no hook runs after it returns.
     void stop();
 
@@ -104,7 +115,8 @@ public:
     /// The handshake completed on the current link.
     bool up() const;
     bool stopped() const;
-    /// Replies the connection still awaits for its own handshake commands (AUTH, SELECT, PING).
+    /// Replies the connection still awaits for its own handshake commands (AUTH, SELECT, ROLE,
+    /// PING).
     std::size_t own_in_flight() const;
     /// Reconnection attempts made after losing (or failing to establish) a link.
     std::uint64_t reconnects() const;

@@ -51,4 +51,8 @@ history_read parse_history_reply(const reply& r, const std::vector<std::string>&
 /// True when an error reply means the library is not loaded (Redis restarted without data).
 bool is_missing_function_error(const reply& r);
 
+/// True when a reply to `FUNCTION LIST LIBRARYNAME <history_library_name> WITHCODE` shows that
+/// library installed with exactly `source` as its code.
+bool installed_code_matches(const reply& function_list, std::string_view source);
+
 } // namespace ssegw

@@ -38,6 +38,10 @@ struct subscriber_options {
     /// PING period; the link counts as dead when nothing arrives for two periods (this also
     /// bounds resolve + connect + handshake).
     std::chrono::seconds ping_interval{10};
+    /// Accept only a server whose ROLE is master (Sentinel mode).
+    bool require_primary = false;
+    /// Prefix of the log lines.
+    std::string log_name = "redis subscriber";
 };
 
 /// Single-threaded: construct, call and destroy it on the thread running its io_context.
@@ -52,8 +56,13 @@ public:
     subscriber(const subscriber&) = delete;
     subscriber& operator=(const subscriber&) = delete;
 
-    /// Starts connecting (once); reconnects with backoff until stop().
+    /// Starts connecting (once); reconnects with backoff until stop(). An endpoint with an
+    /// empty host waits for retarget().
     void start();
+    /// Connects to `endpoint` from now on (connection::retarget): the subscriptions follow.
+    void retarget(redis_endpoint endpoint, bool now);
+    /// host:port it connects to ("" while it has none).
+    std::string address() const;
     /// Closes the connection and cancels timers; no callback runs after it returns.
     void stop();
 

@@ -353,7 +353,7 @@ TEST(validate, redis_credentials_and_tls) {
         (std::filesystem::path(::testing::TempDir()) / "ssegw-redis-password").string();
     std::ofstream(file) << "s3cret\n";
     EXPECT_EQ(validate_error([](auto& c) {
-                  c.redis.deployment = redis_deployment::sentinel;
+                  c.redis.deployment = redis_deployment::cluster;
               }).rfind("redis.mode: ", 0),
               0u);
     EXPECT_EQ(validate_error([&](auto& c) {
@@ -525,4 +525,44 @@ TEST(shipped_config, loads_and_validates) {
 }
 
 } // namespace
+
+TEST(validate, sentinel_mode) {
+    const auto sentinel = [](gateway_config& c) {
+        c.redis.deployment = redis_deployment::sentinel;
+        c.redis.url = "redis://10.0.0.1:26379,redis://:pw@10.0.0.2:26379";
+        c.redis.sentinel.master_name = "mymaster";
+    };
+    gateway_config cfg = valid_config();
+    sentinel(cfg);
+    EXPECT_NO_THROW(validate(cfg));
+    EXPECT_EQ(validate_error([&](auto& c) {
+                  sentinel(c);
+                  c.redis.sentinel.master_name.clear();
+              }).rfind("redis.sentinel.master_name: required", 0),
+              0u);
+    EXPECT_EQ(validate_error([&](auto& c) {
+                  sentinel(c);
+                  c.redis.url = "redis://10.0.0.1:26379,rediss://10.0.0.2:26379";
+              }).rfind("redis.url: the list mixes redis:// and rediss://", 0),
+              0u);
+    // A list is for Sentinel mode only.
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.redis.url = "redis://10.0.0.1:6379,redis://10.0.0.2:6379";
+              }).rfind("redis.url: lists 2 servers", 0),
+              0u);
+
+    // Sentinels log in with redis.sentinel.*, the primary with redis.username/password.
+    cfg.redis.sentinel.password = "sentinel-pw";
+    cfg.redis.password = "data-pw";
+    const auto sentinels = redis_sentinels_of(cfg.redis);
+    ASSERT_EQ(sentinels.size(), 2u);
+    EXPECT_EQ(sentinels[1].host, "10.0.0.2");
+    EXPECT_EQ(sentinels[1].port, 26379);
+    EXPECT_EQ(sentinels[0].password, "sentinel-pw");
+    const auto primary = redis_endpoint_of(cfg.redis);
+    EXPECT_EQ(primary.host, "");
+    EXPECT_EQ(primary.password, "data-pw");
+    EXPECT_FALSE(primary.tls);
+}
+
 } // namespace ssegw

@@ -123,4 +123,24 @@ TEST(mask_redis_url, hides_only_the_password) {
 }
 
 } // namespace
+
+TEST(redis_url_list, splits_only_before_a_scheme) {
+    // A comma inside a password does not split.
+    const auto urls = split_redis_urls("redis://:a,b@h1:1,rediss://h2:2");
+    ASSERT_EQ(urls.size(), 2u);
+    EXPECT_EQ(urls[0], "redis://:a,b@h1:1");
+    EXPECT_EQ(urls[1], "rediss://h2:2");
+    EXPECT_EQ(split_redis_urls("redis://h").size(), 1u);
+}
+
+TEST(redis_url_list, parses_each_and_masks_each) {
+    const auto eps = parse_redis_url_list("redis://:p1@h1:26379,redis://h2:26380");
+    ASSERT_EQ(eps.size(), 2u);
+    EXPECT_EQ(eps[0].password, "p1");
+    EXPECT_EQ(eps[1].port, 26380);
+    EXPECT_THROW(parse_redis_url_list("redis://h1,http://h2"), std::invalid_argument);
+    EXPECT_EQ(mask_redis_url("redis://:p1@h1:1,redis://u:p2@h2:2"),
+              "redis://:***@h1:1,redis://u:***@h2:2");
+}
+
 } // namespace ssegw

@@ -467,5 +467,43 @@ TEST_F(redis_live, command_client_auth_and_select) {
     EXPECT_NE(info.result->str.find("db3:keys=1"), std::string::npos) << info.result->str;
 }
 
+TEST_F(redis_live, require_primary_refuses_a_replica_until_it_is_promoted) {
+    command_client admin = make_client(io_, server_.endpoint());
+    admin.start();
+    ASSERT_TRUE(run_until(io_, [&] { return admin.connected(); }));
+    outcome demoted;
+    admin.execute({"REPLICAOF", "127.0.0.1", "1"},
+                  demoted.capture()); // a primary that is not there
+    ASSERT_TRUE(run_until(io_, [&] { return demoted.done; }));
+    ASSERT_EQ(demoted.error, "");
+
+    command_client_options opts;
+    opts.reconnect_min = 20ms;
+    opts.reconnect_max = 100ms;
+    opts.require_primary = true;
+    command_client picky(io_, server_.endpoint(), opts);
+    picky.start();
+    ASSERT_TRUE(run_until(io_, [&] { return picky.reconnects() >= 2; }));
+    EXPECT_FALSE(picky.connected());
+    EXPECT_EQ(picky.last_error(), "not the primary (ROLE says slave)");
+
+    outcome promoted;
+    admin.execute({"REPLICAOF", "NO", "ONE"}, promoted.capture());
+    ASSERT_TRUE(run_until(io_, [&] { return promoted.done && picky.connected(); }));
+}
+
+TEST_F(redis_live, a_link_without_an_address_waits_for_retarget) {
+    redis_endpoint nowhere = server_.endpoint();
+    nowhere.host.clear();
+    command_client client(io_, nowhere, command_client_options{});
+    client.start();
+    EXPECT_EQ(client.address(), "");
+    EXPECT_FALSE(run_until(
+        io_, [&] { return client.connected(); }, 200ms));
+    client.retarget(server_.endpoint(), true);
+    ASSERT_TRUE(run_until(io_, [&] { return client.connected(); }));
+    EXPECT_EQ(client.address(), address_of(server_.endpoint()));
+}
+
 } // namespace
 } // namespace ssegw
