@@ -10,6 +10,7 @@ client does.
                          resuming from before both failovers gets every event that still exists,
                          and history-truncated first if any acknowledged one is gone; the time
                          from kill -9 to the first event delivered from the promoted primary
+  SentinelTlsTest        rediss:// sentinels and data nodes, through a kill -9 of the primary
   SentinelDiscoveryTest  the first sentinel in the list is down: the next one is asked; a
                          master name no sentinel monitors: 503, a clear log line, no crash"""
 
@@ -20,7 +21,7 @@ import time
 import unittest
 
 from ssegw_testlib import (HOST, FailureAwareMixin, GatewayTestCase, ReconnectingSseClient,
-                           RedisSentinel, RespClient, RespError, free_port,
+                           RedisSentinel, RespClient, RespError, free_port, make_test_pki,
                            is_position_block, kill_process_group, wait_until, _s)
 
 MASTER = "mymaster"
@@ -150,12 +151,15 @@ class SentinelCase(FailureAwareMixin, GatewayTestCase):
         self._log_sources.append(("sentinel :%d" % s.port, s.log_tail))
         return s
 
-    def start_replicated_set(self):
-        self.primary = self.start_redis()
-        self.replica = self.start_redis(extra_args=("--replicaof", HOST, str(self.primary.port)))
+    def start_replicated_set(self, tls=None):
+        self.primary = self.start_redis(tls=tls)
+        replica_args = ("--replicaof", HOST, str(self.primary.port))
+        if tls:
+            replica_args += ("--tls-replication", "yes")
+        self.replica = self.start_redis(tls=tls, extra_args=replica_args)
         wait_until(lambda: "master_link_status:up" in self.replica.cli("INFO", "replication"),
                    15, message="replica never synced")
-        self.sentinels = [self.start_sentinel(self.primary.port) for _ in range(3)]
+        self.sentinels = [self.start_sentinel(self.primary.port, tls=tls) for _ in range(3)]
         self.wait_sentinels_know(self.primary.port, replicas=1)
 
     def wait_sentinels_know(self, primary_port, replicas):
@@ -164,8 +168,9 @@ class SentinelCase(FailureAwareMixin, GatewayTestCase):
                        for s in self.sentinels)
         wait_until(settled, 30, interval=0.2, message="sentinels never settled")
 
-    def sentinel_url(self, sentinels=None):
-        return ",".join("redis://%s:%d" % (HOST, s.port) for s in sentinels or self.sentinels)
+    def sentinel_url(self, sentinels=None, scheme="redis"):
+        return ",".join("%s://%s:%d" % (scheme, HOST, s.port)
+                        for s in sentinels or self.sentinels)
 
     def first_data_after(self, client, numbers, t_after):
         """Wall time of the first event in `numbers` the client got after t_after, or None."""
@@ -357,6 +362,38 @@ class SentinelDiscoveryTest(SentinelCase):
         self.assertEqual(gw.readyz(), 503)
         self.assertTrue(gw.running())
         self.assertEqual(gw.metric("ssegw_redis_connected"), 0)
+
+
+class SentinelTlsTest(SentinelCase):
+    """rediss:// sentinels: TLS to the sentinels and to the data nodes they name (an IP address,
+    checked against the certificate's IP entry), through a kill -9 of the primary."""
+
+    def test_follows_a_failover_over_tls(self):
+        pki = make_test_pki(os.path.join(self.tmp, "pki"))
+        self.start_replicated_set(tls=pki)
+        cfg = gateway_config()
+        cfg["redis"]["tls"] = {"ca_file": os.path.join(pki, "ca.crt")}
+        gw = self.start_gateway(cfg, redis=self.sentinel_url(scheme="rediss"), threads=2)
+        c = ReconnectingSseClient(gw.port, user=5, name="tls").start()
+        self.addCleanup(c.stop)
+        c.wait_for(lambda cl: cl.connected, 10, "connected")
+        wait_until(lambda: self.primary.numsub("sse:user:5")["sse:user:5"] == 1, 10)
+        self.primary.cli("FCALL", "sse_publish", "1", "user:5", "before")
+        c.wait_for(lambda cl: [e["data"] for e in cl.events] == ["before"], 5, "first event")
+
+        self.primary.kill()
+        wait_until(lambda: all(s.primary()[1] == self.replica.port for s in self.sentinels), 30,
+                   interval=0.1, message="sentinels never promoted the replica")
+        wait_until(lambda: self.replica.numsub("sse:user:5")["sse:user:5"] == 1, 10,
+                   message=lambda: gw.log_tail())
+        self.replica.cli("FCALL", "sse_publish", "1", "user:5", "after")
+        c.wait_for(lambda cl: [e["data"] for e in cl.events] == ["before", "after"], 10,
+                   "the event from the promoted primary")
+        self.assertEqual(c.ends, 0)
+        self.assertEqual(gw.metric("ssegw_redis_failovers_total"), 1)
+        self.assertEqual(gw.metric("ssegw_redis_tls_handshake_failures_total"), 0)
+        self.assertEqual(gw.metric("ssegw_redis_info", address="%s:%d" % (HOST,
+                                                                        self.replica.port)), 1)
 
 
 if __name__ == "__main__":

@@ -624,7 +624,8 @@ class RedisServer:
 class RedisSentinel(RedisServer):
     """`redis-server <conf> --sentinel` on a free loopback port, watching one primary as
     `master_name` (quorum 2, down-after `down_after_ms`). Sentinel rewrites its config file, so
-    each gets its own."""
+    each gets its own. With tls (a make_test_pki() directory) it listens and reaches the data
+    nodes with TLS only."""
 
     no_ping_message = "redis sentinel on port %d did not answer PING; log: %s"
 
@@ -633,13 +634,19 @@ class RedisSentinel(RedisServer):
         super().__init__(**kw)
         self.master_name = master_name
         self.conf_path = os.path.join(self.dir, "sentinel-%d.conf" % self.port)
+        listen = "port %d\n" % self.port
+        if self.tls:
+            listen = ("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\n"
+                      "tls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n"
+                      % (self.port, os.path.join(self.tls, "server.crt"),
+                         os.path.join(self.tls, "server.key"), os.path.join(self.tls, "ca.crt")))
         with open(self.conf_path, "w") as f:
-            f.write("port %d\nbind %s\nprotected-mode no\ndaemonize no\ndir %s\n"
+            f.write(listen + "bind %s\nprotected-mode no\ndaemonize no\ndir %s\n"
                     "sentinel monitor %s %s %d %d\n"
                     "sentinel down-after-milliseconds %s %d\n"
                     "sentinel failover-timeout %s %d\n"
                     "sentinel parallel-syncs %s 1\n"
-                    % (self.port, HOST, self.dir, master_name, HOST, primary_port, quorum,
+                    % (HOST, self.dir, master_name, HOST, primary_port, quorum,
                        master_name, down_after_ms, master_name, failover_timeout_ms,
                        master_name))
 
