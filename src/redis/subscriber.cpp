@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -32,6 +33,8 @@ constexpr std::size_t names_per_command = 512;
 struct name_set {
     std::string_view subscribe_cmd;
     std::string_view unsubscribe_cmd;
+    /// Names per command: SSUBSCRIBE takes only names of one slot, so sharded sets send one.
+    std::size_t per_command = names_per_command;
     std::unordered_set<std::string> desired;
     std::unordered_set<std::string> expected;
     std::unordered_set<std::string> confirmed;
@@ -47,10 +50,10 @@ struct name_set {
 };
 
 void append_commands(std::string& out, std::string_view command,
-                     const std::vector<std::string_view>& names) {
+                     const std::vector<std::string_view>& names, std::size_t per_command) {
     std::vector<std::string_view> args;
-    for (std::size_t i = 0; i < names.size(); i += names_per_command) {
-        std::size_t end = std::min(names.size(), i + names_per_command);
+    for (std::size_t i = 0; i < names.size(); i += per_command) {
+        std::size_t end = std::min(names.size(), i + per_command);
         args.clear();
         args.push_back(command);
         args.insert(args.end(), names.begin() + static_cast<std::ptrdiff_t>(i),
@@ -79,11 +82,27 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     subscriber_handlers handlers_;
     std::optional<connection> link_; // set right after construction: it needs our weak_ptr
     bool flush_posted_ = false;
-    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", {}, {}, {}, {}, {}};
-    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", {}, {}, {}, {}, {}};
+    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", names_per_command, {}, {}, {}, {}, {}};
+    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", names_per_command, {}, {}, {}, {}, {}};
 
-    impl(asio::io_context& io, subscriber_handlers handlers)
-        : io_(io), handlers_(std::move(handlers)) {}
+    /// Sharded mode: the (S)SUBSCRIBE/SUNSUBSCRIBE commands sent on this link and not yet
+    /// answered, one name each, oldest first; an error reply or a confirmation answers the
+    /// oldest, and a sunsubscribe that answers none was pushed by the server.
+    struct sent_command {
+        bool subscribe;
+        std::string name;
+    };
+    std::deque<sent_command> sent_;
+    subscriber_options options_;
+
+    impl(asio::io_context& io, subscriber_handlers handlers, subscriber_options options)
+        : io_(io), handlers_(std::move(handlers)), options_(std::move(options)) {
+        if (options_.sharded) {
+            channels_.subscribe_cmd = "SSUBSCRIBE";
+            channels_.unsubscribe_cmd = "SUNSUBSCRIBE";
+            channels_.per_command = 1;
+        }
+    }
 
     static connection_options link_options(const subscriber_options& o) {
         connection_options c;
@@ -105,6 +124,7 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     void reset_link_state() {
         channels_.on_link_reset();
         patterns_.on_link_reset();
+        sent_.clear();
     }
 
     // ---- connection_owner -----------------------------------------------------------------
@@ -113,7 +133,9 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
         std::string out;
         for (name_set* set : {&channels_, &patterns_}) {
             std::vector<std::string_view> names(set->desired.begin(), set->desired.end());
-            append_commands(out, set->subscribe_cmd, names);
+            append_commands(out, set->subscribe_cmd, names, set->per_command);
+            if (options_.sharded)
+                for (auto n : names) sent_.push_back({true, std::string(n)});
             set->expected = set->desired;
             set->dirty.clear();
         }
@@ -137,14 +159,25 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
     void on_reply(reply&& r) override {
         using kind = reply::kind;
-        if (r.type == kind::error) return link_->fail("redis error: " + r.str);
+        if (r.type == kind::error) {
+            // Sharded: MOVED, CLUSTERDOWN ... answer one channel's command, not the link.
+            if (!options_.sharded || sent_.empty()) return link_->fail("redis error: " + r.str);
+            auto failed = std::move(sent_.front());
+            sent_.pop_front();
+            channels_.expected.erase(failed.name);
+            channels_.confirmed.erase(failed.name);
+            channels_.leaving.erase(failed.name);
+            invoke_guarded(handlers_.on_lost, "on_lost", std::string_view(failed.name),
+                           std::string_view(r.str));
+            return;
+        }
         // Status replies (PONG outside subscribed mode) need nothing more.
         if (r.type != kind::array || r.elements.empty() || r.elements[0].type != kind::string)
             return;
         const std::string& what = r.elements[0].str;
         const auto& el = r.elements;
         auto is_str = [&](std::size_t i) { return el[i].type == kind::string; };
-        if (what == "message") {
+        if (what == "message" || what == "smessage") {
             if (el.size() != 3 || !is_str(1) || !is_str(2))
                 return link_->fail_protocol("malformed message");
             invoke_guarded(handlers_.on_message, "on_message", std::string_view(el[1].str),
@@ -155,16 +188,34 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             invoke_guarded(handlers_.on_message, "on_message", std::string_view(el[2].str),
                            std::string_view(el[3].str));
         } else if (what == "subscribe" || what == "unsubscribe" || what == "psubscribe" ||
-                   what == "punsubscribe") {
+                   what == "punsubscribe" || what == "ssubscribe" || what == "sunsubscribe") {
             if (el.size() != 3 || !is_str(1)) return link_->fail_protocol("malformed " + what);
             bool pattern = what[0] == 'p';
-            bool added = what == "subscribe" || what == "psubscribe";
+            bool added = what == "subscribe" || what == "psubscribe" || what == "ssubscribe";
+            const bool sharded_reply = what == "ssubscribe" || what == "sunsubscribe";
+            if (sharded_reply && !answers_oldest(added, el[1].str)) {
+                // The server dropped the channel itself: its slot moved to another shard (end of
+                // a migration, a failover). The owner re-routes it.
+                channels_.expected.erase(el[1].str);
+                channels_.confirmed.erase(el[1].str);
+                invoke_guarded(handlers_.on_lost, "on_lost", std::string_view(el[1].str),
+                               std::string_view("the server unsubscribed it (slot moved)"));
+                return;
+            }
             on_confirm(pattern ? patterns_ : channels_, el[1].str, added);
             if (added && !pattern)
                 invoke_guarded(handlers_.on_subscribed, "on_subscribed",
                                std::string_view(el[1].str));
         }
         // Anything else ("pong", future push kinds) is ignored on purpose.
+    }
+
+    /// Sharded: whether a confirmation answers the oldest command sent (and pops it).
+    bool answers_oldest(bool added, const std::string& name) {
+        if (sent_.empty() || sent_.front().subscribe != added || sent_.front().name != name)
+            return false;
+        sent_.pop_front();
+        return true;
     }
 
     void on_confirm(name_set& set, const std::string& name, bool added) {
@@ -236,8 +287,12 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
                 set->expected.erase(std::string(n));
                 ++set->leaving[std::string(n)];
             }
-            append_commands(out, set->subscribe_cmd, add);
-            append_commands(out, set->unsubscribe_cmd, remove);
+            append_commands(out, set->subscribe_cmd, add, set->per_command);
+            append_commands(out, set->unsubscribe_cmd, remove, set->per_command);
+            if (options_.sharded && set == &channels_) {
+                for (auto n : add) sent_.push_back({true, std::string(n)});
+                for (auto n : remove) sent_.push_back({false, std::string(n)});
+            }
             set->dirty.clear(); // the views above point into `dirty`: clear after encoding
         }
         if (!out.empty()) link_->send(std::move(out));
@@ -246,7 +301,7 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
 subscriber::subscriber(asio::io_context& io, redis_endpoint endpoint, subscriber_options options,
                        subscriber_handlers handlers)
-    : impl_(std::make_shared<impl>(io, std::move(handlers))) {
+    : impl_(std::make_shared<impl>(io, std::move(handlers), options)) {
     impl_->link_.emplace(io, std::move(endpoint), impl::link_options(options), impl_);
 }
 

@@ -30,6 +30,10 @@ struct subscriber_handlers {
     std::function<void(std::string_view channel)> on_subscribed;
     /// After the messages of one read from Redis (optional): where a batch of them ends.
     std::function<void()> on_burst_end;
+    /// Sharded mode (optional): the server refused a channel's SSUBSCRIBE (`why` is its error,
+    /// e.g. MOVED) or dropped the channel itself (its slot moved). The channel stays desired
+    /// here but is no longer held; the owner decides where it goes.
+    std::function<void(std::string_view channel, std::string_view why)> on_lost;
 };
 
 struct subscriber_options {
@@ -40,6 +44,10 @@ struct subscriber_options {
     std::chrono::seconds ping_interval{10};
     /// Accept only a server whose ROLE is master (Sentinel mode).
     bool require_primary = false;
+    /// Redis Cluster: channels are sharded (SSUBSCRIBE / SUNSUBSCRIBE / smessage, one channel
+    /// per command since a command may name only one slot); error replies and unrequested
+    /// sunsubscribes go to on_lost instead of dropping the link. Patterns are not available.
+    bool sharded = false;
     /// Prefix of the log lines.
     std::string log_name = "redis subscriber";
 };

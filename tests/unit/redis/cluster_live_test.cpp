@@ -3,6 +3,7 @@
 // gateway's own command client: every key goes to the node that accepts it without MOVED.
 #include "ssegw/redis/cluster_slots.hpp"
 #include "ssegw/redis/command_client.hpp"
+#include "ssegw/redis/subscriber.hpp"
 
 #include "redis_fixture.hpp"
 #include "run_until.hpp"
@@ -27,6 +28,20 @@ std::vector<std::string> cluster_args(const std::filesystem::path& dir, int n) {
             "--cluster-node-timeout", "2000"};
 }
 
+/// A free port whose cluster bus port (port + 10000) is free too and below 65536.
+std::uint16_t pick_cluster_port() {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        const auto port = test::pick_free_port();
+        if (port >= 55000) continue;
+        if (const int fd = test::connect_loopback(port + 10000, 100ms); fd >= 0) {
+            ::close(fd); // something listens on the bus port
+            continue;
+        }
+        return port;
+    }
+    throw std::runtime_error("no port with a free cluster bus port");
+}
+
 class cluster_live : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -35,7 +50,8 @@ protected:
                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
         std::filesystem::create_directories(dir_);
         for (int i = 0; i < 3; ++i)
-            nodes_.push_back(std::make_unique<redis_server>(cluster_args(dir_, i)));
+            nodes_.push_back(
+                std::make_unique<redis_server>(cluster_args(dir_, i), pick_cluster_port()));
         const std::pair<int, int> ranges[] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
         for (int i = 0; i < 3; ++i)
             run_command(nodes_[i]->port(),
@@ -99,6 +115,56 @@ TEST_F(cluster_live, slot_map_sends_each_key_to_the_node_that_owns_it) {
                 << key << " on " << n->port() << ": " << moved.str;
         }
     }
+}
+
+TEST_F(cluster_live, sharded_subscriber_receives_and_hears_moves) {
+    std::string why;
+    const auto map = cluster_slot_map::from_shards_reply(
+        run_command(nodes_[0]->port(), {"CLUSTER", "SHARDS"}), why);
+    ASSERT_TRUE(map) << why;
+    const std::string mine = "sse:{user:42}";
+    std::string elsewhere; // a channel another shard owns
+    for (int i = 0; elsewhere.empty(); ++i) {
+        const auto name = "sse:{user:" + std::to_string(i) + "}";
+        if (map->shard_of_key(name) != map->shard_of_key(mine)) elsewhere = name;
+    }
+    const auto owner = map->shards()[map->shard_of_key(mine)].primary()->port;
+    redis_server* owner_node = nullptr;
+    for (auto& n : nodes_)
+        if (n->port() == owner) owner_node = n.get();
+    ASSERT_NE(owner_node, nullptr);
+
+    std::vector<std::pair<std::string, std::string>> got, lost;
+    subscriber_handlers h;
+    h.on_message = [&](std::string_view ch, std::string_view p) { got.emplace_back(ch, p); };
+    h.on_lost = [&](std::string_view ch, std::string_view why) { lost.emplace_back(ch, why); };
+    subscriber_options opts;
+    opts.sharded = true;
+    opts.reconnect_min = 20ms;
+    subscriber sub(io_, owner_node->endpoint(), opts, h);
+    sub.subscribe(mine);
+    sub.subscribe(elsewhere);
+    sub.start();
+    ASSERT_TRUE(run_until(io_, [&] { return sub.is_live(mine) && !lost.empty(); }));
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].first, elsewhere);
+    EXPECT_EQ(lost[0].second.rfind("MOVED ", 0), 0u) << lost[0].second;
+    EXPECT_FALSE(sub.is_live(elsewhere));
+    EXPECT_TRUE(sub.connected()) << "an error reply answers one channel, not the link";
+
+    EXPECT_EQ(run_command(owner, {"SPUBLISH", mine, "hello"}).integer, 1);
+    ASSERT_TRUE(run_until(io_, [&] { return !got.empty(); }));
+    EXPECT_EQ(got[0], (std::pair<std::string, std::string>{mine, "hello"}));
+
+    // The slot moves to another node (empty, so SETSLOT NODE may hand it over): the server
+    // drops the subscription itself.
+    const auto slot = std::to_string(key_slot(mine));
+    const auto& other = map->shards()[map->shard_of_key(elsewhere)].primary()->id;
+    for (auto& n : nodes_) run_command(n->port(), {"CLUSTER", "SETSLOT", slot, "NODE", other});
+    ASSERT_TRUE(run_until(io_, [&] { return lost.size() == 2; }));
+    EXPECT_EQ(lost[1].first, mine);
+    EXPECT_FALSE(sub.is_live(mine));
+    EXPECT_TRUE(sub.connected());
 }
 
 } // namespace

@@ -116,8 +116,8 @@ inline long long numsub(std::uint16_t port, const std::string& channel) {
 /// start() again reuses the same port.
 class redis_server {
 public:
-    explicit redis_server(std::vector<std::string> extra_args = {})
-        : port_(pick_free_port()), extra_args_(std::move(extra_args)) {
+    explicit redis_server(std::vector<std::string> extra_args = {}, std::uint16_t port = 0)
+        : port_(port != 0 ? port : pick_free_port()), extra_args_(std::move(extra_args)) {
         start();
     }
     ~redis_server() { stop(); }
