@@ -117,6 +117,27 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
                   1,
                   label("address", stats.address) + "," +
                       label("role", stats.sentinel.empty() ? "unchecked" : "master"));
+    if (stats.cluster) {
+        for (const auto& link : stats.cluster_links) {
+            const auto node = label("node", link.address);
+            out.gauge("ssegw_redis_shard_link_up",
+                      "1 while the pub/sub link to a shard primary is up.", link.connected ? 1 : 0,
+                      node);
+            out.gauge("ssegw_redis_shard_channels", "Channels held on a shard primary's link.",
+                      static_cast<std::int64_t>(link.channels), node);
+            out.counter("ssegw_redis_shard_reconnects_total",
+                        "Reconnects of the pub/sub link to a shard primary.", link.reconnects,
+                        node);
+        }
+        out.counter("ssegw_redis_slot_map_refreshes_total", "Cluster slot maps read and accepted.",
+                    stats.cluster_map_refreshes);
+        out.counter("ssegw_redis_channel_moves_total",
+                    "Channels moved to another shard (slot migrated, failover, refused).",
+                    stats.cluster_moves);
+        out.counter("ssegw_redis_redirects_total",
+                    "Commands redirected by MOVED or ASK (run again where the reply pointed).",
+                    stats.cluster_redirects);
+    }
     if (!stats.sentinel.empty()) {
         out.counter("ssegw_redis_failovers_total",
                     "Times the sentinels named a new primary and the links moved to it.",

@@ -13,6 +13,7 @@
 
 #include "ssegw/app/metrics_report.hpp"
 #include "ssegw/auth/authenticator.hpp"
+#include "ssegw/broker/cluster_broker.hpp"
 #include "ssegw/broker/local_broker.hpp"
 #include "ssegw/broker/redis_broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
@@ -56,6 +57,8 @@ struct server::impl {
     static std::unique_ptr<broker> make_broker(asio::io_context& control,
                                                const gateway_config& cfg) {
         if (cfg.redis.standalone()) return std::make_unique<local_broker>(cfg.history);
+        if (cfg.redis.deployment == redis_deployment::cluster)
+            return std::make_unique<cluster_broker>(control, cfg);
         return std::make_unique<redis_broker>(control, cfg);
     }
 

@@ -10,16 +10,6 @@ namespace ssegw {
 
 namespace {
 
-/// A fresh epoch per process life: positions from an earlier run are foreign, not reused.
-std::string random_epoch() {
-    std::random_device rd;
-    const auto v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-                   static_cast<std::uint64_t>(std::time(nullptr));
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 } // namespace

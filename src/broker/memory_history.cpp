@@ -1,8 +1,20 @@
 #include "ssegw/broker/memory_history.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <random>
 
 namespace ssegw {
+
+std::string random_epoch() {
+    std::random_device rd;
+    const auto v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                   static_cast<std::uint64_t>(std::time(nullptr));
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
 
 memory_history::memory_history(std::uint32_t max_len, std::uint32_t ttl_seconds, std::string epoch)
     : max_len_(max_len), ttl_(ttl_seconds), epoch_(std::move(epoch)) {}

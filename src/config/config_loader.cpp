@@ -458,17 +458,21 @@ void validate(const gateway_config& cfg) {
     if (!redis.standalone()) {
         try {
             const auto urls = parse_redis_url_list(redis.url);
-            if (!sentinel && urls.size() > 1)
-                invalid("redis.url", "lists " + std::to_string(urls.size()) +
-                                         " servers; only redis.mode \"sentinel\" takes a list");
+            if (redis.deployment == redis_deployment::single && urls.size() > 1)
+                invalid("redis.url",
+                        "lists " + std::to_string(urls.size()) +
+                            " servers; only redis.mode \"sentinel\" or \"cluster\" takes a list");
         } catch (const std::invalid_argument& e) {
             invalid("redis.url",
                     std::string(e.what()) + ", got \"" + mask_redis_url(redis.url) + "\"");
         }
     }
-    if (redis.deployment == redis_deployment::cluster)
-        invalid("redis.mode", "\"cluster\" is not supported by this version yet (\"single\" and "
-                              "\"sentinel\" are)");
+    if (redis.deployment == redis_deployment::cluster && redis.standalone())
+        invalid("redis.url", "redis.mode \"cluster\" needs the URLs of one or more nodes");
+    if (redis.deployment == redis_deployment::cluster && cfg.history.enabled)
+        invalid("history.enabled",
+                "must be false with redis.mode \"cluster\": this version delivers live events "
+                "through a cluster (SPUBLISH), history there is not in it yet");
     if (sentinel && redis.standalone())
         invalid("redis.url", "redis.mode \"sentinel\" needs the sentinels' URLs");
     if (sentinel && redis.sentinel.master_name.empty())
@@ -529,8 +533,9 @@ std::string read_secret_file(const std::string& key, const std::string& path) {
 
 redis_endpoint redis_endpoint_of(const redis_config& redis) {
     redis_endpoint ep;
-    if (redis.deployment == redis_deployment::sentinel) {
-        // Where the primary is comes from the sentinels; how to reach it, from the config.
+    if (redis.deployment != redis_deployment::single) {
+        // Where the nodes are comes from the sentinels or the cluster; how to log in to them
+        // and whether with TLS, from the config.
         ep.tls = parse_redis_url_list(redis.url).front().tls;
         ep.host.clear();
     } else {
@@ -543,6 +548,18 @@ redis_endpoint redis_endpoint_of(const redis_config& redis) {
     else if (!redis.password.empty())
         ep.password = redis.password;
     return ep;
+}
+
+std::vector<redis_endpoint> redis_seeds_of(const redis_config& redis) {
+    const auto credentials = redis_endpoint_of(redis);
+    auto seeds = parse_redis_url_list(redis.url);
+    for (auto& s : seeds) {
+        s.tls_options = redis.tls;
+        s.db = 0;
+        if (!credentials.username.empty()) s.username = credentials.username;
+        if (!credentials.password.empty()) s.password = credentials.password;
+    }
+    return seeds;
 }
 
 std::vector<redis_endpoint> redis_sentinels_of(const redis_config& redis) {

@@ -1,5 +1,5 @@
-"""The README's Redis configurations are code: each JSON snippet under "Redis Sentinel" and
-"Managed Redis" is written to a file as it stands (only a CA file path, which must exist, points
+"""The README's Redis configurations are code: each JSON snippet under "Redis Sentinel", "Redis
+Cluster" and "Managed Redis" is written to a file as it stands (only a CA file path, which must exist, points
 at a file the test makes) and must pass `sse-gateway --check-config`, with the secret given the
 way the README says (SSEGW_REDIS_PASSWORD) and masked in the output (and a JWT secret, which
 any real configuration has)."""
@@ -63,7 +63,14 @@ class ReadmeRedisConfigTest(unittest.TestCase):
                 effective = self.check(snippet)
                 self.assertTrue(effective["redis"]["url"].startswith("rediss://"))
 
-    def test_cluster_mode_is_refused_clearly(self):
+    def test_cluster_snippet(self):
+        found = snippets("Redis Cluster (live delivery)")
+        self.assertEqual(len(found), 1)
+        effective = self.check(found[0])
+        self.assertEqual(effective["redis"]["mode"], "cluster")
+        self.assertFalse(effective["history"]["enabled"])
+
+    def test_cluster_mode_with_history_is_refused_clearly(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("SSEGW_")}
         env["SSEGW_JWT_SECRET"] = "s3cret"
         with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +80,7 @@ class ReadmeRedisConfigTest(unittest.TestCase):
             proc = subprocess.run([gateway_binary(), "--config", path, "--check-config"],
                                   capture_output=True, text=True, env=env, timeout=30)
         self.assertEqual(proc.returncode, 2)
-        self.assertIn("redis.mode", proc.stderr)
+        self.assertIn("history.enabled: must be false with redis.mode \"cluster\"", proc.stderr)
 
 
 if __name__ == "__main__":

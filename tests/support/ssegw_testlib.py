@@ -666,6 +666,117 @@ class RedisSentinel(RedisServer):
                 and int(fields.get("num-other-sentinels", 0)) >= sentinels)
 
 
+def free_cluster_ports(n):
+    """n free loopback ports whose cluster bus ports (port + 10000) exist and are free too."""
+    out = []
+    for _ in range(2000):
+        if len(out) == n:
+            return out
+        p = free_port()
+        if p >= 55000 or p in out:
+            continue
+        try:
+            with socket.create_connection((HOST, p + 10000), timeout=0.1):
+                continue  # something listens on the bus port
+        except OSError:
+            out.append(p)
+    raise AssertionError("no ports with free cluster bus ports")
+
+
+class RedisCluster:
+    """A Redis Cluster on loopback: `primaries` primaries with `replicas` replicas each, made
+    with `redis-cli --cluster create` (node timeout `node_timeout_ms`). Nodes are RedisServer
+    processes (cluster-enabled, each with its own nodes file)."""
+
+    def __init__(self, workdir, primaries=3, replicas=1, node_timeout_ms=2000):
+        self.dir = workdir
+        self.nodes = []
+        for port in free_cluster_ports(primaries * (1 + replicas)):
+            self.nodes.append(RedisServer(port=port, workdir=workdir, extra_args=(
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(workdir, "nodes-%d.conf" % port),
+                "--cluster-node-timeout", str(node_timeout_ms))))
+        self.replicas = replicas
+
+    def start(self, timeout=30.0):
+        for n in self.nodes:
+            n.start()
+        addrs = ["%s:%d" % (HOST, n.port) for n in self.nodes]
+        proc = subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas",
+                               str(self.replicas), "--cluster-yes"], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise AssertionError("redis-cli --cluster create failed: %s" % proc.stdout[-2000:])
+        wait_until(lambda: all("cluster_state:ok" in n.cli("CLUSTER", "INFO")
+                               for n in self.nodes if n.running()), timeout, interval=0.1,
+                   message="the cluster never reached cluster_state:ok")
+        return self
+
+    def kill(self):
+        for n in self.nodes:
+            n.kill()
+
+    @property
+    def url(self):
+        return ",".join("redis://%s:%d" % (HOST, n.port) for n in self.nodes[:3])
+
+    def node(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def shards(self):
+        """[(primary port, [replica ports], [(first slot, last slot)...])] from a live node."""
+        for n in self.nodes:
+            if not n.running():
+                continue
+            try:
+                reply = n.cli("CLUSTER", "SHARDS")
+            except (OSError, RespError):
+                continue
+            out = []
+            for shard in reply:
+                f = dict(zip(shard[0::2], shard[1::2]))
+                slots = f["slots"]
+                ranges = [(int(slots[i]), int(slots[i + 1])) for i in range(0, len(slots), 2)]
+                primary, reps = None, []
+                for node in f["nodes"]:
+                    nf = dict(zip(node[0::2], node[1::2]))
+                    if nf["role"] == "master" and nf["health"] == "online":
+                        primary = int(nf["port"])
+                    elif nf["role"] != "master":
+                        reps.append(int(nf["port"]))
+                if ranges:
+                    out.append((primary, reps, ranges))
+            return out
+        raise AssertionError("no cluster node answers")
+
+    def owner(self, key):
+        """Port of the primary owning key's slot, asked from a live node."""
+        slot = None
+        for n in self.nodes:
+            if n.running():
+                slot = int(n.cli("CLUSTER", "KEYSLOT", key))
+                break
+        for primary, _, ranges in self.shards():
+            if any(lo <= slot <= hi for lo, hi in ranges):
+                return primary
+        raise AssertionError("slot %d has no primary" % slot)
+
+    def call(self, *args, key=None):
+        """A command sent like a cluster-aware client: to any live node, following MOVED."""
+        ports = [n.port for n in self.nodes if n.running()]
+        port = ports[0]
+        for _ in range(5):
+            try:
+                with RespClient(port, timeout=5) as c:
+                    return _decode(c.call(*args))
+            except RespError as e:
+                text = str(e)
+                if not (text.startswith("MOVED ") or text.startswith("ASK ")):
+                    raise
+                port = int(text.rsplit(":", 1)[1])
+        raise AssertionError("too many redirects for %s" % (args,))
+
+
 def _decode(reply):
     if isinstance(reply, list):
         return [_decode(r) for r in reply]

@@ -15,6 +15,14 @@ namespace ssegw {
 
 class event_sink;
 
+/// One Redis Cluster shard primary's links (cluster mode).
+struct cluster_link {
+    std::string address;
+    bool connected = false;
+    std::size_t channels = 0;
+    std::uint64_t reconnects = 0;
+};
+
 struct broker_stats {
     bool connected = false;
     std::uint64_t reconnects = 0;
@@ -26,6 +34,11 @@ struct broker_stats {
     std::uint64_t failovers = 0;        ///< Sentinel mode: primary changes seen
     std::string sentinel;               ///< Sentinel mode: host:port of the sentinel asked
     std::uint64_t sentinel_changes = 0; ///< moves to the next sentinel (one stopped answering)
+    bool cluster = false;               ///< Redis Cluster mode: the fields below apply
+    std::uint64_t cluster_map_refreshes = 0;
+    std::uint64_t cluster_moves = 0;     ///< channels moved to another shard
+    std::uint64_t cluster_redirects = 0; ///< commands redirected by MOVED/ASK
+    std::vector<cluster_link> cluster_links;
 };
 
 class broker {

@@ -15,6 +15,10 @@
 
 namespace ssegw {
 
+/// A fresh epoch per process life (standalone, and Redis Cluster without history): positions
+/// from an earlier run are foreign, not reused.
+std::string random_epoch();
+
 class memory_history {
 public:
     /// epoch: the position epoch of this process's life (random per start in production).

@@ -34,8 +34,13 @@ void validate(const gateway_config& cfg);
 /// Where the gateway's Redis links connect and how they log in: redis.url, with redis.username
 /// and the password (password_file's first line, else redis.password) overriding the URL's
 /// userinfo. Throws config_error when password_file cannot be read.
-/// In Sentinel mode the host is empty (the sentinels name it) and TLS follows the sentinels' scheme.
+/// In Sentinel and Cluster modes the host is empty (the sentinels or the slot map name the nodes)
+/// and TLS follows the scheme of redis.url's list.
 redis_endpoint redis_endpoint_of(const redis_config& redis);
+
+/// Cluster mode: the seed nodes of redis.url, each with the credentials redis_endpoint_of
+/// gives (redis.username, the password) overriding its URL's userinfo, and redis.tls.
+std::vector<redis_endpoint> redis_seeds_of(const redis_config& redis);
 
 /// Sentinel mode: the sentinels of redis.url, each with redis.sentinel.username/password
 /// overriding its URL's userinfo, and redis.tls. Throws std::invalid_argument on a bad list.

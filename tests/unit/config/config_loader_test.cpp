@@ -354,8 +354,13 @@ TEST(validate, redis_credentials_and_tls) {
     std::ofstream(file) << "s3cret\n";
     EXPECT_EQ(validate_error([](auto& c) {
                   c.redis.deployment = redis_deployment::cluster;
-              }).rfind("redis.mode: ", 0),
+              }).rfind("history.enabled: must be false with redis.mode \"cluster\"", 0),
               0u);
+    gateway_config cluster = valid_config();
+    cluster.redis.deployment = redis_deployment::cluster;
+    cluster.redis.url = "redis://10.0.0.1:7000,redis://10.0.0.2:7000";
+    cluster.history.enabled = false;
+    EXPECT_NO_THROW(validate(cluster));
     EXPECT_EQ(validate_error([&](auto& c) {
                   c.redis.password = "pw-in-config";
                   c.redis.password_file = file;
