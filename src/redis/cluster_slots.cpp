@@ -65,7 +65,8 @@ const cluster_node* cluster_shard::primary() const {
 std::optional<cluster_slot_map> cluster_slot_map::from_shards_reply(const reply& r,
                                                                     std::string& why) {
     if (r.type != reply::kind::array) {
-        why = r.type == reply::kind::error ? r.str : "CLUSTER SHARDS: not an array";
+        why =
+            r.type == reply::kind::error && !r.str.empty() ? r.str : "CLUSTER SHARDS: not an array";
         return std::nullopt;
     }
     constexpr auto unowned = std::numeric_limits<std::uint16_t>::max();

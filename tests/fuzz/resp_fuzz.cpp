@@ -1,12 +1,14 @@
 // Fuzzes the Redis side of the wire: resp_reader on bytes split into arbitrary chunks (TCP gives
 // no message boundaries), parse_history_reply on every reply it yields, encode_command round
-// trips, and parse_redis_url (redis.url comes from config, env and flags).
+// trips, parse_redis_url and URL lists (redis.url comes from config, env and flags), and the
+// cluster slot map built from a CLUSTER SHARDS reply.
 //
 // Input layout (see corpus/resp/): byte 0 seeds the chunk sizes, the rest is the RESP stream.
 
 #include "fuzz_check.hpp"
 
 #include "ssegw/core/redis_url.hpp"
+#include "ssegw/redis/cluster_slots.hpp"
 #include "ssegw/redis/history_functions.hpp"
 #include "ssegw/redis/resp.hpp"
 
@@ -19,6 +21,21 @@
 #include <vector>
 
 namespace {
+
+// A CLUSTER SHARDS reply: refused with a reason, or a map where every slot has an online primary.
+void check_slot_map(const ssegw::reply& r) {
+    std::string why;
+    const auto map = ssegw::cluster_slot_map::from_shards_reply(r, why);
+    if (!map) {
+        SSEGW_FUZZ_CHECK(!why.empty());
+        return;
+    }
+    SSEGW_FUZZ_CHECK(!map->shards().empty());
+    for (std::uint32_t slot = 0; slot < ssegw::cluster_slot_count; slot += 97) {
+        const auto& shard = map->shards().at(map->shard_of_slot(static_cast<std::uint16_t>(slot)));
+        SSEGW_FUZZ_CHECK(shard.primary() && shard.primary()->online);
+    }
+}
 
 void check_history(const ssegw::reply& r) {
     // Ask about as many channels as the reply has blocks for, so the length check passes and
@@ -43,6 +60,8 @@ void check_history(const ssegw::reply& r) {
         if (read.unknown_position) SSEGW_FUZZ_CHECK(read.entries.empty());
     }
     (void)ssegw::is_missing_function_error(r);
+    (void)ssegw::installed_code_matches(r, "#!lua name=ssegw_v1\n");
+    check_slot_map(r);
     (void)r.is_push("message");
     (void)r.is_push("pmessage");
 }
@@ -86,7 +105,22 @@ void check_round_trip(std::string_view a, std::string_view b) {
     SSEGW_FUZZ_CHECK(!reader.next());
 }
 
+void check_url_list(std::string_view urls) {
+    // Every URL of a list is one piece of the text, and masking keeps the pieces apart.
+    std::size_t total = 0;
+    const auto pieces = ssegw::split_redis_urls(urls);
+    for (const auto piece : pieces) total += piece.size();
+    SSEGW_FUZZ_CHECK(total + pieces.size() - 1 == urls.size());
+    try {
+        const auto eps = ssegw::parse_redis_url_list(urls);
+        SSEGW_FUZZ_CHECK(eps.size() == pieces.size());
+        SSEGW_FUZZ_CHECK(ssegw::split_redis_urls(ssegw::mask_redis_url(urls)).size() ==
+                         pieces.size());
+    } catch (const std::invalid_argument&) {}
+}
+
 void check_url(std::string_view url) {
+    check_url_list(url);
     ssegw::redis_endpoint ep;
     try {
         ep = ssegw::parse_redis_url(url);
