@@ -117,6 +117,14 @@ class ClusterDeliveryTest(ClusterCase):
             self.assertEqual(g.metric("ssegw_redis_shard_link_up"), 3)
             self.assertEqual(g.readyz(), 200)
 
+        # The admin API publishes through the cluster too (SPUBLISH routed by slot), to users
+        # whose channels live on every shard, from either gateway.
+        for i, u in enumerate(users[:6]):
+            status, body = self.gws[i % 2].publish({"channel": "user:" + u, "data": "admin"})
+            self.assertEqual(status, 202, body)
+            self.clients[u].wait_for(lambda c: "admin" in [e["data"] for e in c.events], 5,
+                                     "the admin API's event")
+
 
 class ClusterMovesTest(ClusterCase):
 
