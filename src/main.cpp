@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ssegw/app/health_check.hpp"
 #include "ssegw/app/logging.hpp"
 #include "ssegw/app/server.hpp"
 #include "ssegw/config/cli.hpp"
@@ -21,6 +22,11 @@ int main(int argc, char** argv) {
         for (const auto& w : outcome.warnings) std::cerr << "sse-gateway: warning: " << w << '\n';
         std::cout << outcome.text;
         return outcome.exit_code;
+    case ssegw::cli_action::health_check: {
+        const auto probe = ssegw::check_health(outcome.config.server);
+        (probe.exit_code == 0 ? std::cout : std::cerr) << probe.text << '\n';
+        return probe.exit_code;
+    }
     case ssegw::cli_action::run: break;
     }
     try {

@@ -182,7 +182,7 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
 
     std::string config_path, redis_url, log_level;
     unsigned port = 0, admin_port = 0, threads = 0;
-    bool check_config = false, version = false, help = false;
+    bool check_config = false, health_check = false, version = false, help = false;
 
     // type_name keeps CLI11's "missing value" message readable ("1 required N missing").
     auto* config_opt = app.add_option("--config", config_path, "config file")->type_name("FILE");
@@ -204,6 +204,7 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
                                   log_level_names.begin(), log_level_names.end())))
                               ->type_name("LEVEL");
     app.add_flag("--check-config", check_config, "validate and print the effective config");
+    app.add_flag("--health-check", health_check, "probe /readyz of the configured admin port");
     app.add_flag("--version", version, "print the version");
     app.add_flag("-h,--help", help, "print help");
     // Extras are collected rather than thrown so the message can name the first offender in
@@ -250,6 +251,8 @@ cli_outcome parse_or_throw(int argc, const char* const* argv, const env_lookup& 
         return {cli_action::check_config, std::move(cfg), std::move(text), 0,
                 unknown_env_warnings(env_names)};
     }
+    // The probe of a container's HEALTHCHECK: its output lands in the health log, so no warnings.
+    if (health_check) return {cli_action::health_check, std::move(cfg), {}, 0, {}};
     return {cli_action::run, std::move(cfg), {}, 0, unknown_env_warnings(env_names)};
 }
 
@@ -312,6 +315,9 @@ Options:
   --log-level LEVEL   )" +
                        log_level_list() + R"( (log.level)
   --check-config      validate, print the effective config (secrets masked) and exit
+  --health-check      GET /readyz on the admin port this config gives (a wildcard
+                      admin host is probed on loopback), print the status line and exit
+                      0 when it is 200, 1 otherwise (for container HEALTHCHECKs)
   --version           print the version and exit
   -h, --help          print this help and exit
 
@@ -326,8 +332,10 @@ Environment (empty values are ignored; other SSEGW_* variables are warned about)
     }
     text += R"(
 Exit codes:
-  0  clean shutdown after SIGTERM/SIGINT, valid --check-config, --help, --version
-  1  fatal error while running (for example a port that cannot be bound)
+  0  clean shutdown after SIGTERM/SIGINT, valid --check-config, --help, --version,
+     --health-check of a ready gateway
+  1  fatal error while running (for example a port that cannot be bound), --health-check of
+     a gateway that is not ready or does not answer within 2 s
   2  bad command line, environment variable or configuration (one line on stderr)
 )";
     return text;

@@ -16,17 +16,17 @@ namespace ssegw {
 using env_lookup = std::function<std::optional<std::string>(const char* name)>;
 
 /// What main should do after parse_cli.
-enum class cli_action { run, check_config, version, help, error };
+enum class cli_action { run, check_config, health_check, version, help, error };
 
 /// The result of parse_cli.
 struct cli_outcome {
     cli_action action = cli_action::error;
-    /// The effective, validated config (run and check_config only).
+    /// The effective, validated config (run, check_config and health_check only).
     gateway_config config;
     /// What main prints verbatim (it already ends with '\n'): on stdout for help, version and
     /// check_config; on stderr for error, as one line starting with "sse-gateway: ". Empty for run.
     std::string text;
-    /// 0 for run, help, version and a valid check_config; 2 for error.
+    /// 0 for run, health_check, help, version and a valid check_config; 2 for error.
     int exit_code = 0;
     /// Problems that do not stop the gateway (an unknown SSEGW_* variable, probably a typo):
     /// main logs each as a warning.

@@ -312,6 +312,27 @@ TEST(cli, check_config_prints_the_masked_effective_config) {
     EXPECT_EQ(out.config.auth.jwt.secret, "topsecret");
 }
 
+TEST(cli, health_check_resolves_the_same_config_the_server_would_run_with) {
+    // The container's HEALTHCHECK runs `sse-gateway --health-check` with the container's
+    // environment: it must probe the admin address the running gateway was given.
+    temp_cwd cwd;
+    const auto file = cwd.write("gw.json", R"({"server": {"admin_host": "0.0.0.0", "admin_port": 9191},
+                                           "auth": {"mode": "none"}})");
+    auto out = run_cli({"--health-check"}, {{"SSEGW_CONFIG", file}});
+    ASSERT_EQ(out.action, cli_action::health_check) << out.text;
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.config.server.admin_host, "0.0.0.0");
+    EXPECT_EQ(out.config.server.admin_port, 9191);
+    EXPECT_TRUE(out.warnings.empty());
+
+    out = run_cli({"--health-check", "--config", file}, {{"SSEGW_ADMIN_PORT", "9292"}});
+    ASSERT_EQ(out.action, cli_action::health_check) << out.text;
+    EXPECT_EQ(out.config.server.admin_port, 9292);
+
+    // A config the server would refuse is refused here too (exit 2, one line).
+    expect_error_line(run_cli({"--health-check", "--config", "missing.json"}), "missing.json");
+}
+
 TEST(cli, check_config_of_an_invalid_config_exits_2) {
     temp_cwd cwd;
     cwd.write("config/gateway.json",
