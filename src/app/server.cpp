@@ -17,6 +17,7 @@
 #include "ssegw/broker/redis_broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
 #include "ssegw/config/config_loader.hpp"
+#include "ssegw/core/prometheus_text.hpp"
 #include "ssegw/http/admin_server.hpp"
 #include "ssegw/http/listener.hpp"
 #include "ssegw/router/router.hpp"
@@ -77,7 +78,8 @@ struct server::impl {
         admin_routes routes;
         routes.ready = [this] { return !shards.draining() && events->ready(); };
         routes.metrics = [this] {
-            return render_metrics(shards, route, *events, resume, shards.draining());
+            return render_metrics(shards, route, *events, resume, shards.draining()) +
+                   control_metrics();
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {
@@ -93,8 +95,43 @@ struct server::impl {
                                 publish_reply(reply, ok, detail);
                             });
         };
+        routes.position = [this](admin_routes::reply_fn reply) { position(std::move(reply)); };
+        routes.refused = [this] { ++admin_refused; };
+        routes.api_key = admin_key_of(cfg.admin);
         routes.max_body_bytes = cfg.sse.max_event_bytes + 1024;
         return routes;
+    }
+
+    /// GET /position: where history stands now, the position a page that reads its data after
+    /// this call opens its stream from (?lastEventId=): every event published later has a
+    /// higher sequence, so the resume replays it; nothing earlier is replayed.
+    void position(admin_routes::reply_fn reply) {
+        if (!cfg.history.enabled)
+            return reply(409, R"({"error":"history is disabled (history.enabled is false): )"
+                              R"(streams have no positions"})");
+        events->read_history({}, std::nullopt, [this, reply = std::move(reply)](history_read r) {
+            if (!r.ok) {
+                ++position_failures;
+                const nlohmann::json body = {{"error", "history unavailable: " + r.error}};
+                return reply(503,
+                             body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            }
+            ++positions_given;
+            reply(200, nlohmann::json{{"position", r.tip.format()}}.dump());
+        });
+    }
+
+    /// What the admin port's control verbs did (control loop only, so plain integers).
+    std::string control_metrics() const {
+        prometheus_text out;
+        out.counter("ssegw_admin_unauthorized_total",
+                    "Admin control requests refused (401) for a missing or wrong admin key.",
+                    admin_refused);
+        out.counter("ssegw_positions_total", "Positions handed out by GET /position.",
+                    positions_given);
+        out.counter("ssegw_position_failures_total",
+                    "GET /position answered 503 (history could not be read).", position_failures);
+        return std::move(out).str();
     }
 
     /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
@@ -205,6 +242,9 @@ struct server::impl {
     router route;
     resume_service resume;
     std::vector<std::shared_ptr<listener>> listeners;
+    std::uint64_t admin_refused = 0;
+    std::uint64_t positions_given = 0;
+    std::uint64_t position_failures = 0;
     std::shared_ptr<admin_server> admin;
 };
 

@@ -35,6 +35,10 @@ void validate(const gateway_config& cfg);
 /// userinfo. Throws config_error when password_file cannot be read.
 redis_endpoint redis_endpoint_of(const redis_config& redis);
 
+/// The admin key in effect: admin.api_key, or the first line of admin.api_key_file (read now;
+/// throws config_error when it cannot be read or is empty). Empty = the admin port is open.
+std::string admin_key_of(const admin_config& admin);
+
 /// The whole effective configuration as pretty-printed JSON, keyed exactly as apply_json accepts
 /// (so the output is a valid config file), with auth.jwt.secret shown as "***" when set and a
 /// password in redis.url masked as `redis://:***@host:port`.

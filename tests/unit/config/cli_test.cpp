@@ -312,6 +312,17 @@ TEST(cli, check_config_prints_the_masked_effective_config) {
     EXPECT_EQ(out.config.auth.jwt.secret, "topsecret");
 }
 
+TEST(cli, admin_key_from_the_environment_replaces_the_file) {
+    temp_cwd cwd;
+    cwd.write("config/gateway.json", R"({"auth": {"mode": "none"},
+                                         "admin": {"api_key_file": "/nonexistent"}})");
+    const auto out = run_cli({"--check-config"}, {{"SSEGW_ADMIN_API_KEY", "env-key"}});
+    ASSERT_EQ(out.exit_code, 0) << out.text;
+    EXPECT_EQ(out.config.admin.api_key, "env-key");
+    EXPECT_EQ(out.config.admin.api_key_file, "");
+    EXPECT_EQ(out.text.find("env-key"), std::string::npos);
+}
+
 TEST(cli, check_config_of_an_invalid_config_exits_2) {
     temp_cwd cwd;
     cwd.write("config/gateway.json",
