@@ -9,6 +9,7 @@
 #include "ssegw/broker/event_sink.hpp"
 #include "ssegw/config/config_loader.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/control_message.hpp"
 #include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
@@ -17,7 +18,7 @@
 namespace ssegw {
 
 redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& cfg)
-    : cfg_(cfg), load_timer_(ioc),
+    : cfg_(cfg), load_timer_(ioc), control_timer_(ioc),
       library_source_(
           history_library_source(cfg.redis.prefix, cfg.history.max_len, cfg.history.ttl_seconds)) {
     const auto endpoint = redis_endpoint_of(cfg.redis);
@@ -43,6 +44,8 @@ void redis_broker::start(event_sink& sink) {
     sink_ = &sink;
     if (cfg_.redis.mode == subscribe_mode::pattern)
         subscriber_->psubscribe(cfg_.redis.prefix + "*");
+    else
+        subscriber_->subscribe(cfg_.redis.prefix + std::string(control_channel));
     subscriber_->start();
     commands_->start();
     if (cfg_.history.enabled) keep_loading_library();
@@ -51,6 +54,7 @@ void redis_broker::start(event_sink& sink) {
 void redis_broker::stop() {
     stopped_ = true;
     load_timer_.cancel();
+    control_timer_.cancel();
     subscriber_->stop();
     commands_->stop();
 }
@@ -253,17 +257,20 @@ void redis_broker::on_state(bool up) {
     link_up_ = up;
     if (up) {
         spdlog::info("redis subscriber connected");
+        replay_control();
         // Per-channel waiters are released by each SUBSCRIBE confirmation (on_subscribed); the
         // one PSUBSCRIBE of pattern mode is confirmed now.
         if (cfg_.redis.mode == subscribe_mode::pattern) release_all_waiters();
     } else {
+        control_replayed_ = false; // messages sent meanwhile are missed: read them back
         spdlog::warn("redis subscriber disconnected; reconnecting with backoff");
     }
     link_changed(up);
 }
 
 bool redis_broker::ready() const {
-    return subscriber_->connected() && (!cfg_.history.enabled || library_loaded_);
+    return subscriber_->connected() && (!cfg_.history.enabled || library_loaded_) &&
+           control_replayed_;
 }
 
 broker_stats redis_broker::stats() const {
@@ -281,6 +288,9 @@ broker_stats redis_broker::stats() const {
 void redis_broker::on_message(std::string_view redis_channel, std::string_view payload) {
     // A pattern can match channels we do not understand (sse:junk): the router counts those as
     // bad_channel drops.
+    if (redis_channel.size() == cfg_.redis.prefix.size() + control_channel.size() &&
+        redis_channel.starts_with(cfg_.redis.prefix) && redis_channel.ends_with(control_channel))
+        return control_received(payload, false);
     auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
     sink_->route(name ? *name : std::string_view("?"), payload);
 }

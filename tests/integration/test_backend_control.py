@@ -175,5 +175,148 @@ class PositionTest(GatewayTestCase):
         self.assertEqual(status, 405)
 
 
+def jwt_config(**auth):
+    cfg = {"auth": {"mode": "jwt", "jwt": {"secret": SECRET, "leeway_seconds": 0}}}
+    cfg["auth"].update(auth)
+    return cfg
+
+
+def token(user, **claims):
+    body = {"sub": user, "exp": int(time.time()) + 600}
+    body.update(claims)
+    return make_jwt({k: v for k, v in body.items() if v is not None}, SECRET)
+
+
+def connected(client):
+    client.wait_for_raw(lambda raw: b": connected" in raw, 5)
+    # The stream is live once its position block is written (history read and queued).
+    client.wait_for(lambda c: any(b["event"] == "ssegw-position" for b in c.blocks), 5,
+                    "the position block")
+    return client
+
+
+class DisconnectTest(GatewayTestCase):
+    def test_plain_disconnect_closes_every_stream_of_the_user_with_the_reason(self):
+        gw = self.start_gateway({"auth": {"mode": "none"}})
+        mine = [connected(self.sse(gw.port, user="1")) for _ in range(2)]
+        other = connected(self.sse(gw.port, user="2"))
+        status, body = admin(gw, "POST", "/disconnect", {"user": "1", "reason": "bye\nnow"},
+                             key=None)
+        self.assertEqual(status, 202, body)
+        for c in mine:
+            c.wait_closed(2)
+            last = c.events[-1]
+            self.assertEqual((last["event"], last["data"]), ("disconnect", "bye\nnow"))
+            self.assertIsNotNone(c.blocks[-1]["retry"], "a retry hint comes with it")
+        self.assertFalse(other.closed.is_set())
+        # A plain disconnect refuses nothing: the user comes straight back.
+        connected(self.sse(gw.port, user="1"))
+        m = gw.metrics()
+        self.assertEqual(m.get("ssegw_connections_closed_total", reason="disconnected"), 2)
+        self.assertEqual(m.get("ssegw_disconnect_requests_total", kind="user"), 1)
+        # No reason given: the event still carries one (EventSource skips empty data).
+        status, _ = admin(gw, "POST", "/disconnect", {"user": "2"})
+        self.assertEqual(status, 202)
+        other.wait_closed(2)
+        self.assertEqual(other.events[-1]["data"], "disconnected")
+
+    def test_revoke_refuses_older_tokens_here_and_on_instances_started_later(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(jwt_config(), redis=redis)
+        now = int(time.time())
+        old = token("7", iat=now - 5)
+        no_iat = token("7")
+        c = connected(self.sse(gw.port, token=old))
+        c2 = connected(self.sse(gw.port, token=no_iat))
+        status, body = admin(gw, "POST", "/disconnect",
+                             {"user": "7", "reason": "banned", "revoke": True}, key=None)
+        self.assertEqual(status, 202, body)
+        self.assertGreaterEqual(body["revoked_until"], now + 86400)
+        for client in (c, c2):
+            client.wait_closed(2)
+            self.assertEqual(client.events[-1]["data"], "banned")
+        for t in (old, no_iat):
+            self.assertEqual(self.sse(gw.port, token=t).status, 401)
+        # Issued after the revoke's second: accepted.
+        fresh = token("7", iat=int(time.time()) + 1)
+        connected(self.sse(gw.port, token=fresh))
+        # Another user is untouched.
+        connected(self.sse(gw.port, token=token("8", iat=now - 5)))
+        # An instance that starts later reads the revocation from Redis.
+        gw2 = self.start_gateway(jwt_config(), redis=redis)
+        wait_until(lambda: gw2.metric("ssegw_revocations") == 1, 5)
+        self.assertEqual(self.sse(gw2.port, token=old).status, 401)
+        connected(self.sse(gw2.port, token=fresh))
+        m = gw.metrics()
+        self.assertEqual(m.get("ssegw_requests_rejected_total", reason="revoked"), 2)
+        self.assertEqual(m.get("ssegw_connections_closed_total", reason="revoked"), 2)
+        self.assertEqual(m.get("ssegw_disconnect_requests_total", kind="user_revoke"), 1)
+        ttl = int(redis.cli("TTL", "sse:revocations"))
+        self.assertTrue(86000 < ttl <= 86401, ttl)
+
+    def test_jti_revokes_one_token(self):
+        gw = self.start_gateway(jwt_config())
+        a = token("5", jti="token-a")
+        b = token("5", jti="token-b")
+        ca = connected(self.sse(gw.port, token=a))
+        cb = connected(self.sse(gw.port, token=b))
+        status, body = admin(gw, "POST", "/disconnect", {"jti": "token-a", "reason": "stolen"})
+        self.assertEqual(status, 202, body)
+        ca.wait_closed(2)
+        self.assertEqual(ca.events[-1]["data"], "stolen")
+        self.assertEqual(self.sse(gw.port, token=a).status, 401)
+        self.assertFalse(cb.closed.is_set())
+        connected(self.sse(gw.port, token=b))
+        self.assertEqual(gw.metric("ssegw_disconnect_requests_total", kind="jti"), 1)
+
+    def test_bad_bodies_get_400_with_the_reason(self):
+        gw = self.start_gateway({"auth": {"mode": "none"}})
+        cases = [("not json", "JSON object"), ("[1]", "JSON object"), ({}, "name a"),
+                 ({"user": 5}, "\"user\""), ({"user": ""}, "\"user\""),
+                 ({"user": "a\nb"}, "\"user\""), ({"jti": ["x"]}, "\"jti\""),
+                 ({"user": "1", "revoke": "yes"}, "\"revoke\""),
+                 ({"jti": "x", "revoke": True}, "needs a \"user\""),
+                 ({"user": "1", "reason": "x" * 1025}, "longer than"),
+                 ({"user": "1", "reason": 3}, "\"reason\""),
+                 ({"user": "1", "extra": 1}, "unknown field")]
+        for body, why in cases:
+            status, reply = admin(gw, "POST", "/disconnect", body)
+            self.assertEqual(status, 400, (body, reply))
+            self.assertIn(why, reply["error"], body)
+        self.assertEqual(admin(gw, "GET", "/disconnect")[0], 405)
+        self.assertEqual(gw.metric("ssegw_disconnect_bad_requests_total"), len(cases))
+
+    def test_junk_on_the_control_channel_is_counted_not_applied(self):
+        redis = self.start_redis()
+        gw = self.start_gateway({"auth": {"mode": "none"}}, redis=redis)
+        c = connected(self.sse(gw.port, user="1"))
+        for junk in ("junk", "{}", '{"user":"1","revoke":true}', '{"jti":"x"}', "[]"):
+            redis.publish("sse:control", junk)
+        wait_until(lambda: gw.metric("ssegw_control_messages_total", result="malformed") == 5, 5)
+        self.assertFalse(c.closed.is_set())
+        # A well-formed message published straight to Redis works like POST /disconnect.
+        redis.publish("sse:control", '{"user":"1","reason":"from redis","at":0}')
+        c.wait_closed(2)
+        self.assertEqual(c.events[-1]["data"], "from redis")
+
+
+class TokenExpiringTest(GatewayTestCase):
+    def test_notice_before_exp_then_close_at_exp(self):
+        gw = self.start_gateway(jwt_config(expiry_notice_seconds=2))
+        exp = int(time.time()) + 4
+        c = connected(self.sse(gw.port, token=token("3", exp=exp)))
+        c.wait_for_event(lambda e: e["event"] == "token-expiring", 5)
+        notice = [e for e in c.events if e["event"] == "token-expiring"][0]
+        self.assertEqual(notice["data"], str(exp))
+        # Sent by the shard's one-second sweep: within a second after exp - 2.
+        self.assertGreaterEqual(notice["t"], exp - 2 - 0.05)
+        self.assertLess(notice["t"], exp - 2 + 1.5)
+        c.wait_closed(4)
+        self.assertGreaterEqual(c.close_time, exp - 0.05)
+        self.assertEqual(len([e for e in c.events if e["event"] == "token-expiring"]), 1)
+        self.assertEqual(gw.metric("ssegw_token_expiry_notices_total"), 1)
+        self.assertEqual(gw.metric("ssegw_connections_closed_total", reason="token_expired"), 1)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -39,8 +39,14 @@ public:
     void epoch_changed(const stream_position& routed, const std::string& new_epoch) override;
     bool ready() const override;
     broker_stats stats() const override;
+    void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
 
 private:
+    /// Hands every stored revocation to the control handler (replayed): the feed was down, so
+    /// a message may have been missed (src/broker/redis_control.cpp).
+    void replay_control();
+    boost::asio::steady_timer control_timer_; ///< retries replay_control()
+    bool control_replayed_ = false;           ///< the stored revocations are applied
     using command_done = std::function<void(std::optional<reply>, std::string)>;
 
     void on_message(std::string_view redis_channel, std::string_view payload);
