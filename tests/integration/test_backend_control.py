@@ -4,11 +4,12 @@ across three gateways behind haproxy are in tests/e2e/test_backend_control_topol
 
 import json
 import os
+import re
 import subprocess
 import time
 import unittest
 
-from ssegw_testlib import (GatewayTestCase, Metrics, gateway_binary, http_request, make_jwt,
+from ssegw_testlib import (REPO_ROOT, GatewayTestCase, Metrics, gateway_binary, http_request, make_jwt,
                            wait_until)
 
 KEY = "s3cret-admin-key-for-tests"
@@ -316,6 +317,71 @@ class TokenExpiringTest(GatewayTestCase):
         self.assertEqual(len([e for e in c.events if e["event"] == "token-expiring"]), 1)
         self.assertEqual(gw.metric("ssegw_token_expiry_notices_total"), 1)
         self.assertEqual(gw.metric("ssegw_connections_closed_total", reason="token_expired"), 1)
+
+
+def readme_block(heading, lang, nth=0):
+    """The nth ```lang block of README.md's "### heading" section, as written."""
+    text = (REPO_ROOT / "README.md").read_text()
+    at = text.index("\n### %s\n" % heading)
+    end = text.find("\n## ", at + 1)
+    blocks = re.findall(r"^```%s\n(.*?)^```" % lang, text[at:end], re.S | re.M)
+    return blocks[nth]
+
+
+class ReadmeSnippetsTest(GatewayTestCase):
+    """The README's backend-control snippets, run as written (example port 9090 replaced)."""
+
+    def run_sh(self, snippet, gw, key):
+        script = snippet.replace("9090", str(gw.admin_port))
+        out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, SSEGW_ADMIN_API_KEY=key, KEY=key))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.decode()
+
+    def test_admin_key_and_disconnect_curl_lines(self):
+        gw = self.start_gateway({"auth": {"mode": "none"}, "admin": {"api_key": KEY}})
+        c = connected(self.sse(gw.port, user="42"))
+        out = self.run_sh(readme_block("The admin key", "sh"), gw, KEY)
+        self.assertIn('"ok":true', out)
+        c.wait_for_event(lambda e: e["data"] == "hi", 5)
+        out = self.run_sh(readme_block("Disconnect and revoke: POST /disconnect", "sh"), gw, KEY)
+        self.assertEqual(out.count('"ok":true'), 3, out)
+        c.wait_closed(2)
+        self.assertEqual(c.events[-1]["data"], "logged out")
+        self.assertEqual(gw.metric("ssegw_disconnect_requests_total", kind="jti"), 1)
+        self.assertEqual(self.sse(gw.port, user="42").status, 401, "revoked (mode none: no iat)")
+
+    def test_page_load_recipe(self):
+        redis = self.start_redis()
+        gw = self.start_gateway({"auth": {"mode": "none"}, "admin": {"api_key": "change-me"}},
+                                redis=redis)
+        gw2 = self.start_gateway({"auth": {"mode": "none"}}, redis=redis)
+
+        def publish(n):
+            status, _ = admin(gw, "POST", "/publish",
+                              {"channel": "user:1", "event": "item", "data": str(n)},
+                              key="change-me")
+            self.assertEqual(status, 202)
+
+        publish(0)  # before the position: part of what the page renders
+        rendered = []
+
+        def load_items_from_your_database():
+            rendered.append("0")
+            publish(1)  # written while the page renders
+            return rendered
+
+        snippet = readme_block("Page loads: GET /position", "python")
+        scope = {"load_items_from_your_database": load_items_from_your_database}
+        exec(snippet.replace("9090", str(gw.admin_port)), scope)
+        publish(2)
+        # The page opens its stream on another instance (the balancer's choice) from there.
+        c = self.sse(gw2.port, user="1", query={"lastEventId": scope["position"]})
+        c.wait_for(lambda c: len(named(c, "item")) >= 2, 5, "events 1 and 2")
+        publish(3)
+        c.wait_for(lambda c: len(named(c, "item")) >= 3, 5, "event 3")
+        self.assertEqual([e["data"] for e in named(c, "item")], ["1", "2", "3"])
 
 
 if __name__ == "__main__":
