@@ -61,8 +61,22 @@ void redis_broker::replay_control() {
          "+inf"},
         [this](std::optional<reply> r, std::string error) {
             if (stopped_ || !link_up_) return; // the next link-up reads them again
+            const bool refused = r && r->type != reply::kind::array &&
+                                 (r->type != reply::kind::error || r->str.starts_with("NOPERM") ||
+                                  r->str.starts_with("WRONGTYPE") || r->str.starts_with("ERR"));
+            if (refused) {
+                // Redis refused (an ACL without +zrangebyscore, say): retrying cannot help, and
+                // holding the instance unready over it would turn an upgrade into an outage.
+                spdlog::error("cannot read the stored revocations ({}): tokens revoked before "
+                              "this instance connected are not refused here; see the README's "
+                              "Redis ACL",
+                              r->str.empty() ? "unexpected reply" : r->str);
+                control_replayed_ = true;
+                return;
+            }
             if (!error.empty() || !r || r->type != reply::kind::array) {
-                // The command link may come up after the subscriber's: try again shortly. Not
+                // The command link may come up after the subscriber's, Redis may be loading:
+                // try again shortly. Not
                 // ready meanwhile, so no balancer sends streams a revoked token could open.
                 spdlog::log(error == "redis unavailable" ? spdlog::level::debug
                                                          : spdlog::level::warn,

@@ -98,6 +98,15 @@ class AclTest(FailureAwareMixin, GatewayTestCase):
 
     # ------------------------------------------------------------------ refused cleanly
 
+    def test_an_older_acl_without_the_revocation_commands_still_serves(self):
+        # Upgrading behind the previous README's ACL: the stored revocations cannot be read,
+        # which is a clear error line, not an instance that never gets ready.
+        self.redis.cli("ACL", "SETUSER", self.user, "-zrangebyscore")
+        gw = self.gateway(self.url("%s:%s@" % (self.user, self.password)))
+        self.assertIn("cannot read the stored revocations (NOPERM", gw.log_text())
+        c = self.sse(gw.port, user="old")
+        c.wait_for(lambda cl: any(is_position_block(b) for b in cl.blocks), 5, "position")
+
     def test_wrong_password(self):
         gw = self.gateway(self.url(), {"username": self.user, "password": "wrong"},
                           wait="healthy")
