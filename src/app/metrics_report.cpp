@@ -75,6 +75,15 @@ std::string render_metrics(const shard_set& shards, const router& r, const broke
                 sum(shards, &shard_counters::bytes_written));
     out.counter("ssegw_heartbeats_total", "Heartbeat comments sent to idle streams.",
                 sum(shards, &shard_counters::heartbeats));
+    out.counter("ssegw_token_expiry_notices_total",
+                "event: token-expiring sent (auth.expiry_notice_seconds before a token's exp).",
+                sum(shards, &shard_counters::expiry_notices));
+    // Every shard holds the same records; shard 0's count stands for the process.
+    out.gauge("ssegw_revocations", "Token revocations in force (users and jtis).",
+              (*shards.begin())->counters().revocations.load(std::memory_order_relaxed));
+    out.counter("ssegw_revocations_dropped_total",
+                "Revocation records not kept because the list was full (per shard, summed).",
+                sum(shards, &shard_counters::revocations_full));
     out.counter("ssegw_resumes_total", "Streams that came back with a Last-Event-ID.",
                 sum(shards, &shard_counters::resumes));
     out.counter("ssegw_resume_replayed_events_total", "History events written to resuming streams.",

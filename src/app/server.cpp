@@ -1,8 +1,11 @@
 #include "ssegw/app/server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <ctime>
 #include <thread>
+#include <variant>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -18,6 +21,9 @@
 #include "ssegw/broker/redis_broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
 #include "ssegw/config/config_loader.hpp"
+#include "ssegw/core/control_message.hpp"
+#include "ssegw/core/log_throttle.hpp"
+#include "ssegw/core/prometheus_text.hpp"
 #include "ssegw/http/admin_server.hpp"
 #include "ssegw/http/listener.hpp"
 #include "ssegw/router/router.hpp"
@@ -80,7 +86,8 @@ struct server::impl {
         admin_routes routes;
         routes.ready = [this] { return !shards.draining() && events->ready(); };
         routes.metrics = [this] {
-            return render_metrics(shards, route, *events, resume, shards.draining());
+            return render_metrics(shards, route, *events, resume, shards.draining()) +
+                   control_metrics();
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {
@@ -96,8 +103,99 @@ struct server::impl {
                                 publish_reply(reply, ok, detail);
                             });
         };
+        routes.position = [this](admin_routes::reply_fn reply) { position(std::move(reply)); };
+        routes.disconnect = [this](std::string body, admin_routes::reply_fn reply) {
+            disconnect(body, std::move(reply));
+        };
+        routes.refused = [this] { ++admin_refused; };
+        routes.api_key = admin_key_of(cfg.admin);
         routes.max_body_bytes = cfg.sse.max_event_bytes + 1024;
         return routes;
+    }
+
+    /// GET /position: where history stands now, the position a page that reads its data after
+    /// this call opens its stream from (?lastEventId=): every event published later has a
+    /// higher sequence, so the resume replays it; nothing earlier is replayed.
+    void position(admin_routes::reply_fn reply) {
+        if (!cfg.history.enabled)
+            return reply(409, R"({"error":"history is disabled (history.enabled is false): )"
+                              R"(streams have no positions"})");
+        events->read_history({}, std::nullopt, [this, reply = std::move(reply)](history_read r) {
+            if (!r.ok) {
+                ++position_failures;
+                const nlohmann::json body = {{"error", "history unavailable: " + r.error}};
+                return reply(503,
+                             body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            }
+            ++positions_given;
+            reply(200, nlohmann::json{{"position", r.tip.format()}}.dump());
+        });
+    }
+
+    /// POST /disconnect: checked here, then sent to every instance (this one included) as a
+    /// control message; 202 once Redis has it (the streams close as each instance reads it).
+    void disconnect(const std::string& body, const admin_routes::reply_fn& reply) {
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        auto parsed = parse_disconnect_request(body, now, cfg.auth.revocation_ttl_seconds);
+        if (const auto* problem = std::get_if<std::string>(&parsed)) {
+            ++disconnects_refused;
+            return reply(400, nlohmann::json{{"error", *problem}}.dump(
+                                  -1, ' ', false, nlohmann::json::error_handler_t::replace));
+        }
+        const auto& m = std::get<control_message>(parsed);
+        ++disconnects[m.jti.empty() ? (m.revoke ? 1 : 0) : 2];
+        events->send_control(
+            to_json(m), m.until, [reply, until = m.until](bool ok, const std::string& detail) {
+                nlohmann::json out = {{"ok", ok}};
+                if (!ok) out["error"] = detail;
+                if (ok && until != 0) out["revoked_until"] = until;
+                reply(ok ? 202 : 503,
+                      out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            });
+    }
+
+    /// A control message from the channel (or read back from Redis): every shard records the
+    /// revocation and closes the streams it names.
+    void on_control(std::string_view text, bool replayed) {
+        auto m = parse_control_message(text);
+        if (!m) {
+            ++control_malformed;
+            if (const auto n = malformed_log.hit(std::chrono::steady_clock::now()))
+                spdlog::warn("ignored {} control message(s) that are not ours (not a "
+                             "disconnect or revocation the gateway wrote)",
+                             n);
+            return;
+        }
+        ++control_applied;
+        shards.invoke_on_all([m = std::move(*m), replayed](shard& s) {
+            s.apply_control(m, replayed, static_cast<std::int64_t>(std::time(nullptr)));
+        });
+    }
+
+    /// What the admin port's control verbs did (control loop only, so plain integers).
+    std::string control_metrics() const {
+        prometheus_text out;
+        out.counter("ssegw_admin_unauthorized_total",
+                    "Admin control requests refused (401) for a missing or wrong admin key.",
+                    admin_refused);
+        constexpr std::string_view kinds[] = {"user", "user_revoke", "jti"};
+        for (std::size_t k = 0; k < 3; ++k)
+            out.counter("ssegw_disconnect_requests_total",
+                        "POST /disconnect requests accepted, by kind.", disconnects[k],
+                        "kind=\"" + std::string(kinds[k]) + "\"");
+        out.counter("ssegw_disconnect_bad_requests_total",
+                    "POST /disconnect requests refused (400) for their body.", disconnects_refused);
+        out.counter("ssegw_control_messages_total",
+                    "Control messages received (from any instance, or read back from Redis).",
+                    control_applied, R"(result="applied")");
+        out.counter("ssegw_control_messages_total",
+                    "Control messages received (from any instance, or read back from Redis).",
+                    control_malformed, R"(result="malformed")");
+        out.counter("ssegw_positions_total", "Positions handed out by GET /position.",
+                    positions_given);
+        out.counter("ssegw_position_failures_total",
+                    "GET /position answered 503 (history could not be read).", position_failures);
+        return std::move(out).str();
     }
 
     /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
@@ -116,6 +214,7 @@ struct server::impl {
         if (cfg.auth.mode == auth_mode::none)
             spdlog::warn("auth.mode is \"none\": any client may read any user's events by "
                          "naming it in ?user=; use this for development only");
+        events->on_control([this](std::string_view m, bool replayed) { on_control(m, replayed); });
         events->start(route);
         for (auto& l : listeners) l->start();
         admin->start();
@@ -208,6 +307,14 @@ struct server::impl {
     router route;
     resume_service resume;
     std::vector<std::shared_ptr<listener>> listeners;
+    std::uint64_t admin_refused = 0;
+    std::uint64_t positions_given = 0;
+    std::array<std::uint64_t, 3> disconnects{}; ///< user, user + revoke, jti
+    std::uint64_t disconnects_refused = 0;
+    std::uint64_t control_applied = 0;
+    std::uint64_t control_malformed = 0;
+    log_throttle malformed_log{std::chrono::seconds(10)};
+    std::uint64_t position_failures = 0;
     std::shared_ptr<admin_server> admin;
 };
 

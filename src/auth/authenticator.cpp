@@ -4,25 +4,7 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/text.hpp"
 
-#include <cctype>
-
 namespace ssegw {
-
-namespace {
-
-// "Bearer <token>", scheme case-insensitive (RFC 9110 auth-scheme); other schemes are not ours.
-std::string_view bearer_token(std::string_view authorization) noexcept {
-    constexpr std::string_view scheme = "bearer";
-    authorization = trim_ows(authorization);
-    if (authorization.size() <= scheme.size()) return {};
-    for (std::size_t i = 0; i < scheme.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return {};
-    char sep = authorization[scheme.size()];
-    if (sep != ' ' && sep != '\t') return {};
-    return trim_ows(authorization.substr(scheme.size() + 1));
-}
-
-} // namespace
 
 authenticator::authenticator(const auth_config& config)
     : mode_(config.mode), cookie_name_(config.jwt.cookie) {

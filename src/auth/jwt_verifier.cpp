@@ -278,6 +278,15 @@ std::variant<principal, auth_failure> jwt_verifier::verify_unguarded(std::string
         if (std::chrono::system_clock::now() >= *who.expires_at)
             return unauthorized("token expired");
     }
+    if (auto iat_it = claims.find("iat"); iat_it != claims.end() && iat_it->is_number()) {
+        // Range-checked with exp and nbf above; fractional seconds are truncated.
+        who.issued_at = static_cast<std::int64_t>(iat_it->get<double>());
+    }
+    // A jti that could not name a revocation (not a string, or not a valid name) is ignored:
+    // the token is then revocable only through its user.
+    if (auto jti_it = claims.find("jti"); jti_it != claims.end() && jti_it->is_string() &&
+                                          is_valid_name(jti_it->get_ref<const std::string&>()))
+        who.jti = jti_it->get<std::string>();
     return who;
 }
 

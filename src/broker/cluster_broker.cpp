@@ -1,9 +1,11 @@
 #include "ssegw/broker/cluster_broker.hpp"
 
+#include "ssegw/broker/control_store.hpp"
 #include "ssegw/broker/event_sink.hpp"
 #include "ssegw/broker/memory_history.hpp"
 #include "ssegw/config/config_loader.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/control_message.hpp"
 #include "ssegw/redis/cluster_subscriber.hpp"
 
 #include <ctime>
@@ -32,14 +34,44 @@ cluster_broker::cluster_broker(boost::asio::io_context& ioc, const gateway_confi
     opts.reconnect_max = std::chrono::milliseconds(cfg.redis.reconnect_max_ms);
     subscriber_handlers handlers;
     handlers.on_message = [this](std::string_view ch, std::string_view payload) {
+        if (ch == control_names_().channel) return control_received(payload, false);
         // A channel we cannot name (another prefix's, junk) is counted as a bad_channel drop.
         const auto name = channel_of(ch, cfg_.redis.prefix);
         sink_->route(name ? *name : std::string_view("?"), payload);
     };
-    handlers.on_state = [this](bool up) { link_changed(up); };
+    handlers.on_state = [this](bool up) {
+        control_->on_link(up);
+        link_changed(up);
+    };
     handlers.on_burst_end = [this] { sink_->flush(); };
     cluster_ = std::make_unique<cluster_subscriber>(ioc, redis_seeds_of(cfg.redis), opts,
                                                     std::move(handlers));
+    control_ = std::make_unique<control_replayer>(
+        ioc,
+        [this](std::vector<std::string> args, command_client::completion done) {
+            execute(std::move(args), std::move(done));
+        },
+        control_names_(), opts.reconnect_min,
+        [this](std::string_view message) { control_received(message, true); });
+}
+
+control_names cluster_broker::control_names_() const {
+    // The channel in braces, like every channel here: SPUBLISH routes it by the slot of
+    // "control". The revocations are one key, wherever its slot lives.
+    return {"SPUBLISH", redis_channel(control_channel), cfg_.redis.prefix + "revocations"};
+}
+
+void cluster_broker::execute(std::vector<std::string> args, command_client::completion done) {
+    const auto key = args.at(1);
+    cluster_->execute(key, std::move(args), std::move(done));
+}
+
+void cluster_broker::send_control(std::string message, std::int64_t keep_until, publish_done done) {
+    send_control_message(
+        [this](std::vector<std::string> args, command_client::completion done) {
+            execute(std::move(args), std::move(done));
+        },
+        control_names_(), std::move(message), keep_until, std::move(done));
 }
 
 cluster_broker::~cluster_broker() = default;
@@ -54,10 +86,14 @@ std::string cluster_broker::redis_channel(std::string_view channel) const {
 
 void cluster_broker::start(event_sink& sink) {
     sink_ = &sink;
+    cluster_->subscribe(control_names_().channel);
     cluster_->start();
 }
 
-void cluster_broker::stop() { cluster_->stop(); }
+void cluster_broker::stop() {
+    control_->stop();
+    cluster_->stop();
+}
 
 void cluster_broker::want(const std::string& channel, bool wanted) {
     if (wanted)
@@ -97,7 +133,7 @@ void cluster_broker::when_subscribed(const std::vector<std::string>&, std::funct
     ready();
 }
 
-bool cluster_broker::ready() const { return cluster_->connected(); }
+bool cluster_broker::ready() const { return cluster_->connected() && control_->replayed(); }
 
 broker_stats cluster_broker::stats() const {
     broker_stats s;

@@ -37,6 +37,11 @@ void local_broker::publish(std::string channel, std::string payload, bool with_h
     if (done) done(true, id);
 }
 
+void local_broker::send_control(std::string message, std::int64_t, publish_done done) {
+    control_received(message, false);
+    if (done) done(true, "1");
+}
+
 void local_broker::read_history(std::vector<std::string> channels,
                                 std::optional<stream_position> from, history_done done) {
     done(history_.read(channels, from, unix_now()));

@@ -6,9 +6,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ssegw/broker/control_store.hpp"
 #include "ssegw/broker/event_sink.hpp"
 #include "ssegw/config/config_loader.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/control_message.hpp"
 #include "ssegw/core/redis_url.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
@@ -45,6 +47,13 @@ redis_broker::redis_broker(boost::asio::io_context& ioc, const gateway_config& c
     command_opts.reconnect_max = opts.reconnect_max;
     command_opts.require_primary = sentinel;
     commands_ = std::make_unique<command_client>(ioc, endpoint, command_opts);
+    control_ = std::make_unique<control_replayer>(
+        ioc,
+        [this](std::vector<std::string> args, command_client::completion done) {
+            commands_->execute(std::move(args), std::move(done));
+        },
+        control_names_of(cfg.redis.prefix), opts.reconnect_min,
+        [this](std::string_view message) { control_received(message, true); });
     if (!sentinel) return;
     sentinel_monitor_options watch;
     watch.sentinels = redis_sentinels_of(cfg.redis);
@@ -68,6 +77,8 @@ void redis_broker::start(event_sink& sink) {
     sink_ = &sink;
     if (cfg_.redis.mode == subscribe_mode::pattern)
         subscriber_->psubscribe(cfg_.redis.prefix + "*");
+    else
+        subscriber_->subscribe(cfg_.redis.prefix + std::string(control_channel));
     subscriber_->start();
     commands_->start();
     if (sentinels_) sentinels_->start();
@@ -78,6 +89,7 @@ void redis_broker::stop() {
     stopped_ = true;
     load_timer_.cancel();
     if (sentinels_) sentinels_->stop();
+    control_->stop();
     subscriber_->stop();
     commands_->stop();
 }
@@ -121,6 +133,18 @@ void redis_broker::epoch_changed(const stream_position& routed, const std::strin
                                                                       : r            ? r->str
                                                                                      : "no reply");
         });
+}
+
+control_names redis_broker::control_names_of(const std::string& prefix) {
+    return {"PUBLISH", prefix + std::string(control_channel), prefix + "revocations"};
+}
+
+void redis_broker::send_control(std::string message, std::int64_t keep_until, publish_done done) {
+    send_control_message(
+        [this](std::vector<std::string> args, command_client::completion done) {
+            commands_->execute(std::move(args), std::move(done));
+        },
+        control_names_of(cfg_.redis.prefix), std::move(message), keep_until, std::move(done));
 }
 
 void redis_broker::read_history(std::vector<std::string> channels,
@@ -297,17 +321,20 @@ void redis_broker::on_state(bool up) {
     link_up_ = up;
     if (up) {
         spdlog::info("redis subscriber connected");
+        control_->on_link(true);
         // Per-channel waiters are released by each SUBSCRIBE confirmation (on_subscribed); the
         // one PSUBSCRIBE of pattern mode is confirmed now.
         if (cfg_.redis.mode == subscribe_mode::pattern) release_all_waiters();
     } else {
+        control_->on_link(false);
         spdlog::warn("redis subscriber disconnected; reconnecting with backoff");
     }
     link_changed(up);
 }
 
 bool redis_broker::ready() const {
-    return subscriber_->connected() && (!cfg_.history.enabled || library_loaded_);
+    return subscriber_->connected() && (!cfg_.history.enabled || library_loaded_) &&
+           control_->replayed();
 }
 
 broker_stats redis_broker::stats() const {
@@ -330,6 +357,9 @@ broker_stats redis_broker::stats() const {
 void redis_broker::on_message(std::string_view redis_channel, std::string_view payload) {
     // A pattern can match channels we do not understand (sse:junk): the router counts those as
     // bad_channel drops.
+    if (redis_channel.size() == cfg_.redis.prefix.size() + control_channel.size() &&
+        redis_channel.starts_with(cfg_.redis.prefix) && redis_channel.ends_with(control_channel))
+        return control_received(payload, false);
     auto name = strip_prefix(redis_channel, cfg_.redis.prefix);
     sink_->route(name ? *name : std::string_view("?"), payload);
 }

@@ -39,6 +39,7 @@ constexpr env_variable env_variables[] = {
     {"SSEGW_REDIS_PASSWORD", "redis.password (replaces redis.password_file)"},
     {"SSEGW_AUTH_MODE", "auth.mode: jwt or none"},
     {"SSEGW_JWT_SECRET", "auth.jwt.secret (the HMAC key)"},
+    {"SSEGW_ADMIN_API_KEY", "admin.api_key (replaces admin.api_key_file)"},
     {"SSEGW_LOG_LEVEL", "log.level"},
 };
 
@@ -155,6 +156,10 @@ void apply_env(gateway_config& cfg, const env_reader& env) {
                                "\"");
     }
     env.string("SSEGW_JWT_SECRET", cfg.auth.jwt.secret);
+    if (auto key = env.get("SSEGW_ADMIN_API_KEY")) {
+        cfg.admin.api_key = *key;
+        cfg.admin.api_key_file.clear();
+    }
     if (auto level = env.get("SSEGW_LOG_LEVEL")) {
         if (!is_log_level(*level))
             throw config_error("SSEGW_LOG_LEVEL: expected one of " + log_level_list() + ", got \"" +

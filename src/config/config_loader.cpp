@@ -84,6 +84,12 @@ void describe(Cfg& c, Visitor& v) {
             v.field("audience", j.audience);
             v.field("issuer", j.issuer);
         });
+        v.integer("expiry_notice_seconds", c.auth.expiry_notice_seconds);
+        v.integer("revocation_ttl_seconds", c.auth.revocation_ttl_seconds);
+    });
+    v.section("admin", [&] {
+        v.field("api_key", c.admin.api_key);
+        v.field("api_key_file", c.admin.api_key_file);
     });
     v.section("cors", [&] {
         v.field("allowed_origins", c.cors.allowed_origins);
@@ -443,6 +449,18 @@ void validate(const gateway_config& cfg) {
                     "required when auth.mode is \"jwt\" and algorithms include " + wants_key);
     }
 
+    check_range("auth.revocation_ttl_seconds", cfg.auth.revocation_ttl_seconds, 1, 31536000);
+    check_range("auth.expiry_notice_seconds", cfg.auth.expiry_notice_seconds, 0, 86400);
+    if (!cfg.admin.api_key.empty() && !cfg.admin.api_key_file.empty())
+        invalid("admin.api_key_file", "set either admin.api_key or admin.api_key_file, not both");
+    if (has_space(cfg.admin.api_key))
+        invalid("admin.api_key", "must not contain spaces or control characters");
+    if (!cfg.admin.api_key_file.empty()) {
+        if (std::ifstream probe(cfg.admin.api_key_file, std::ios::binary); !probe)
+            invalid("admin.api_key_file",
+                    "cannot read " + cfg.admin.api_key_file + ": " + std::strerror(errno));
+    }
+
     for (const auto& origin : cfg.cors.allowed_origins) {
         if (origin.empty()) invalid("cors.allowed_origins", "entries must not be empty");
         if (origin.ends_with('/'))
@@ -573,9 +591,19 @@ std::vector<redis_endpoint> redis_sentinels_of(const redis_config& redis) {
     return sentinels;
 }
 
+std::string admin_key_of(const admin_config& admin) {
+    if (admin.api_key_file.empty()) return admin.api_key;
+    auto key = read_secret_file("admin.api_key_file", admin.api_key_file);
+    if (has_space(key))
+        throw config_error("admin.api_key_file: the key in " + admin.api_key_file +
+                           " must not contain spaces or control characters");
+    return key;
+}
+
 std::string effective_config_json(const gateway_config& cfg) {
     ordered_json out = json_writer().take(cfg);
     if (!cfg.auth.jwt.secret.empty()) out["auth"]["jwt"]["secret"] = "***";
+    if (!cfg.admin.api_key.empty()) out["admin"]["api_key"] = "***";
     out["redis"]["url"] = mask_redis_url(cfg.redis.url);
     if (!cfg.redis.password.empty()) out["redis"]["password"] = "***";
     if (!cfg.redis.sentinel.password.empty()) out["redis"]["sentinel"]["password"] = "***";

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/text.hpp"
 
 namespace ssegw {
 
@@ -56,12 +57,45 @@ private:
                            ready ? "ready\n" : "not ready\n", true);
         }
         if (path == "/metrics") return respond(http::status::ok, routes_->metrics(), true, true);
+        if (is_control_path(path) && !authorized(req[http::field::authorization])) {
+            if (routes_->refused) routes_->refused();
+            return respond(http::status::unauthorized,
+                           R"({"error":"this endpoint needs Authorization: Bearer <admin key>"})",
+                           false);
+        }
         if (path == "/publish") {
             if (req.method() != http::verb::post)
                 return respond(http::status::method_not_allowed, R"({"error":"use POST"})", false);
             return publish(std::move(req.body()));
         }
+        if (path == "/disconnect" && routes_->disconnect) {
+            if (req.method() != http::verb::post)
+                return respond(http::status::method_not_allowed, R"({"error":"use POST"})", false);
+            return routes_->disconnect(std::move(req.body()), replier());
+        }
+        if (path == "/position" && routes_->position) {
+            if (req.method() != http::verb::get)
+                return respond(http::status::method_not_allowed, R"({"error":"use GET"})", false);
+            return routes_->position(replier());
+        }
         respond(http::status::not_found, "not found\n", true);
+    }
+
+    /// The verbs a backend uses; /healthz, /readyz and /metrics stay open for probes.
+    static bool is_control_path(std::string_view path) {
+        return path == "/publish" || path == "/disconnect" || path == "/presence" ||
+               path == "/position";
+    }
+
+    bool authorized(std::string_view authorization) const {
+        if (routes_->api_key.empty()) return true;
+        return constant_time_equal(routes_->api_key, bearer_token(authorization));
+    }
+
+    admin_routes::reply_fn replier() {
+        return [self = shared_from_this()](unsigned status, std::string reply) {
+            self->respond(static_cast<http::status>(status), std::move(reply), true);
+        };
     }
 
     void publish(std::string body) {
@@ -78,17 +112,15 @@ private:
         std::string channel = ch->get<std::string>();
         doc.erase("channel");
         // The rest of the object is the payload exactly as a backend would PUBLISH it.
-        routes_->publish(std::move(channel), doc.dump(),
-                         [self = shared_from_this()](unsigned status, std::string reply) {
-                             self->respond(static_cast<http::status>(status), std::move(reply),
-                                           true);
-                         });
+        routes_->publish(std::move(channel), doc.dump(), replier());
     }
 
     void respond(http::status status, std::string body, bool can_keep_alive,
                  bool prometheus = false) {
         auto res = std::make_shared<http::response<http::string_body>>(status, 11);
         res->set(http::field::server, "sse-gateway");
+        if (status == http::status::unauthorized)
+            res->set(http::field::www_authenticate, R"(Bearer realm="sse-gateway admin")");
         res->set(http::field::content_type, prometheus ? "text/plain; version=0.0.4; charset=utf-8"
                                             : (!body.empty() && body.front() == '{')
                                                 ? "application/json"

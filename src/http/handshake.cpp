@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@
 
 #include "ssegw/auth/authenticator.hpp"
 #include "ssegw/core/channel.hpp"
+#include "ssegw/core/control_message.hpp"
 #include "ssegw/core/query_string.hpp"
 #include "ssegw/http/subscribe_request.hpp"
 #include "ssegw/shard/session.hpp"
@@ -134,6 +136,11 @@ private:
             return std::nullopt;
         }
         auto& user = std::get<principal>(who);
+        if (shard_.revocations().refuses(user.user, user.issued_at, user.jti,
+                                         static_cast<std::int64_t>(std::time(nullptr)))) {
+            reject(http::status::unauthorized, "token revoked", reject_reason::revoked);
+            return std::nullopt;
+        }
         if (auto denied = auth_.check_topics(user, sub.topics)) {
             reject(static_cast<http::status>(denied->status), denied->reason,
                    reject_reason::forbidden);
@@ -176,7 +183,9 @@ private:
         auto channels = channels_of(user.user, sub);
         const auto expires_at = expires_at_of(user);
         auto s = std::make_shared<session>(shard_, stream_.release_socket(), std::move(user.user),
-                                           std::move(channels), expires_at, awaits_history);
+                                           std::move(channels), expires_at, awaits_history,
+                                           user.issued_at.value_or(-1),
+                                           user.jti.empty() ? 0 : jti_tag_of(user.jti));
         parser_.reset();
         shard_.attach(s, std::move(head));
         if (awaits_history) request_history(s, std::move(from), resume);

@@ -48,11 +48,11 @@ struct session::resume_state {
 
 session::session(shard& owner, shard_socket socket, std::string user,
                  std::vector<std::string> channels, std::int64_t expires_at_unix,
-                 bool awaits_history)
+                 bool awaits_history, std::int64_t issued_at_unix, std::uint64_t jti_tag)
     : shard_(owner), socket_(std::move(socket)), user_(std::move(user)),
       channels_(std::move(channels)),
       resume_(awaits_history ? std::make_unique<resume_state>() : nullptr),
-      expires_at_unix_(expires_at_unix) {}
+      expires_at_unix_(expires_at_unix), issued_at_(issued_at_unix), jti_tag_(jti_tag) {}
 
 session::~session() = default;
 
@@ -307,6 +307,19 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     if (expires_at_unix_ != 0 && now_unix >= expires_at_unix_) {
         close_gracefully(shard_.retry_hint(), close_reason::token_expired);
         return;
+    }
+    if (expires_at_unix_ != 0 && !expiry_noticed_ && !resume_) {
+        // expires_at_unix_ is exp + leeway (the close); the notice counts from exp itself, the
+        // time the page's token would be refused without the leeway.
+        const auto& auth = shard_.config().auth;
+        const auto exp = expires_at_unix_ - static_cast<std::int64_t>(auth.jwt.leeway_seconds);
+        if (auth.expiry_notice_seconds != 0 &&
+            now_unix >= exp - static_cast<std::int64_t>(auth.expiry_notice_seconds)) {
+            expiry_noticed_ = true;
+            shard_counters::bump(shard_.counters().expiry_notices);
+            enqueue(make_event_frame("token-expiring", std::to_string(exp)));
+            return;
+        }
     }
     if (leave_at_tick_ != 0 && now_tick >= leave_at_tick_) {
         close_gracefully(shard_.retry_hint(), close_reason::lifetime_reached);

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "ssegw/core/channel.hpp"
 #include "ssegw/shard/session.hpp"
 #include "ssegw/shard/shard_set.hpp"
 
@@ -140,6 +141,12 @@ void shard::schedule_tick() {
 void shard::on_tick() {
     ++tick_count_;
     const auto now_unix = static_cast<std::int64_t>(std::time(nullptr));
+    // Ended revocations are swept once a minute: a record refuses nothing after its end anyway.
+    if (tick_count_ % 60 == 0 && revocations_.size() != 0) {
+        revocations_.expire(now_unix);
+        counters_.revocations.store(static_cast<std::int64_t>(revocations_.size()),
+                                    std::memory_order_relaxed);
+    }
     // Backwards: a session closing here swap-pops the last element into its slot, which has
     // already been visited.
     for (std::size_t i = sessions_.size(); i-- > 0;) {
@@ -148,6 +155,45 @@ void shard::on_tick() {
         s->on_tick(tick_count_, now_unix);
     }
     schedule_tick();
+}
+
+void shard::apply_control(const control_message& m, bool replayed, std::int64_t now_unix) {
+    if (!revocations_.add(m)) shard_counters::bump(counters_.revocations_full);
+    counters_.revocations.store(static_cast<std::int64_t>(revocations_.size()),
+                                std::memory_order_relaxed);
+    const std::uint64_t tag = m.jti.empty() ? 0 : jti_tag_of(m.jti);
+    auto named = [&](const session& s) {
+        if (!m.user.empty() && s.user() != m.user) return false;
+        if (tag != 0) return s.jti_tag() == tag; // that token's streams
+        if (!replayed) return true;              // every stream of the user
+        // Read back later: only streams opened with tokens the revocation refuses, not ones
+        // opened since with fresh tokens.
+        return m.revoke &&
+               revocations_.refuses(s.user(),
+                                    s.issued_at() < 0 ? std::nullopt : std::optional(s.issued_at()),
+                                    {}, now_unix);
+    };
+    // Collected first: closing edits neither list now (the streams leave once their last
+    // frame is written), but the registry list is not ours to walk while anything changes.
+    std::vector<std::shared_ptr<session>> hits;
+    if (!m.user.empty()) {
+        if (const auto* list = registry_.find(user_channel(m.user)))
+            for (session* s : *list)
+                if (named(*s)) hits.push_back(s->shared_from_this());
+    } else {
+        for (const auto& s : sessions_)
+            if (named(*s)) hits.push_back(s);
+    }
+    if (hits.empty()) return;
+    const auto reason = m.revokes() ? close_reason::revoked : close_reason::disconnected;
+    const auto notice = make_event_frame("disconnect", m.reason);
+    for (const auto& s : hits) {
+        if (s->leaving()) continue;
+        // One frame: the event, then where to come back (a revoked client's comeback is
+        // refused, which is what ends its EventSource).
+        auto last = std::make_shared<const std::string>(*notice + *retry_hint());
+        s->close_gracefully(last, reason);
+    }
 }
 
 void shard::drain(std::chrono::milliseconds window) {

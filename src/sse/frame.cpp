@@ -226,6 +226,16 @@ frame make_comment_frame(std::string_view text) {
     return share(std::move(block));
 }
 
+frame make_event_frame(std::string_view event, std::string_view data) {
+    if (!is_clean_field(event) || event.empty()) return nullptr;
+    std::string block;
+    block.reserve(event_prefix.size() + event.size() + 1 + lines_size(data_prefix, data) + 1);
+    append_field(block, event_prefix, event);
+    append_lines(block, data_prefix, data);
+    block.push_back('\n');
+    return share(std::move(block));
+}
+
 frame make_retry_frame(std::uint32_t retry_ms) {
     char buf[16];
     const auto end = std::to_chars(buf, buf + sizeof buf, retry_ms).ptr;

@@ -11,6 +11,9 @@
 //      all come back on the other and get the next event; the gateway exits 0 after its window
 //   g  the README's token-refresh snippet as written: one 401 at the token's deadline, a fresh
 //      token, and every event exactly once
+//   h  the README's disconnect snippet: POST /disconnect shows the reason and reconnects; with
+//      revoke it shows it and ends CLOSED after one 401
+//   i  the README's token-expiring snippet: a fresh token on the notice, no 401, nothing missed
 //
 // Run: scripts/test-browser (installs chromium and the npm deps, bounded, prints a summary), or
 // `node --test --test-concurrency=1 browser.test.mjs` here. Env: SSEGW_BINARY (gateway binary,
@@ -487,6 +490,98 @@ test("g: README token refresh: one 401, a fresh token, and nothing missed", asyn
   assert.deepEqual(rendered, [{ n: 1 }, { n: 2 }, { n: 3 }], "every event exactly once, in order");
   assert.equal(calls, 2, "one fresh token");
   assert.equal(n401, 1, "the expired token was refused once, not looped");
+  await page.close();
+});
+
+// ------------------------------------------------------------------------------------------
+// h: POST /disconnect, with the README's page snippet as written: a plain disconnect shows the
+//    reason and the EventSource comes back; a revoke shows it and ends CLOSED (one 401)
+
+test("h: README disconnect snippet: a plain disconnect reconnects, a revoke ends CLOSED", async () => {
+  const gw = await startJwtGateway();
+  const [allowed] = pageServers.map((s) => s.port);
+  const snippet = readmeSnippet("Disconnect and revoke: POST /disconnect", "js");
+  const page = await newPage();
+  await page.goto(`http://${HOST}:${allowed}/page`);
+  const now = Math.floor(Date.now() / 1000);
+  const token = hs256({ sub: "rita", iat: now - 5, exp: now + 3600 }, SECRET);
+  const opened = () => metricSum(gw.admin, "ssegw_connections_opened_total");
+  const revokedBefore = await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "revoked" });
+  const openedBefore = await opened();
+  await page.setContent(`<!doctype html><meta charset="utf-8"><base href="http://${HOST}:${gw.port}/">
+    <script>window.token = ${JSON.stringify(token)}; window.notices = []; window.logins = 0;
+      function showNotice(text) { window.notices.push(text); } function goToLogin() { window.logins++; }</script>
+    <script type="module">${snippet}</script>`);
+  await waitFor("the stream", async () => (await opened()) === openedBefore + 1);
+  let r = await httpJson(`http://${HOST}:${gw.admin}/disconnect`, { user: "rita", reason: "maintenance" });
+  assert.equal(r.status, 202, r.text);
+  await page.waitForFunction(() => window.notices.length === 1, null, { timeout: WAIT });
+  await waitFor("EventSource reconnected after the plain disconnect", async () => (await opened()) === openedBefore + 2);
+  r = await httpJson(`http://${HOST}:${gw.admin}/disconnect`, { user: "rita", reason: "account closed", revoke: true });
+  assert.equal(r.status, 202, r.text);
+  await page.waitForFunction(() => window.logins === 1, null, { timeout: WAIT });
+  await sleep(2500); // retry: is 1000 ms (jittered up to 2x): a loop would show a second 401
+  const notices = await page.evaluate(() => window.notices);
+  const logins = await page.evaluate(() => window.logins);
+  const revoked = (await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "revoked" })) - revokedBefore;
+  log(`disconnect: notices ${JSON.stringify(notices)}, CLOSED handlers ${logins}, 401s (revoked) ${revoked}`);
+  assert.deepEqual(notices, ["maintenance", "account closed"]);
+  assert.equal(logins, 1, "ended CLOSED once, after the revoke only");
+  assert.equal(revoked, 1, "one 401, no reconnect loop");
+  assert.equal(await opened(), openedBefore + 2, "no stream after the revoke");
+  await page.close();
+});
+
+// ------------------------------------------------------------------------------------------
+// i: the README's token-expiring snippet as written: the page refreshes its token on the notice
+//    and reopens from its last id, before the old token is refused: no 401, nothing missed
+
+test("i: README token-expiring: refreshed before exp, no 401, every event exactly once", async () => {
+  const gw = await startJwtGateway();
+  const [allowed] = pageServers.map((s) => s.port);
+  const snippet = readmeSnippet("Token expiry: event: token-expiring", "js");
+  assert.match(snippet, /token-expiring/);
+  const page = await newPage();
+  // The first token's exp is 62 s away: the default notice (60 s) comes ~2 s after it opens.
+  let calls = 0;
+  let firstExp = 0;
+  await page.exposeFunction("fetchToken", () => {
+    calls += 1;
+    const now = Math.floor(Date.now() / 1000);
+    if (calls === 1) firstExp = now + 62;
+    return hs256({ sub: "uma", iat: now, exp: calls === 1 ? firstExp : now + 3600 }, SECRET);
+  });
+  await page.goto(`http://${HOST}:${allowed}/page`);
+  const publish = async (n) => {
+    const r = await httpJson(`http://${HOST}:${gw.admin}/publish`, { channel: "user:uma", event: "task-updated", data: { n } });
+    assert.equal(r.status, 202, r.text);
+  };
+  const noticesBefore = await metricSum(gw.admin, "ssegw_token_expiry_notices_total");
+  const unauthorizedBefore = await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" });
+  const resumesBefore = await metricSum(gw.admin, "ssegw_resumes_total");
+  const openedBefore = await metricSum(gw.admin, "ssegw_connections_opened_total");
+  await page.setContent(`<!doctype html><meta charset="utf-8"><base href="http://${HOST}:${gw.port}/">
+    <script>window.rendered = []; function render(d) { window.rendered.push(d); }</script>
+    <script type="module">${snippet}</script>`);
+  await waitFor("the first stream", async () =>
+    (await metricSum(gw.admin, "ssegw_connections_opened_total")) === openedBefore + 1);
+  await publish(1);
+  await page.waitForFunction(() => window.rendered.length === 1, null, { timeout: WAIT });
+  await waitFor("the notice and a fresh token", () => calls === 2);
+  await publish(2); // around the switch from the old stream to the new one
+  await waitFor("the resumed stream", async () => (await metricSum(gw.admin, "ssegw_resumes_total")) === resumesBefore + 1);
+  await publish(3);
+  await page.waitForFunction(() => window.rendered.length >= 3, null, { timeout: WAIT });
+  await sleep(500); // a duplicate would arrive right behind
+  const rendered = await page.evaluate(() => window.rendered);
+  const notices = (await metricSum(gw.admin, "ssegw_token_expiry_notices_total")) - noticesBefore;
+  const n401 = (await metricSum(gw.admin, "ssegw_requests_rejected_total", { reason: "unauthorized" })) - unauthorizedBefore;
+  log(`token-expiring: rendered ${JSON.stringify(rendered)}, tokens fetched ${calls}, notices ${notices}, 401s ${n401}, ` +
+      `refreshed ${firstExp - Math.floor(Date.now() / 1000)} s before the old token's exp`);
+  assert.deepEqual(rendered, [{ n: 1 }, { n: 2 }, { n: 3 }], "every event exactly once, in order");
+  assert.equal(calls, 2, "one fresh token");
+  assert.equal(notices, 1);
+  assert.equal(n401, 0, "never refused");
   await page.close();
 });
 

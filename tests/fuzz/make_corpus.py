@@ -165,3 +165,20 @@ write("config", {
     "big_numbers": json.dumps({"sse": {"max_queue_bytes": 18446744073709551615, "max_event_bytes": 1e300}}),
     "not_object": "[1,2,3]",
 })
+
+
+# --- control: POST /disconnect bodies and <prefix>control messages ----------------------------
+write("control", {
+    "user": '{"user":"42","reason":"logged out"}',
+    "revoke": '{"user":"42","reason":"banned","revoke":true}',
+    "jti": '{"jti":"4f1c2a","reason":"token leaked"}',
+    "jti_user": '{"user":"42","jti":"4f1c2a"}',
+    "multiline": '{"user":"42","reason":"line one\\nline two"}',
+    "unknown": '{"user":"42","extra":1}',
+    "message": '{"user":"42","reason":"banned","revoke":true,"at":1764594933,"until":1764681333}',
+    "message_jti": '{"jti":"x","reason":"r","at":1,"until":2}',
+    "not_object": '["user","42"]',
+    "nul": '{"user":"a\\u0000b"}',
+    "regression-until-without-revoke":
+        '{"user":"42","reason":"banned","revlke":true,"at":1764594933,"until":1764681333}',
+})

@@ -51,7 +51,8 @@ class RedisTest(GatewayTestCase):
     def test_subscribes_exactly_what_sessions_need(self):
         clients = [self.connect(42) for _ in range(4)]
         self.wait_subscribed("sse:user:42", "sse:broadcast")
-        self.assertEqual(self.redis.channels(), {"sse:user:42", "sse:broadcast"},
+        # Plus the control channel (POST /disconnect), which every instance always holds.
+        self.assertEqual(self.redis.channels(), {"sse:user:42", "sse:broadcast", "sse:control"},
                          "the process must subscribe to what its sessions need and no more")
         self.assertEqual(self.redis.numsub("sse:user:42"), {"sse:user:42": 1},
                          "one SUBSCRIBE per process, however many sessions/shards")

@@ -14,8 +14,8 @@ import os
 import time
 import unittest
 
-from ssegw_testlib import (HOST, FailureAwareMixin, GatewayTestCase, ReconnectingSseClient,
-                           RedisCluster, wait_until)
+from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, ReconnectingSseClient,
+                           RedisCluster, http_request, wait_until)
 from test_redis_sentinel import HaproxyRoundRobin
 
 USERS = 30
@@ -124,6 +124,16 @@ class ClusterDeliveryTest(ClusterCase):
             self.assertEqual(status, 202, body)
             self.clients[u].wait_for(lambda c: "admin" in [e["data"] for e in c.events], 5,
                                      "the admin API's event")
+
+        # POST /disconnect on one gateway reaches the user's stream on whichever gateway holds
+        # it, through the sharded control channel.
+        u = users[7]
+        status, _, body = http_request(self.gws[0].admin_port, "POST", "/disconnect",
+                                       body={"user": u, "reason": "bye"})
+        self.assertEqual(status, 202, body)
+        self.clients[u].wait_for(lambda c: ("disconnect", "bye") in
+                                 [(e["event"], e["data"]) for e in c.events], 5, "disconnect")
+        self.clients[u].wait_for(lambda c: c.connects == 2, 10, "back after a plain disconnect")
 
 
 class ClusterMovesTest(ClusterCase):

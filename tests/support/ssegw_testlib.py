@@ -1794,8 +1794,9 @@ class SseFleet:
 class Topology:
     """redis-server + 3 gateways + haproxy on loopback, driven by scripts/topology."""
 
-    def __init__(self, workdir=None, binary=None, script=None):
+    def __init__(self, workdir=None, binary=None, script=None, env=None):
         self._own_dir = workdir is None
+        self.extra_env = dict(env or {})  # e.g. SSEGW_ADMIN_API_KEY: gateways and haproxy see it
         self.dir = workdir or tempfile.mkdtemp(prefix="ssegw-topo-")
         self.binary = binary or gateway_binary()
         self.script = script or str(REPO_ROOT / "scripts" / "topology")
@@ -1804,6 +1805,7 @@ class Topology:
 
     def _run(self, *args, timeout=90):
         env = dict(os.environ)
+        env.update(self.extra_env)
         env["SSEGW_BINARY"] = self.binary
         proc = subprocess.run(["bash", self.script] + list(args), env=env, timeout=timeout,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 // Who a stream belongs to and what it may join, as established by the authenticator.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,10 @@ struct principal {
     /// The token's "exp" plus auth.jwt.leeway_seconds: the token is refused from then on and
     /// its stream is closed then. nullopt = no expiry (mode none, or a token without exp).
     std::optional<std::chrono::system_clock::time_point> expires_at;
+    /// The token's "iat" (unix seconds) and "jti", when it has them: what POST /disconnect's
+    /// revocations are checked against.
+    std::optional<std::int64_t> issued_at;
+    std::string jti;
 
     /// True when some grant allows the topic.
     bool may_join(std::string_view topic) const;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ssegw/core/history.hpp"
@@ -81,6 +82,18 @@ public:
 
     void on_link(link_handler h) { link_ = std::move(h); }
 
+    // ---- control messages (POST /disconnect) ----
+
+    /// A control message for this process: sent by some instance (replayed = false), or read
+    /// back from where revocations are kept, after a reconnect or at start (replayed = true).
+    using control_handler = std::function<void(std::string_view message, bool replayed)>;
+    void on_control(control_handler h) { control_ = std::move(h); }
+
+    /// Sends `message` to every instance sharing the Redis, this one included (through the
+    /// control handler). With keep_until (unix seconds) > 0 it is first stored until then and
+    /// replayed to instances that start later or whose feed was down when it was sent.
+    virtual void send_control(std::string message, std::int64_t keep_until, publish_done done) = 0;
+
     /// True while events can flow (always, standalone).
     virtual bool ready() const = 0;
     virtual broker_stats stats() const = 0;
@@ -89,9 +102,13 @@ protected:
     void link_changed(bool up) {
         if (link_) link_(up);
     }
+    void control_received(std::string_view message, bool replayed) {
+        if (control_) control_(message, replayed);
+    }
 
 private:
     link_handler link_;
+    control_handler control_;
 };
 
 } // namespace ssegw

@@ -6,6 +6,7 @@
 
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/config/config.hpp"
+#include "ssegw/redis/command_client.hpp"
 
 #include <memory>
 #include <string_view>
@@ -15,6 +16,8 @@
 namespace ssegw {
 
 class cluster_subscriber;
+class control_replayer;
+struct control_names;
 
 class cluster_broker final : public broker {
 public:
@@ -33,6 +36,7 @@ public:
                          std::function<void()> ready) override;
     bool ready() const override;
     broker_stats stats() const override;
+    void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
 
 private:
     /// `sse:{user:42}`: the sharded channel of an internal channel name (its slot is the slot of
@@ -43,6 +47,10 @@ private:
     event_sink* sink_ = nullptr; ///< set by start()
     std::string epoch_;          ///< of the positions handed out (none are ever resumed here)
     std::unique_ptr<cluster_subscriber> cluster_;
+    std::unique_ptr<control_replayer> control_; ///< stored revocations, applied at link-up
+    control_names control_names_() const;
+    /// Runs a command on the shard owning its key (args[1]).
+    void execute(std::vector<std::string> args, command_client::completion done);
 };
 
 } // namespace ssegw

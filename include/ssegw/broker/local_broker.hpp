@@ -21,6 +21,8 @@ public:
     void when_subscribed(const std::vector<std::string>&, std::function<void()> ready) override {
         ready(); // in-process fan-out: registered means subscribed
     }
+    /// In-process: handed straight to the control handler; nothing outlives the process.
+    void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
     bool ready() const override { return true; }
     broker_stats stats() const override { return {}; }
 

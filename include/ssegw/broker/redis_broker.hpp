@@ -21,6 +21,8 @@ namespace ssegw {
 class subscriber;
 class command_client;
 class sentinel_monitor;
+class control_replayer;
+struct control_names;
 struct reply;
 
 class redis_broker final : public broker {
@@ -41,8 +43,12 @@ public:
     void epoch_changed(const stream_position& routed, const std::string& new_epoch) override;
     bool ready() const override;
     broker_stats stats() const override;
+    void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
 
 private:
+    static control_names control_names_of(const std::string& prefix);
+    /// Applies the stored revocations at every link-up (control_store.hpp).
+    std::unique_ptr<control_replayer> control_;
     using command_done = std::function<void(std::optional<reply>, std::string)>;
 
     void on_message(std::string_view redis_channel, std::string_view payload);

@@ -90,6 +90,20 @@ enum class auth_mode { jwt, none };
 struct auth_config {
     auth_mode mode = auth_mode::jwt;
     jwt_config jwt;
+    /// A stream gets `event: token-expiring` this long before its token's exp, so the page can
+    /// fetch a new token and reopen before the stream is closed; 0 = never.
+    std::uint32_t expiry_notice_seconds = 60;
+    /// How long POST /disconnect with "revoke" (or a "jti") keeps refusing the tokens it names:
+    /// set it to at least the longest lifetime of the tokens your backend issues.
+    std::uint32_t revocation_ttl_seconds = 86400;
+};
+
+/// The admin port's own credentials (POST /publish, /disconnect, GET /presence, /position).
+struct admin_config {
+    /// When set (here, in api_key_file, or SSEGW_ADMIN_API_KEY), those endpoints require
+    /// `Authorization: Bearer <key>`; /healthz, /readyz and /metrics stay open. Masked.
+    std::string api_key;
+    std::string api_key_file; ///< the key on its first line (secrets mounted as files)
 };
 
 struct cors_config {
@@ -145,6 +159,7 @@ struct gateway_config {
     server_config server;
     sse_config sse;
     auth_config auth;
+    admin_config admin;
     cors_config cors;
     redis_config redis;
     history_config history;

@@ -46,6 +46,10 @@ std::vector<redis_endpoint> redis_seeds_of(const redis_config& redis);
 /// overriding its URL's userinfo, and redis.tls. Throws std::invalid_argument on a bad list.
 std::vector<redis_endpoint> redis_sentinels_of(const redis_config& redis);
 
+/// The admin key in effect: admin.api_key, or the first line of admin.api_key_file (read now;
+/// throws config_error when it cannot be read or is empty). Empty = the admin port is open.
+std::string admin_key_of(const admin_config& admin);
+
 /// The whole effective configuration as pretty-printed JSON, keyed exactly as apply_json accepts
 /// (so the output is a valid config file), with auth.jwt.secret shown as "***" when set and a
 /// password in redis.url masked as `redis://:***@host:port`.

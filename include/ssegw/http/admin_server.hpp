@@ -1,6 +1,8 @@
 #pragma once
-// The operator's port: /healthz, /readyz, /metrics and POST /publish. Small, keep-alive HTTP on
-// the control loop; never on the public port.
+// The operator's and the backends' port: /healthz, /readyz, /metrics (always open), and the
+// control verbs POST /publish, POST /disconnect, GET /position (GET /presence is reserved for
+// them), which require `Authorization: Bearer <admin key>` when a key is configured. Small,
+// keep-alive HTTP on the control loop; never on the public port.
 
 #include <functional>
 #include <memory>
@@ -13,12 +15,21 @@
 namespace ssegw {
 
 struct admin_routes {
+    /// Answers a request: (status, body), possibly later; a body starting with '{' is JSON.
+    using reply_fn = std::function<void(unsigned status, std::string body)>;
+
     std::function<bool()> ready;
     std::function<std::string()> metrics;
     /// Publishes; replies (status, JSON body) through the callback, possibly later.
-    std::function<void(std::string channel, std::string payload,
-                       std::function<void(unsigned status, std::string body)>)>
-        publish;
+    std::function<void(std::string channel, std::string payload, reply_fn)> publish;
+    /// POST /disconnect with its raw body (parsed and checked by the callee).
+    std::function<void(std::string body, reply_fn)> disconnect;
+    /// GET /position: a resume position taken now.
+    std::function<void(reply_fn)> position;
+    /// A control request was refused for a missing or wrong admin key (for the metrics).
+    std::function<void()> refused;
+    /// The admin key; empty = the control verbs are open (loopback-only deployments).
+    std::string api_key;
     std::size_t max_body_bytes = 1 << 20;
 };
 

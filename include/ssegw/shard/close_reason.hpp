@@ -20,6 +20,8 @@ enum class close_reason : std::uint8_t {
     rejected,            ///< answered with an HTTP error during the handshake
     handshake_timeout,   ///< no complete request head within server.handshake_timeout_ms
     handshake_failed,    ///< reset or not HTTP before a response could be sent
+    disconnected,        ///< POST /disconnect (plain): told why, may come back
+    revoked,             ///< POST /disconnect revoked its token: told why, refused (401) after
     count_
 };
 
@@ -27,6 +29,6 @@ inline constexpr std::array<std::string_view, static_cast<std::size_t>(close_rea
     close_reason_names = {"client_gone",      "slow_consumer", "write_stalled",
                           "drained",          "token_expired", "history_unavailable",
                           "lifetime_reached", "rejected",      "handshake_timeout",
-                          "handshake_failed"};
+                          "handshake_failed", "disconnected",  "revoked"};
 
 } // namespace ssegw

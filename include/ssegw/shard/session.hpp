@@ -38,8 +38,11 @@ class session : public std::enable_shared_from_this<session> {
 public:
     /// awaits_history: live events are held back until on_history() has written what the
     /// client missed (history enabled); otherwise the stream is live at once.
+    /// issued_at_unix: the token's iat (-1 = none); jti_tag: a hash of its jti (0 = none), for
+    /// POST /disconnect by jti.
     session(shard& owner, shard_socket socket, std::string user, std::vector<std::string> channels,
-            std::int64_t expires_at_unix, bool awaits_history);
+            std::int64_t expires_at_unix, bool awaits_history, std::int64_t issued_at_unix = -1,
+            std::uint64_t jti_tag = 0);
     ~session();
 
     /// Writes the response head and first bytes, then watches for the client leaving.
@@ -59,7 +62,8 @@ public:
     /// Closes now; idempotent.
     void close(close_reason why);
 
-    /// Called by the shard once a second: heartbeat when idle, stall and expiry checks.
+    /// Called by the shard once a second: heartbeat when idle, stall and expiry checks (with
+    /// `event: token-expiring` auth.expiry_notice_seconds before the token's exp).
     void on_tick(std::uint32_t now_tick, std::int64_t now_unix);
 
     const std::string& user() const noexcept { return user_; }
@@ -68,6 +72,9 @@ public:
     std::uint64_t queued_bytes() const noexcept { return queued_bytes_; }
     std::uint32_t opened_tick() const noexcept { return opened_tick_; }
     const std::vector<std::string>& channels() const noexcept { return channels_; }
+    /// The token's iat (-1 = none) and jti tag (0 = none): what revocations match.
+    std::int64_t issued_at() const noexcept { return issued_at_; }
+    std::uint64_t jti_tag() const noexcept { return jti_tag_; }
     bool closed() const noexcept { return closed_; }
     /// Closed, or told to go and flushing its last frame.
     bool leaving() const noexcept { return closed_ || close_after_flush_; }
@@ -106,7 +113,9 @@ private:
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t last_seq_ = 0; ///< highest history sequence written (or owed before)
     std::uint64_t bytes_written_ = 0;
-    std::int64_t expires_at_unix_ = 0; ///< token exp; 0 = never
+    std::int64_t expires_at_unix_ = 0; ///< token exp + leeway; 0 = never
+    std::int64_t issued_at_ = -1;      ///< token iat; -1 = none
+    std::uint64_t jti_tag_ = 0;        ///< hash of the token's jti; 0 = none
     std::uint32_t epoch_ = 0;          ///< epoch_tag of last_seq_'s epoch
     std::uint32_t opened_tick_ = 0;
     std::uint32_t leave_at_tick_ = 0; ///< sse.max_lifetime_seconds deadline; 0 = never
@@ -116,6 +125,7 @@ private:
     bool write_in_flight_ = false;
     bool close_after_flush_ = false;
     bool closed_ = false;
+    bool expiry_noticed_ = false;
     char watch_byte_ = 0;
 };
 

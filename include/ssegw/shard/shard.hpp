@@ -15,6 +15,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "ssegw/config/config.hpp"
+#include "ssegw/core/control_message.hpp"
+#include "ssegw/core/revocation_list.hpp"
 #include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/registry.hpp"
 #include "ssegw/shard/shard_counters.hpp"
@@ -69,6 +71,14 @@ public:
     /// Queues each event, in order, to every session of this shard that joined its channel.
     void deliver(const std::vector<routed_event_ptr>& batch);
 
+    /// A control message (POST /disconnect, from any instance): records what it revokes and
+    /// closes the streams it names, each with `event: disconnect` (data: the reason) and a
+    /// jittered retry hint. `replayed` (read back from Redis after a reconnect or at start):
+    /// only the streams whose tokens it revokes are closed; a plain disconnect is not replayed.
+    void apply_control(const control_message& m, bool replayed, std::int64_t now_unix);
+    /// The tokens revoked so far, checked by each handshake of this shard.
+    const revocation_list& revocations() const noexcept { return revocations_; }
+
     /// Closes every stream with a jittered retry hint, spread evenly over `window`. Keeps
     /// watching until the window ends, so a stream that attaches late (its handshake passed
     /// before the drain began and was still waiting for history) is sent away too.
@@ -100,6 +110,7 @@ private:
     std::thread thread_;
     registry registry_;
     std::vector<std::shared_ptr<session>> sessions_;
+    revocation_list revocations_;
     frame heartbeat_;
     shard_counters counters_;
     std::atomic<std::size_t> load_{0};

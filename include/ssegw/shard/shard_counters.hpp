@@ -23,6 +23,9 @@ struct shard_counters {
     counter frames_delivered{0}; ///< frames queued to a session (one per session per event)
     counter bytes_written{0};
     counter heartbeats{0};
+    counter expiry_notices{0};                ///< event: token-expiring sent
+    counter revocations_full{0};              ///< revocation records not kept: the list was full
+    std::atomic<std::int64_t> revocations{0}; ///< records in this shard's revocation list
     latency_histogram delivery_latency; ///< from receipt by the process to the session's write
     size_histogram fanout;              ///< streams one routed event reached on this shard
 

@@ -53,6 +53,11 @@ frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes
 /// A multi-line text becomes several comment lines, so it can never inject a field.
 frame make_comment_frame(std::string_view text);
 
+/// `event: <event>` and `data: <data>` (several data lines when data has line breaks): an event
+/// the gateway itself sends (disconnect, token-expiring). Null when event is empty or contains
+/// CR, LF or NUL.
+frame make_event_frame(std::string_view event, std::string_view data);
+
 /// `retry: N\n\n`: sets the client's reconnection delay without dispatching an event.
 frame make_retry_frame(std::uint32_t retry_ms);
 

@@ -316,7 +316,8 @@ TEST(cli, health_check_resolves_the_same_config_the_server_would_run_with) {
     // The container's HEALTHCHECK runs `sse-gateway --health-check` with the container's
     // environment: it must probe the admin address the running gateway was given.
     temp_cwd cwd;
-    const auto file = cwd.write("gw.json", R"({"server": {"admin_host": "0.0.0.0", "admin_port": 9191},
+    const auto file =
+        cwd.write("gw.json", R"({"server": {"admin_host": "0.0.0.0", "admin_port": 9191},
                                            "auth": {"mode": "none"}})");
     auto out = run_cli({"--health-check"}, {{"SSEGW_CONFIG", file}});
     ASSERT_EQ(out.action, cli_action::health_check) << out.text;
@@ -331,6 +332,17 @@ TEST(cli, health_check_resolves_the_same_config_the_server_would_run_with) {
 
     // A config the server would refuse is refused here too (exit 2, one line).
     expect_error_line(run_cli({"--health-check", "--config", "missing.json"}), "missing.json");
+}
+
+TEST(cli, admin_key_from_the_environment_replaces_the_file) {
+    temp_cwd cwd;
+    cwd.write("config/gateway.json", R"({"auth": {"mode": "none"},
+                                         "admin": {"api_key_file": "/nonexistent"}})");
+    const auto out = run_cli({"--check-config"}, {{"SSEGW_ADMIN_API_KEY", "env-key"}});
+    ASSERT_EQ(out.exit_code, 0) << out.text;
+    EXPECT_EQ(out.config.admin.api_key, "env-key");
+    EXPECT_EQ(out.config.admin.api_key_file, "");
+    EXPECT_EQ(out.text.find("env-key"), std::string::npos);
 }
 
 TEST(cli, check_config_of_an_invalid_config_exits_2) {

@@ -468,6 +468,42 @@ TEST(effective_config_json, masks_secrets) {
     EXPECT_EQ(json::parse(effective_config_json(cfg))["auth"]["jwt"]["secret"], "");
 }
 
+TEST(effective_config_json, masks_the_admin_key) {
+    gateway_config cfg = valid_config();
+    cfg.admin.api_key = "admin-key-123";
+    const std::string text = effective_config_json(cfg);
+    EXPECT_EQ(text.find("admin-key-123"), std::string::npos);
+    EXPECT_EQ(json::parse(text)["admin"]["api_key"], "***");
+}
+
+TEST(validate, admin_key_and_control_bounds) {
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.admin.api_key = "k";
+                  c.admin.api_key_file = "/etc/hostname";
+              }),
+              "admin.api_key_file: set either admin.api_key or admin.api_key_file, not both");
+    EXPECT_EQ(validate_error([](auto& c) { c.admin.api_key = "a b"; }),
+              "admin.api_key: must not contain spaces or control characters");
+    EXPECT_EQ(validate_error([](auto& c) {
+                  c.admin.api_key_file = "/nonexistent/key";
+              }).rfind("admin.api_key_file: cannot read /nonexistent/key", 0),
+              0u);
+    EXPECT_EQ(validate_error([](auto& c) { c.auth.revocation_ttl_seconds = 0; }),
+              "auth.revocation_ttl_seconds: must be in 1..31536000, got 0");
+}
+
+TEST(admin_key_of, reads_the_first_line_of_the_file) {
+    temp_dir dir;
+    admin_config admin;
+    admin.api_key = "inline";
+    EXPECT_EQ(admin_key_of(admin), "inline");
+    admin.api_key.clear();
+    admin.api_key_file = dir.write("key", "from-file\nsecond line\n");
+    EXPECT_EQ(admin_key_of(admin), "from-file");
+    admin.api_key_file = dir.write("empty", "");
+    EXPECT_THROW(admin_key_of(admin), config_error);
+}
+
 TEST(effective_config_json, masks_redis_passwords) {
     gateway_config cfg;
     cfg.redis.password = "hunter2";

@@ -32,6 +32,7 @@ protected:
     void start(event_sink&) override {}
     void stop() override {}
     void publish(std::string, std::string, bool, publish_done) override {}
+    void send_control(std::string, std::int64_t, publish_done) override {}
     void read_history(std::vector<std::string>, std::optional<stream_position>,
                       history_done) override {}
     void when_subscribed(const std::vector<std::string>&, std::function<void()>) override {}
