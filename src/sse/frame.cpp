@@ -22,14 +22,26 @@ constexpr std::string_view comment_prefix = ": ";
 constexpr std::string_view line_breaks = "\r\n";
 constexpr std::string_view forbidden_in_field{"\r\n\0", 3};
 
+// string_view::find_first_of calls memchr on its set once per byte of the text, which made
+// these scans a fifth of a unicast event's user-space instructions (callgrind); one pass over
+// the bytes is all they need.
+std::size_t find_any_of(std::string_view text, std::string_view set) noexcept {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        for (char s : set)
+            if (c == s) return i;
+    }
+    return std::string_view::npos;
+}
+
 bool is_clean_field(std::string_view value) noexcept {
-    return value.find_first_of(forbidden_in_field) == std::string_view::npos;
+    return find_any_of(value, forbidden_in_field) == std::string_view::npos;
 }
 
 template <class F>
 void for_each_line(std::string_view text, F&& f) {
     for (;;) {
-        const auto br = text.find_first_of(line_breaks);
+        const auto br = find_any_of(text, line_breaks);
         if (br == std::string_view::npos) {
             f(text);
             return;
