@@ -1,13 +1,13 @@
 #include "ssegw/redis/connection.hpp"
 
 #include "ssegw/redis/backoff.hpp"
+#include "ssegw/redis/tls_session.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -68,11 +68,14 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::weak_ptr<connection_owner> owner_;
     tcp::resolver resolver_;
     tcp::socket socket_;
-    /// rediss://: the settings, and the TLS layer over socket_ of the current link. A layer is
-    /// replaced only when the next link connects: operations aborted by close_link() still
-    /// refer to it until their completions have run.
+    /// rediss://: the settings, and the TLS session of the current link (replaced when the
+    /// next link connects). Reads and writes go to socket_ in ciphertext: read_buffer_ holds
+    /// what a socket read returned, plain_buffer_ a record's decrypted bytes, tls_wire_ the
+    /// records of the write in flight.
     std::shared_ptr<asio::ssl::context> tls_context_;
-    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+    std::unique_ptr<tls_session> tls_;
+    std::vector<char> plain_buffer_;
+    std::string tls_wire_;
     asio::steady_timer retry_timer_;
     asio::steady_timer tick_timer_;
     asio::steady_timer coalesce_timer_;
@@ -97,7 +100,6 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::uint64_t protocol_errors_ = 0;
     std::uint64_t tls_failures_ = 0;
     bool tls_handshake_pending_ = false;
-    std::size_t burst_bytes_ = 0; // read since the owner's last on_burst_end()
     std::string last_error_;
 
     impl(asio::io_context& io, redis_endpoint endpoint, connection_options options,
@@ -107,7 +109,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
           backoff_(options_.reconnect_min, options_.reconnect_max), read_buffer_(read_chunk) {
         if (options_.ping_interval < std::chrono::seconds(1))
             options_.ping_interval = std::chrono::seconds(1);
-        if (endpoint_.tls) tls_context_ = make_tls_context(endpoint_.tls_options);
+        if (endpoint_.tls) {
+            tls_context_ = make_tls_context(endpoint_.tls_options);
+            plain_buffer_.resize(read_chunk);
+        }
     }
 
     bool link_open() const { return phase_ == phase::handshake || phase_ == phase::up; }
@@ -210,11 +215,6 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (phase_ == phase::idle || phase_ == phase::stopped || phase_ == phase::waiting) return;
         ++generation_;
         bool was_up = phase_ == phase::up;
-        // Replies of a TLS burst that was still being read on are passed on now.
-        if (burst_bytes_ != 0) {
-            burst_bytes_ = 0;
-            with_owner([](connection_owner& o) { o.on_burst_end(); });
-        }
         if (was_up || last_error_ != reason)
             spdlog::warn("{}: {} ({}); reconnecting", options_.log_name, reason,
                          address_of(endpoint_));
@@ -282,49 +282,58 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
 
     /// TLS handshake: SNI and the name the certificate must carry are tls.server_name, else the
-    /// host of the URL (no SNI for an IP address, as RFC 6066 says).
+    /// host of the URL. Failures are counted by close_link() while tls_handshake_pending_.
     void start_tls(std::uint64_t gen) {
         const auto& opts = endpoint_.tls_options;
-        const std::string& name = opts.server_name.empty() ? endpoint_.host : opts.server_name;
-        tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
-        SSL* ssl = tls_->native_handle();
-        error_code not_an_address;
-        asio::ip::make_address(name, not_an_address);
-        if (not_an_address && !SSL_set_tlsext_host_name(ssl, name.c_str()))
-            return fail("TLS: cannot set the server name \"" + name + "\"");
-        // OpenSSL's own name check (rather than a verify callback) reports "hostname mismatch"
-        // or "IP address mismatch" as the verification result, which the log line then names.
-        const bool name_set =
-            not_an_address ? SSL_set1_host(ssl, name.c_str()) == 1
-                           : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
-        if (opts.verify && !name_set) return fail("TLS: cannot check the name \"" + name + "\"");
+        tls_session::options o;
+        o.server_name = opts.server_name.empty() ? endpoint_.host : opts.server_name;
+        o.verify = opts.verify;
         tls_handshake_pending_ = true;
-        tls_->async_handshake(asio::ssl::stream_base::client,
-                              [self = shared_from_this(), gen](error_code ec) {
-                                  if (self->stale(gen)) return;
-                                  self->contained([&] { self->on_tls_handshake(gen, ec); });
+        try {
+            tls_ = std::make_unique<tls_session>(tls_context_->native_handle(), o);
+        } catch (const std::exception& e) {
+            return fail(e.what());
+        }
+        tls_handshake_step(gen);
+    }
+
+    void tls_handshake_step(std::uint64_t gen) {
+        const auto st = tls_->handshake();
+        if (st == tls_session::status::failed) return fail("TLS handshake: " + tls_->error());
+        if (st == tls_session::status::closed)
+            return fail("TLS handshake: connection closed by server");
+        if (!tls_->has_output()) return tls_handshake_next(gen, st);
+        tls_wire_.clear();
+        tls_->take_output(tls_wire_);
+        asio::async_write(socket_, asio::buffer(tls_wire_),
+                          [self = shared_from_this(), gen, st](error_code ec, std::size_t) {
+                              if (self->stale(gen)) return;
+                              self->contained([&] {
+                                  if (ec)
+                                      return self->fail("TLS handshake: write: " + ec.message());
+                                  self->tls_handshake_next(gen, st);
                               });
+                          });
     }
 
-    void on_tls_handshake(std::uint64_t gen, error_code ec) {
-        tls_handshake_pending_ = false;
-        if (ec) {
-            ++tls_failures_;
-            return fail("TLS handshake: " + tls_error_text(ec));
+    void tls_handshake_next(std::uint64_t gen, tls_session::status st) {
+        if (st == tls_session::status::ok) {
+            tls_handshake_pending_ = false;
+            return on_transport_ready(gen);
         }
-        on_transport_ready(gen);
-    }
-
-    /// OpenSSL's reason, with the certificate verification result when that is what failed.
-    std::string tls_error_text(const error_code& ec) const {
-        std::string text = ec.message();
-        if (tls_) {
-            const long verify = SSL_get_verify_result(tls_->native_handle());
-            if (verify != X509_V_OK)
-                text +=
-                    std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
-        }
-        return text;
+        socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this(),
+                                                             gen](error_code ec, std::size_t n) {
+            if (self->stale(gen)) return;
+            self->contained([&] {
+                if (ec)
+                    return self->fail("TLS handshake: " +
+                                      (ec == asio::error::eof
+                                           ? std::string("connection closed by server")
+                                           : ec.message()));
+                self->tls_->feed(std::string_view(self->read_buffer_.data(), n));
+                self->tls_handshake_step(gen);
+            });
+        });
     }
 
     void on_transport_ready(std::uint64_t gen) {
@@ -368,7 +377,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
 
     void schedule_write() {
-        if (writing_ || corked_ || coalescing_ || out_pending_.empty() || !link_open()) return;
+        if (writing_ || corked_ || coalescing_ || !has_unsent() || !link_open()) return;
         const auto due = last_write_ + options_.write_coalesce;
         if (clock_type::now() >= due) return do_write();
         coalescing_ = true;
@@ -380,8 +389,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         });
     }
 
+    // Commands not yet written, or TLS records (an alert, a key update) a read produced.
+    bool has_unsent() const { return !out_pending_.empty() || (tls_ && tls_->has_output()); }
+
     void do_write() {
-        if (writing_ || corked_ || coalescing_ || out_pending_.empty() || !link_open()) return;
+        if (writing_ || corked_ || coalescing_ || !has_unsent() || !link_open()) return;
         last_write_ = clock_type::now();
         out_writing_.swap(out_pending_);
         out_pending_.clear();
@@ -390,10 +402,14 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (self->stale(gen)) return;
             self->contained([&] { self->on_write(ec); });
         };
-        if (tls_)
-            asio::async_write(*tls_, asio::buffer(out_writing_), std::move(done));
-        else
-            asio::async_write(socket_, asio::buffer(out_writing_), std::move(done));
+        if (!tls_) return asio::async_write(socket_, asio::buffer(out_writing_), std::move(done));
+        if (tls_->write(out_writing_) != tls_session::status::ok) {
+            writing_ = false;
+            return fail("TLS write: " + tls_->error());
+        }
+        tls_wire_.clear();
+        tls_->take_output(tls_wire_);
+        asio::async_write(socket_, asio::buffer(tls_wire_), std::move(done));
     }
 
     void on_write(error_code ec) {
@@ -406,14 +422,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // ---- read -----------------------------------------------------------------------------
 
     void do_read() {
-        auto done = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
-            if (self->stale(gen)) return;
-            self->contained([&] { self->on_read(gen, ec, n); });
-        };
-        if (tls_)
-            tls_->async_read_some(asio::buffer(read_buffer_), std::move(done));
-        else
-            socket_.async_read_some(asio::buffer(read_buffer_), std::move(done));
+        socket_.async_read_some(
+            asio::buffer(read_buffer_),
+            [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+                if (self->stale(gen)) return;
+                self->contained([&] { self->on_read(gen, ec, n); });
+            });
     }
 
     void on_read(std::uint64_t gen, error_code ec, std::size_t n) {
@@ -423,14 +437,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         }
         bool carry_on = true;
         try {
-            reader_.feed(std::string_view(read_buffer_.data(), n));
-            while (auto r = reader_.next()) {
-                last_progress_ = clock_type::now();
-                on_reply(std::move(*r));
-                if (stale(gen)) { // the owner stopped us, or the reply failed the link
-                    carry_on = false;
-                    break;
-                }
+            const std::string_view bytes(read_buffer_.data(), n);
+            if (tls_) {
+                carry_on = on_tls_bytes(gen, bytes);
+            } else {
+                reader_.feed(bytes);
+                carry_on = drain_replies(gen);
             }
         } catch (const resp_error& e) {
             ++protocol_errors_;
@@ -438,24 +450,42 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             carry_on = false;
         }
         // Whatever the replies of this read produced is passed on as one batch, even when the
-        // link just failed. Over TLS a read returns one TLS record, and Redis sends each message
-        // as a record of its own: while more is already here (decrypted in OpenSSL, or in the
-        // kernel) and the burst is below what one plain read takes, read on first, so a burst
-        // is what a plain read would have returned (bench/compare: per-event bursts cost TLS
-        // broadcasts +29 % CPU and a backlog).
-        burst_bytes_ += n;
-        if (!(carry_on && tls_more_now())) {
-            burst_bytes_ = 0;
-            with_owner([](connection_owner& o) { o.on_burst_end(); });
-        }
-        if (carry_on) do_read();
+        // link just failed. Over TLS too: every record of one socket read is decrypted before
+        // the batch ends (Redis sends each message as a record of its own; a batch per record
+        // cost TLS broadcasts +29 % CPU and a backlog).
+        with_owner([](connection_owner& o) { o.on_burst_end(); });
+        if (!carry_on) return;
+        if (tls_ && tls_->has_output()) schedule_write();
+        do_read();
     }
 
-    bool tls_more_now() {
-        if (!tls_ || burst_bytes_ >= read_chunk) return false;
-        if (SSL_pending(tls_->native_handle()) > 0) return true;
-        error_code ec;
-        return socket_.available(ec) > 0 && !ec;
+    /// Decrypts every whole record of one socket read. buffered() ends the loop without the
+    /// SSL_read that would only report "no more" (the common case: one record per read).
+    bool on_tls_bytes(std::uint64_t gen, std::string_view ciphertext) {
+        tls_->feed(ciphertext);
+        for (;;) {
+            std::size_t got = 0;
+            switch (tls_->read(plain_buffer_.data(), plain_buffer_.size(), got)) {
+            case tls_session::status::ok:
+                reader_.feed(std::string_view(plain_buffer_.data(), got));
+                if (!drain_replies(gen)) return false;
+                if (!tls_->buffered()) return true;
+                break;
+            case tls_session::status::want_input: return true;
+            case tls_session::status::closed: fail("connection closed by server"); return false;
+            case tls_session::status::failed: fail("read: " + tls_->error()); return false;
+            }
+        }
+    }
+
+    /// Hands every complete reply to on_reply(); false once the link was stopped or failed.
+    bool drain_replies(std::uint64_t gen) {
+        while (auto r = reader_.next()) {
+            last_progress_ = clock_type::now();
+            on_reply(std::move(*r));
+            if (stale(gen)) return false; // the owner stopped us, or the reply failed the link
+        }
+        return true;
     }
 
     void on_reply(reply&& r) {
