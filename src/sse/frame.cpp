@@ -1,5 +1,7 @@
 #include "ssegw/sse/frame.hpp"
 
+#include "ssegw/sse/simple_envelope.hpp"
+
 #include <charconv>
 #include <utility>
 
@@ -118,36 +120,60 @@ const json* member(const json& object, const char* key) {
     return &*it;
 }
 
-frame_result build_from_object(const json& doc, const json& data, std::string_view forced_id) {
+// The lines of one block, each optional but data; the views point into the payload or into
+// storage the caller keeps alive until assemble() returns.
+struct block_fields {
     std::optional<std::string_view> event;
+    std::optional<std::string_view> id;
+    std::optional<std::string_view> retry;
+    std::string_view data;
+};
+
+frame_result assemble(const block_fields& f) {
+    std::string block;
+    block.reserve(field_size(event_prefix, f.event) + field_size(id_prefix, f.id) +
+                  field_size(retry_prefix, f.retry) + lines_size(data_prefix, f.data) + 1);
+    if (f.event) append_field(block, event_prefix, *f.event);
+    if (f.id) append_field(block, id_prefix, *f.id);
+    if (f.retry) append_field(block, retry_prefix, *f.retry);
+    append_lines(block, data_prefix, f.data);
+    block.push_back('\n');
+    return {share(std::move(block)), std::nullopt, f.id.has_value()};
+}
+
+std::string_view format_retry(std::uint64_t ms, char (&buf)[24]) {
+    const auto end = std::to_chars(buf, buf + sizeof buf, ms).ptr;
+    return std::string_view(buf, static_cast<std::size_t>(end - buf));
+}
+
+frame_result build_from_object(const json& doc, const json& data, std::string_view forced_id) {
+    block_fields f;
     if (const json* e = member(doc, "event")) {
         if (!e->is_string()) return {nullptr, drop_reason::bad_event_name};
         const auto& name = e->get_ref<const std::string&>();
         if (!is_clean_field(name)) return {nullptr, drop_reason::bad_event_name};
         // An empty name means "message" to EventSource anyway; the line would be noise.
-        if (!name.empty()) event = name;
+        if (!name.empty()) f.event = name;
     }
 
     std::string numeric_id;
-    std::optional<std::string_view> id;
     // The payload's own id is checked even when the gateway's position replaces it: a payload
     // is dropped for the same reasons whichever way it was published.
     if (const json* i = member(doc, "id")) {
         if (i->is_string()) {
             const auto& text = i->get_ref<const std::string&>();
             if (!is_clean_field(text)) return {nullptr, drop_reason::bad_id};
-            id = text;
+            f.id = text;
         } else if (i->is_number()) {
             numeric_id = compact(*i);
-            id = numeric_id;
+            f.id = numeric_id;
         } else {
             return {nullptr, drop_reason::bad_id};
         }
     }
-    if (!forced_id.empty()) id = forced_id;
+    if (!forced_id.empty()) f.id = forced_id;
 
     char retry_buf[24];
-    std::optional<std::string_view> retry;
     if (const json* r = member(doc, "retry")) {
         std::uint64_t ms = 0;
         if (r->is_number_unsigned())
@@ -156,29 +182,31 @@ frame_result build_from_object(const json& doc, const json& data, std::string_vi
             ms = static_cast<std::uint64_t>(r->get<std::int64_t>());
         else
             return {nullptr, drop_reason::bad_retry};
-        const auto end = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, ms).ptr;
-        retry = std::string_view(retry_buf, static_cast<std::size_t>(end - retry_buf));
+        f.retry = format_retry(ms, retry_buf);
     }
 
     // A compact dump never holds a raw line break (JSON escapes them), so it stays on one line.
     std::string dumped;
-    std::string_view text;
     if (data.is_string()) {
-        text = data.get_ref<const std::string&>();
+        f.data = data.get_ref<const std::string&>();
     } else {
         dumped = compact(data);
-        text = dumped;
+        f.data = dumped;
     }
+    return assemble(f);
+}
 
-    std::string block;
-    block.reserve(field_size(event_prefix, event) + field_size(id_prefix, id) +
-                  field_size(retry_prefix, retry) + lines_size(data_prefix, text) + 1);
-    if (event) append_field(block, event_prefix, *event);
-    if (id) append_field(block, id_prefix, *id);
-    if (retry) append_field(block, retry_prefix, *retry);
-    append_lines(block, data_prefix, text);
-    block.push_back('\n');
-    return {share(std::move(block)), std::nullopt, id.has_value()};
+// The same block from read_simple_envelope's members: printable ASCII without escapes, so
+// every value is already a clean field and the data a single line.
+frame_result build_from_simple(const simple_envelope& env, std::string_view forced_id) {
+    block_fields f;
+    if (env.event && !env.event->empty()) f.event = env.event;
+    f.id = env.id;
+    if (!forced_id.empty()) f.id = forced_id;
+    char retry_buf[24];
+    if (env.retry) f.retry = format_retry(*env.retry, retry_buf);
+    f.data = env.data;
+    return assemble(f);
 }
 
 frame_result build_verbatim(std::string_view payload, std::string_view forced_id) {
@@ -214,11 +242,16 @@ std::string_view explain(drop_reason reason) noexcept {
     return "unknown";
 }
 
-frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes,
-                         std::string_view forced_id) {
+namespace {
+
+frame_result build(std::string_view payload, std::size_t max_payload_bytes,
+                   std::string_view forced_id, bool simple_reader) {
     if (payload.size() > max_payload_bytes) return {nullptr, drop_reason::too_large};
     if (!is_clean_field(forced_id)) return {nullptr, drop_reason::bad_id};
 
+    if (simple_reader)
+        if (const auto env = read_simple_envelope(payload))
+            return build_from_simple(*env, forced_id);
     if (looks_like_object(payload) && nesting_within(payload, max_payload_json_depth)) {
         // No exceptions on the data plane: a parse error yields a "discarded" value instead.
         const json doc = json::parse(payload.begin(), payload.end(), nullptr, false);
@@ -228,6 +261,18 @@ frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes
         }
     }
     return build_verbatim(payload, forced_id);
+}
+
+} // namespace
+
+frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes,
+                         std::string_view forced_id) {
+    return build(payload, max_payload_bytes, forced_id, true);
+}
+
+frame_result build_frame_fully_parsed(std::string_view payload, std::size_t max_payload_bytes,
+                                      std::string_view forced_id) {
+    return build(payload, max_payload_bytes, forced_id, false);
 }
 
 frame make_comment_frame(std::string_view text) {

@@ -1,5 +1,6 @@
 // Fuzzes build_frame, the one place a publisher's bytes become SSE wire format: whatever the
-// payload, the block must parse back as exactly one event with only the fields we meant to send.
+// payload, the block must parse back as exactly one event with only the fields we meant to send,
+// and be byte for byte what the full JSON parse gives (build_frame_fully_parsed).
 //
 // Input layout (see corpus/frame/): byte 0 picks the size limit (0xff: unlimited, else
 // byte * 64), byte 1 is the length n of the forced id, the next n bytes are the forced id (empty:
@@ -56,6 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                    size - 2 - id_len);
 
     const auto result = ssegw::build_frame(payload, limit, forced_id);
+
+    // The simple-envelope reader is a shortcut: whatever it accepts must come out exactly as
+    // nlohmann's parse would have made it.
+    const auto reference = ssegw::build_frame_fully_parsed(payload, limit, forced_id);
+    SSEGW_FUZZ_CHECK(result.dropped == reference.dropped);
+    SSEGW_FUZZ_CHECK(result.has_id == reference.has_id);
+    SSEGW_FUZZ_CHECK((result.bytes == nullptr) == (reference.bytes == nullptr));
+    if (result.bytes) SSEGW_FUZZ_CHECK(*result.bytes == *reference.bytes);
 
     if (payload.size() > limit) {
         SSEGW_FUZZ_CHECK(!result.bytes && result.dropped == ssegw::drop_reason::too_large);

@@ -49,6 +49,11 @@ inline constexpr std::size_t max_payload_json_depth = 64;
 frame_result build_frame(std::string_view payload, std::size_t max_payload_bytes,
                          std::string_view forced_id = {});
 
+/// build_frame with every JSON object parsed by nlohmann, never read by the simple-envelope
+/// reader (sse/simple_envelope.hpp): the reference the frame fuzzer holds build_frame to.
+frame_result build_frame_fully_parsed(std::string_view payload, std::size_t max_payload_bytes,
+                                      std::string_view forced_id = {});
+
 /// `: text\n\n`, a comment EventSource ignores (heartbeats, the first bytes of a stream).
 /// A multi-line text becomes several comment lines, so it can never inject a field.
 frame make_comment_frame(std::string_view text);
