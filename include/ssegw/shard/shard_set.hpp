@@ -20,6 +20,7 @@
 #include "ssegw/core/history_source.hpp"
 #include "ssegw/shard/batch_sink.hpp"
 #include "ssegw/shard/interest_sink.hpp"
+#include "ssegw/shard/presence_sink.hpp"
 #include "ssegw/shard/shard.hpp"
 #include "ssegw/shard/user_limiter.hpp"
 
@@ -67,6 +68,9 @@ public:
     /// history) receive the shards' messages on the control loop; they are given here, not at
     /// construction, because they live on the control loop this set creates.
     void start(interest_sink& interest, history_source* history);
+    /// Where the shards' presence reports go (on the control loop); set before start(), or
+    /// they are dropped (presence disabled, unit tests).
+    void set_presence_sink(presence_sink* sink) noexcept { presence_ = sink; }
     /// Runs shard 0 (the control loop) on the calling thread until stop().
     void run();
     /// Stops every loop; pending work is abandoned (after drain()).
@@ -87,6 +91,8 @@ public:
 
     /// A shard gained its first or lost its last session of a channel.
     void interest_changed(unsigned shard_id, const std::string& channel, bool held);
+    /// A shard's presence report (presence_buffer), for the presence sink.
+    void presence_changed(unsigned shard_id, presence_report report);
     /// True when streams start by reading what they missed (history.enabled).
     bool has_history() const noexcept { return history_ != nullptr; }
     /// Asks the control loop for a starting stream's history, behind the shard's interest
@@ -101,6 +107,7 @@ private:
     std::atomic<bool> draining_{false};
     interest_sink* interest_ = nullptr;
     history_source* history_ = nullptr;
+    presence_sink* presence_ = nullptr;
     std::vector<std::unique_ptr<shard>> shards_;
     std::vector<shard*> ptrs_;
 };
