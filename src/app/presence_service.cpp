@@ -21,7 +21,7 @@ namespace {
 
 /// Users per call: keeps each call (and the time it holds Redis) short; a full report of many
 /// users goes as several calls, pipelined.
-constexpr std::size_t users_per_call = 1000;
+constexpr std::size_t users_per_call = 250;
 /// Lifecycle records per call, and how many may wait for Redis (beyond: dropped, counted).
 constexpr std::size_t lifecycle_per_call = 1000;
 constexpr std::size_t max_lifecycle_waiting = 100000;
@@ -71,6 +71,21 @@ void presence_service::start() {
 void presence_service::stop() {
     stopped_ = true;
     heartbeat_.cancel();
+}
+
+void presence_service::leave(std::function<void()> done) {
+    if (!cfg_.enabled || !redis_ || stopped_) return done();
+    stop();
+    presence_apply_args args;
+    args.instance = instance_;
+    args.ttl_ms = 0; // gone: the deadline is now, the next sweep removes the entry
+    args.grace_ms = cfg_.offline_grace_seconds * 1000;
+    args.max_len = cfg_.stream_max_len;
+    args.reset = true;
+    call(presence_stream_key(prefix_), presence_apply_command(prefix_, args, {}),
+         [alive = alive_, done = std::move(done)](std::optional<reply>, const std::string&) {
+             if (*alive) done();
+         });
 }
 
 void presence_service::schedule_heartbeat() {
@@ -186,6 +201,9 @@ void presence_service::send_apply(std::vector<std::pair<std::string, std::uint32
                  // Our records were gone (swept after a long outage, or Redis lost its data):
                  // the users not named in this call are missing there.
                  if (!full && !result->was_known) round_unknown_ = true;
+                 // A backlog (many offlines due at once, a big dead instance): keep calling
+                 // now, each call short, instead of one bounded batch per heartbeat.
+                 if (result->more) heartbeat_due_ = true;
              }
              round_done();
          });

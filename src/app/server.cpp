@@ -285,7 +285,22 @@ struct server::impl {
         });
     }
 
+    /// Tells Redis this instance holds no streams any more (so a rolling deploy does not count
+    /// its users twice until the records expire), waiting at most a second for the reply; a
+    /// second signal, or Redis not answering, does not hold the exit up.
     void finish() {
+        if (finishing) return finish_now();
+        finishing = true;
+        presence.leave([this] { finish_now(); });
+        drain_timer.expires_after(std::chrono::seconds(1));
+        drain_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) finish_now();
+        });
+    }
+
+    void finish_now() {
+        if (finished) return;
+        finished = true;
         spdlog::info("drained; {} connections left, exiting", shards.connections_total().load());
         for (auto& l : listeners) l->stop();
         admin->stop();
@@ -312,6 +327,8 @@ struct server::impl {
     std::chrono::steady_clock::time_point window_end;
     std::chrono::steady_clock::time_point drain_deadline;
     bool listeners_closed = false;
+    bool finishing = false;
+    bool finished = false;
     std::unique_ptr<broker> events;
     router route;
     resume_service resume;

@@ -61,7 +61,7 @@ local function sweep(b, stream, now, max_len, out)
   local dead = redis.call('ZRANGEBYSCORE', b .. 'instances', '-inf', '(' .. now, 'LIMIT', 0, 4)
   for _, inst in ipairs(dead) do
     local ik = b .. 'i:' .. inst
-    local scan = redis.call('HSCAN', ik, '0', 'COUNT', 1000)
+    local scan = redis.call('HSCAN', ik, '0', 'COUNT', 250)
     local fields = scan[2]
     for i = 1, #fields, 2 do
       redis.call('HDEL', b .. 'u:' .. fields[i], inst)
@@ -71,9 +71,12 @@ local function sweep(b, stream, now, max_len, out)
     if redis.call('EXISTS', ik) == 0 then
       redis.call('ZREM', b .. 'instances', inst)
       out[4] = out[4] + 1
+    else
+      out[5] = 1
     end
   end
-  local due = redis.call('ZRANGEBYSCORE', b .. 'pending', '-inf', now, 'LIMIT', 0, 1000)
+  if #dead == 4 then out[5] = 1 end
+  local due = redis.call('ZRANGEBYSCORE', b .. 'pending', '-inf', now, 'LIMIT', 0, 250)
   for _, user in ipairs(due) do
     redis.call('ZREM', b .. 'pending', user)
     if live(b, user, now) == 0 and redis.call('SREM', b .. 'online', user) == 1 then
@@ -81,11 +84,13 @@ local function sweep(b, stream, now, max_len, out)
       out[3] = out[3] + 1
     end
   end
+  if #due == 250 then out[5] = 1 end
 end
 
 -- KEYS[1] = <prefix>presence; ARGV = instance, ttl_ms, grace_ms, max_len, reset, then
 -- (user, count) pairs: the instance's absolute count of streams of each user named.
--- Returns {was_known, onlines written, offlines written, dead instances swept}.
+-- Returns {was_known, onlines written, offlines written, dead instances swept, more}: more = 1
+-- when the sweep stopped at its bound (call again soon rather than at the next heartbeat).
 local function apply(keys, args)
   local stream = keys[1]
   local b = base_of(stream)
@@ -94,7 +99,7 @@ local function apply(keys, args)
     return redis.error_reply('ERR ssegw_presence_apply: instance ttl_ms grace_ms max_len reset [user count]...')
   end
   local now = now_ms()
-  local out = {0, 0, 0, 0}
+  local out = {0, 0, 0, 0, 0}
   local deadline = redis.call('ZSCORE', b .. 'instances', inst)
   if deadline and tonumber(deadline) >= now then out[1] = 1 end
   redis.call('ZADD', b .. 'instances', now + ttl, inst)
@@ -206,13 +211,16 @@ presence_apply_command(std::string_view prefix, const presence_apply_args& a,
 }
 
 std::optional<presence_apply_result> parse_presence_apply_reply(const reply& r) {
-    if (r.type != reply::kind::array || r.elements.size() != 4) return std::nullopt;
+    if (r.type != reply::kind::array || r.elements.size() != 5) return std::nullopt;
     presence_apply_result out;
     std::uint64_t known = 0;
+    std::uint64_t more = 0;
     if (!to_u64(r.elements[0], known) || !to_u64(r.elements[1], out.online) ||
-        !to_u64(r.elements[2], out.offline) || !to_u64(r.elements[3], out.instances_swept))
+        !to_u64(r.elements[2], out.offline) || !to_u64(r.elements[3], out.instances_swept) ||
+        !to_u64(r.elements[4], more))
         return std::nullopt;
     out.was_known = known != 0;
+    out.more = more != 0;
     return out;
 }
 

@@ -195,9 +195,9 @@ write("presence", {
     "bad_escape": "user=%zz",
     "nul": "user=a%00b",
     "many": "&".join(f"user=u{i}" for i in range(50)),
-    "apply_reply": "*4\r\n:1\r\n:2\r\n:0\r\n:0\r\n",
+    "apply_reply": "*5\r\n:1\r\n:2\r\n:0\r\n:0\r\n:1\r\n",
     "get_reply": "*1\r\n*2\r\n:3\r\n:2\r\n",
     "get_reply_3": "*3\r\n*2\r\n:3\r\n:2\r\n*2\r\n:0\r\n:0\r\n*2\r\n:1\r\n:1\r\n",
     "error_reply": "-ERR Function not found\r\n",
-    "negative": "*4\r\n:1\r\n:-2\r\n:0\r\n:0\r\n",
+    "negative": "*5\r\n:1\r\n:-2\r\n:0\r\n:0\r\n:0\r\n",
 })

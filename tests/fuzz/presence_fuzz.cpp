@@ -43,7 +43,7 @@ void check_replies(std::string_view bytes) {
             auto r = reader.next();
             if (!r) return;
             if (auto applied = ssegw::parse_presence_apply_reply(*r))
-                SSEGW_FUZZ_CHECK(r->elements.size() == 4);
+                SSEGW_FUZZ_CHECK(r->elements.size() == 5);
             for (std::size_t users : {std::size_t(0), std::size_t(1), std::size_t(3)}) {
                 if (auto got = ssegw::parse_presence_get_reply(*r, users))
                     SSEGW_FUZZ_CHECK(got->size() == users);

@@ -143,6 +143,19 @@ class DeadInstanceTest(PresenceCase):
         self.assertEqual(presence(live, "stays")["stays"], (1, 1))
         self.assertNotIn(("offline", "stays"), transitions(redis))
 
+    def test_sigterm_leaves_at_once_not_at_the_ttl(self):
+        # The default 20 s TTL: a stopping instance must not count its users until then (a
+        # rolling deploy would count every moved user twice for that long).
+        # A 5 s flush interval on the leaving instance: the drain's closings are still in its
+        # shard when it exits, so only its leave call can clear them.
+        redis = self.start_redis()
+        leaving = self.start_gateway(config({"flush_ms": 5000}), redis=redis)
+        staying = self.start_gateway(config(), redis=redis)
+        opened(self.sse(leaving.port, user="d"))
+        self.expect(staying, "d", (1, 1), 6.0)
+        leaving.stop()  # SIGTERM: drain (1 s here), then exit 0
+        self.expect(staying, "d", (0, 0), 0.5)
+
     def test_redis_restarted_empty_gets_the_counts_back(self):
         redis = self.start_redis()
         gw = self.start_gateway(config(FAST), redis=redis)

@@ -41,6 +41,9 @@ public:
     /// Starts the heartbeat (with Redis): the instance registers at once.
     void start();
     void stop();
+    /// Shutdown: tells Redis this instance holds nothing any more (its users settle there now,
+    /// offline after the grace unless back elsewhere), then runs `done` (at once without Redis).
+    void leave(std::function<void()> done);
 
     void on_presence(unsigned shard_id, presence_report report) override;
 

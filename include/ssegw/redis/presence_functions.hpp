@@ -59,6 +59,8 @@ struct presence_apply_result {
     std::uint64_t online = 0;
     std::uint64_t offline = 0;
     std::uint64_t instances_swept = 0;
+    /// The sweep stopped at its per-call bound: more dead records or due offlines wait.
+    bool more = false;
 };
 std::optional<presence_apply_result> parse_presence_apply_reply(const reply& r);
 

@@ -45,15 +45,18 @@ reply array(std::vector<reply> e) {
 }
 
 TEST(presence_functions, replies_of_the_wrong_shape_are_refused) {
-    auto ok = parse_presence_apply_reply(array({integer(1), integer(2), integer(3), integer(4)}));
+    auto ok = parse_presence_apply_reply(
+        array({integer(1), integer(2), integer(3), integer(4), integer(1)}));
     ASSERT_TRUE(ok);
     EXPECT_TRUE(ok->was_known);
     EXPECT_EQ(ok->online, 2u);
     EXPECT_EQ(ok->offline, 3u);
     EXPECT_EQ(ok->instances_swept, 4u);
-    EXPECT_FALSE(parse_presence_apply_reply(array({integer(1), integer(2), integer(3)})));
+    EXPECT_TRUE(ok->more);
     EXPECT_FALSE(
-        parse_presence_apply_reply(array({integer(1), integer(-2), integer(3), integer(4)})));
+        parse_presence_apply_reply(array({integer(1), integer(2), integer(3), integer(4)})));
+    EXPECT_FALSE(parse_presence_apply_reply(
+        array({integer(1), integer(-2), integer(3), integer(4), integer(0)})));
     EXPECT_FALSE(parse_presence_apply_reply(integer(1)));
 
     auto got = parse_presence_get_reply(array({array({integer(3), integer(2)})}), 1);
@@ -152,6 +155,24 @@ TEST_F(presence_lua, a_dead_instance_stops_counting_at_its_deadline_and_is_swept
     EXPECT_EQ(test::run_command(server_.port(), {"EXISTS", "sse:{sse:presence}:i:dead"}).integer,
               0);
     EXPECT_FALSE(apply("dead", {}).was_known);
+}
+
+TEST_F(presence_lua, a_backlog_of_offlines_is_written_in_bounded_calls_that_ask_for_more) {
+    std::vector<std::pair<std::string, std::uint32_t>> on, off;
+    for (int i = 0; i < 600; ++i) {
+        on.emplace_back("b" + std::to_string(i), 1);
+        off.emplace_back("b" + std::to_string(i), 0);
+    }
+    apply("a", on, false, 20000, 100);
+    apply("a", off, false, 20000, 100);
+    std::this_thread::sleep_for(200ms);
+    std::vector<std::uint64_t> written;
+    for (int i = 0; i < 10; ++i) {
+        const auto r = apply("a", {}, false, 20000, 100);
+        written.push_back(r.offline);
+        if (!r.more) break;
+    }
+    EXPECT_EQ(written, (std::vector<std::uint64_t>{250, 250, 100}));
 }
 
 TEST_F(presence_lua, a_reset_replaces_what_the_instance_had) {
