@@ -13,7 +13,7 @@ from ssegw_testlib import (REPO_ROOT, GatewayTestCase, ReconnectingSseClient, To
                           http_request, wait_until)
 
 USERS = ["p%d" % i for i in range(30)]
-TTL = 4
+TTL = 6
 
 
 def presence(port, users):
@@ -67,17 +67,27 @@ class PresenceTopologyTest(GatewayTestCase):
 
         self.topo.kill(1)
         killed = time.monotonic()
+        # Its users come back through the balancer on the two others.
+        held = lambda: sum(self.topo.metrics(n).get("ssegw_connections") for n in (2, 3))
+        wait_until(lambda: held() == len(USERS), 10,
+                   message=lambda: "streams on the survivors: %s" % held())
         # Until the dead instance's records expire its users count twice (there and where they
         # came back); then exactly once each, on one instance.
+        doubled = lambda: [u for u, p in presence(self.topo.gw_admin(3), USERS).items()
+                           if p == (2, 2)]
+        wait_until(lambda: len(doubled()) == on_gw1, TTL - 1 - (time.monotonic() - killed),
+                   message=lambda: "users counted twice: %s of %d" % (doubled(), on_gw1))
         wait_until(lambda: presence(self.topo.gw_admin(3), USERS) == everyone, TTL + 6,
                    message=lambda: "presence: %s" % presence(self.topo.gw_admin(3), USERS))
         took = time.monotonic() - killed
+        self.assertGreater(took, TTL - 1)
         print("\npresence: %d streams of a killed instance moved; counts exact again %.1f s "
               "after the kill (records TTL %d s)" % (on_gw1, took, TTL))
         # The survivors swept the dead instance (once, whichever came first), and nobody was
         # ever announced offline: each user was back well within the grace.
-        wait_until(lambda: sum(self.topo.metrics(n).get("ssegw_presence_instances_swept_total")
-                               for n in (2, 3)) == 1, 3)
+        swept = lambda: [self.topo.metrics(n).get("ssegw_presence_instances_swept_total")
+                         for n in (2, 3)]
+        wait_until(lambda: sum(swept()) == 1, 3, message=lambda: "swept: %s" % swept())
         time.sleep(1.0)
         self.assertEqual(sorted(self.transitions()), sorted(("online", u) for u in USERS))
 
