@@ -31,10 +31,10 @@ def library_source():
     return src.split('R"LUA(')[1].split(')LUA"')[0]
 
 
-def fcall_usec(c):
+def fcall_usec(c, command="fcall"):
     info = c.call("INFO", "commandstats").decode()
     for line in info.splitlines():
-        if line.startswith("cmdstat_fcall:"):
+        if line.startswith("cmdstat_%s:" % command):
             f = dict(kv.split("=") for kv in line.split(":", 1)[1].split(","))
             return int(f["calls"]), int(f["usec"])
     return 0, 0
@@ -85,12 +85,22 @@ def main():
             calls1, usec1 = fcall_usec(c)
             phases.append(("idle heartbeat", usec1 - usec0, calls1 - calls0, 0))
             xlen = c.call("XLEN", "sse:presence")
-        print("| phase | FCALLs | users | Redis µs per call | Redis µs per user |")
-        print("|---|---|---|---|---|")
+            # Baseline, same run: one plain XADD per user, the least any stream of presence
+            # events written from outside Redis would cost.
+            calls0, usec0 = fcall_usec(c, "xadd")
+            for i in range(0, len(users), a.per_call):
+                c.pipeline([["XADD", "baseline", "MAXLEN", "~", "100000", "*", "type", "online",
+                             "user", u, "at", "1"] for u in users[i:i + a.per_call]])
+            calls1, usec1 = fcall_usec(c, "xadd")
+            baseline = (usec1 - usec0) / max(calls1 - calls0, 1)
+        print("| phase | FCALLs | users | Redis µs per call | Redis µs per user | per user / one XADD |")
+        print("|---|---|---|---|---|---|")
         for label, usec, calls, nusers in phases:
             per_user = "%.2f" % (usec / nusers) if nusers else "—"
-            print("| %s | %d | %d | %.1f | %s |" % (label, calls, nusers, usec / max(calls, 1),
-                                                   per_user))
+            ratio = "%.1f×" % (usec / nusers / baseline) if nusers else "—"
+            print("| %s | %d | %d | %.1f | %s | %s |" % (label, calls, nusers, usec / max(calls, 1),
+                                                        per_user, ratio))
+        print("| baseline: one plain XADD per user | — | %d | — | %.2f | 1× |" % (a.users, baseline))
         print("\nstream entries written: %d (one online and one offline per user)" % xlen)
     finally:
         r.stop()
