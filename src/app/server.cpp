@@ -291,11 +291,11 @@ struct server::impl {
     void finish() {
         if (finishing) return finish_now();
         finishing = true;
-        presence.leave([this] { finish_now(); });
         drain_timer.expires_after(std::chrono::seconds(1));
         drain_timer.async_wait([this](const boost::system::error_code& ec) {
             if (!ec) finish_now();
         });
+        presence.leave([this] { finish_now(); }); // at once without Redis or presence
     }
 
     void finish_now() {
