@@ -141,17 +141,22 @@ void presence_service::flush() {
     if (need_full_) {
         ++resyncs_;
         dirty_.clear(); // the full report carries every user's current count
+        // The first chunk resets what Redis holds for this instance; the others go once it is
+        // done, so that no chunk can be applied before the reset (a Cluster redirect re-sends a
+        // command after the ones behind it).
         std::vector<std::pair<std::string, std::uint32_t>> chunk;
-        bool first = true;
+        std::vector<count_chunk> chunks;
         for (const auto& [user, count] : local_) {
             chunk.emplace_back(user, count);
             if (chunk.size() == users_per_call) {
-                send_apply(std::move(chunk), first, true);
+                chunks.push_back(std::move(chunk));
                 chunk.clear();
-                first = false;
             }
         }
-        if (first || !chunk.empty()) send_apply(std::move(chunk), first, true);
+        if (chunks.empty() || !chunk.empty()) chunks.push_back(std::move(chunk));
+        auto first = std::move(chunks.front());
+        chunks.erase(chunks.begin());
+        send_apply(std::move(first), true, true, std::move(chunks));
     } else {
         // Absolute counts of the users that changed (0 = none here any more), so a call that
         // is repeated, or whose reply was lost, cannot count anything twice. With nothing
@@ -173,8 +178,8 @@ void presence_service::flush() {
     if (!lifecycle_.empty()) send_lifecycle();
 }
 
-void presence_service::send_apply(std::vector<std::pair<std::string, std::uint32_t>> counts,
-                                  bool reset, bool full) {
+void presence_service::send_apply(count_chunk counts, bool reset, bool full,
+                                  std::vector<count_chunk> then) {
     presence_apply_args args;
     args.instance = instance_;
     args.ttl_ms = cfg_.instance_ttl_seconds * 1000;
@@ -184,7 +189,8 @@ void presence_service::send_apply(std::vector<std::pair<std::string, std::uint32
     const auto users = counts.size();
     ++in_flight_;
     call(presence_stream_key(prefix_), presence_apply_command(prefix_, args, counts),
-         [this, alive = alive_, users, full](std::optional<reply> r, const std::string& error) {
+         [this, alive = alive_, users, full,
+          then = std::move(then)](std::optional<reply> r, const std::string& error) mutable {
              if (!*alive) return;
              std::optional<presence_apply_result> result;
              if (error.empty() && r) result = parse_presence_apply_reply(*r);
@@ -204,6 +210,9 @@ void presence_service::send_apply(std::vector<std::pair<std::string, std::uint32
                  // A backlog (many offlines due at once, a big dead instance): keep calling
                  // now, each call short, instead of one bounded batch per heartbeat.
                  if (result->more) heartbeat_due_ = true;
+                 // The reset is in: the rest of the full report (before this call counts as
+                 // done, so the round does not end in between).
+                 for (auto& chunk : then) send_apply(std::move(chunk), false, true);
              }
              round_done();
          });

@@ -61,8 +61,9 @@ private:
     /// Sends what is owed to Redis (a full report, the users that changed, a heartbeat, the
     /// lifecycle records), unless a round is in flight; the round's end calls it again.
     void flush();
-    void send_apply(std::vector<std::pair<std::string, std::uint32_t>> counts, bool reset,
-                    bool full);
+    using count_chunk = std::vector<std::pair<std::string, std::uint32_t>>;
+    /// One FCALL ssegw_presence_apply; `then`: chunks sent once this one succeeded.
+    void send_apply(count_chunk counts, bool reset, bool full, std::vector<count_chunk> then = {});
     void send_lifecycle();
     void round_done();
     /// Runs a presence function on the node of `key`, installing the library there first when
