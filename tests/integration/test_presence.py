@@ -338,10 +338,17 @@ class ReadmePresenceTest(PresenceCase):
                                     "7": {"connections": 0, "instances": 0}}})
         out = self.run_sh(readme_block("Presence: GET /presence", "sh", 1), gws[1], redis)
         self.assertEqual(out.split(), ["2", "2", "0", "0"])
-        out = self.run_sh(readme_block("Online and offline: the presence stream", "sh", 1),
-                          gws[0], redis)
-        self.assertIn("online", out.split())
-        self.assertIn("42", out.split())
+        for nth in (1, 2):  # XREADGROUP, then XREAD
+            out = self.run_sh(readme_block("Online and offline: the presence stream", "sh", nth),
+                              gws[0], redis)
+            self.assertIn("online", out.split())
+            self.assertIn("42", out.split())
+        # The Python backend snippet, against the README's example key.
+        gw = self.start_gateway(config(FAST, admin={"api_key": "change-me"}), redis=redis)
+        scope = {}
+        exec(readme_block("Presence: GET /presence", "python").replace(
+            "9090", str(gw.admin_port)), scope)
+        self.assertEqual(scope["online"](["42", "7"]), {"42": True, "7": False})
 
 
 if __name__ == "__main__":
