@@ -1,7 +1,8 @@
 #pragma once
 // The shards of the process, their threads, and the few things they share (in the spirit of
 // Seastar's sharded<T>): the only way into a shard is invoke_on(), and the only ways out of one
-// are the two messages a shard sends to the control loop (interest changes, history requests).
+// are the three messages a shard sends to the control loop (interest changes, history requests,
+// presence reports).
 // The control loop is shard 0's io_context, run on the thread that calls run().
 
 #include <atomic>
