@@ -55,9 +55,10 @@ local function settle(b, stream, user, now, grace, max_len, out)
 end
 
 -- Instances whose deadline passed: their counts are removed (a bounded number per call; the
--- instance stays listed until all are gone) and their users settled with no grace, since
--- they have been gone for the instance's whole TTL already.
-local function sweep(b, stream, now, max_len, out)
+-- instance stays listed until all are gone) and their users settled with the usual grace: an
+-- instance that only lost Redis for longer than its TTL (a failover, an outage all instances
+-- saw) sends its counts again on its next heartbeat, and its users must not flap offline.
+local function sweep(b, stream, now, grace, max_len, out)
   local dead = redis.call('ZRANGEBYSCORE', b .. 'instances', '-inf', '(' .. now, 'LIMIT', 0, 4)
   for _, inst in ipairs(dead) do
     local ik = b .. 'i:' .. inst
@@ -66,7 +67,7 @@ local function sweep(b, stream, now, max_len, out)
     for i = 1, #fields, 2 do
       redis.call('HDEL', b .. 'u:' .. fields[i], inst)
       redis.call('HDEL', ik, fields[i])
-      settle(b, stream, fields[i], now, 0, max_len, out)
+      settle(b, stream, fields[i], now, grace, max_len, out)
     end
     if redis.call('EXISTS', ik) == 0 then
       redis.call('ZREM', b .. 'instances', inst)
@@ -132,7 +133,7 @@ local function apply(keys, args)
     touch(user)
   end
   for _, user in ipairs(order) do settle(b, stream, user, now, grace, max_len, out) end
-  sweep(b, stream, now, max_len, out)
+  sweep(b, stream, now, grace, max_len, out)
   return out
 end
 

@@ -138,8 +138,10 @@ class DeadInstanceTest(PresenceCase):
         took = self.expect(live, "k", (0, 0), FAST["instance_ttl_seconds"] + 1.0, since=killed)
         self.assertGreater(took, FAST["instance_ttl_seconds"] - 0.6)
         # The live instance's heartbeat sweeps it and writes the offline, once.
+        # TTL, the sweep (a heartbeat), the grace (it might only have lost Redis), a heartbeat.
         wait_until(lambda: ("offline", "k") in transitions(redis),
-                   FAST["instance_ttl_seconds"] + 2.0 - (time.monotonic() - killed),
+                   FAST["instance_ttl_seconds"] + FAST["offline_grace_seconds"] + 2.0
+                   - (time.monotonic() - killed),
                    message=lambda: "no offline for k: %s" % transitions(redis))
         time.sleep(FAST["heartbeat_ms"] / 1000 * 3)
         self.assertEqual(transitions(redis).count(("offline", "k")), 1)

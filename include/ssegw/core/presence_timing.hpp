@@ -29,10 +29,12 @@ struct presence_timing {
     }
 
     /// Longest time until the offline entry of a user whose only instance died: the records
-    /// expire, the next heartbeat of any live instance (at most heartbeat_ms later) sweeps them
-    /// and, with no grace (the user has been gone that long already), writes the offline.
+    /// expire, the next heartbeat of any live instance (at most heartbeat_ms later) sweeps
+    /// them, the grace runs (the instance may only have lost Redis for a while and come back
+    /// with its counts), and the heartbeat after it writes the offline.
     constexpr std::uint64_t dead_instance_offline_ms() const noexcept {
-        return dead_instance_counted_ms() + heartbeat_ms;
+        return dead_instance_counted_ms() + heartbeat_ms +
+               std::uint64_t(offline_grace_seconds) * 1000 + heartbeat_ms;
     }
 
     /// Longest time from a user's last stream closing to its offline entry: the change is

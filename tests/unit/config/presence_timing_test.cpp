@@ -31,7 +31,7 @@ TEST(presence_timing, formulas) {
     const presence_timing t{250, 1000, 20, 5};
     EXPECT_EQ(t.change_visible_ms(10), 270u);
     EXPECT_EQ(t.dead_instance_counted_ms(), 20000u);
-    EXPECT_EQ(t.dead_instance_offline_ms(), 21000u);
+    EXPECT_EQ(t.dead_instance_offline_ms(), 27000u);
     EXPECT_EQ(t.offline_written_ms(10), 270u + 5000u + 1000u + 10u);
 }
 

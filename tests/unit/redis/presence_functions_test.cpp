@@ -138,17 +138,19 @@ TEST_F(presence_lua, offline_only_after_the_grace_and_not_when_back_in_time) {
 }
 
 TEST_F(presence_lua, a_dead_instance_stops_counting_at_its_deadline_and_is_swept_once) {
-    apply("dead", {{"1", 1}, {"2", 3}}, true, 300);
-    apply("live", {{"2", 1}}, true, 20000);
+    apply("dead", {{"1", 1}, {"2", 3}}, true, 300, 300);
+    apply("live", {{"2", 1}}, true, 20000, 300);
     EXPECT_EQ(get("2").connections, 4u);
     std::this_thread::sleep_for(400ms);
     // Not swept yet, but not counted any more.
     EXPECT_EQ(get("1").connections, 0u);
     EXPECT_EQ(get("2").connections, 1u);
-    const auto swept = apply("live", {});
+    const auto swept = apply("live", {}, false, 20000, 300);
     EXPECT_EQ(swept.instances_swept, 1u);
-    EXPECT_EQ(swept.offline, 1u); // user 1, at once: it has been gone the whole TTL
-    EXPECT_EQ(apply("live", {}).instances_swept, 0u);
+    EXPECT_EQ(swept.offline, 0u); // user 1: after the grace, in case "dead" only lost Redis
+    EXPECT_EQ(apply("live", {}, false, 20000, 300).instances_swept, 0u);
+    std::this_thread::sleep_for(400ms);
+    EXPECT_EQ(apply("live", {}, false, 20000, 300).offline, 1u);
     EXPECT_EQ(transitions(), (std::vector<std::pair<std::string, std::string>>{
                                  {"online", "1"}, {"online", "2"}, {"offline", "1"}}));
     // The dead instance's keys are gone; coming back it is told it was unknown.
@@ -173,6 +175,18 @@ TEST_F(presence_lua, a_backlog_of_offlines_is_written_in_bounded_calls_that_ask_
         if (!r.more) break;
     }
     EXPECT_EQ(written, (std::vector<std::uint64_t>{250, 250, 100}));
+}
+
+TEST_F(presence_lua, an_instance_swept_after_an_outage_comes_back_within_the_grace_no_flap) {
+    apply("slow", {{"u", 1}}, true, 300, 1000);
+    apply("other", {}, true, 20000, 1000);
+    std::this_thread::sleep_for(400ms); // "slow" could not reach Redis for longer than its TTL
+    EXPECT_EQ(apply("other", {}, false, 20000, 1000).instances_swept, 1u);
+    const auto back = apply("slow", {{"u", 1}}, true, 300, 1000); // its full report
+    EXPECT_FALSE(back.was_known);
+    std::this_thread::sleep_for(1100ms);
+    EXPECT_EQ(apply("slow", {}, false, 20000, 1000).offline, 0u);
+    EXPECT_EQ(transitions(), (std::vector<std::pair<std::string, std::string>>{{"online", "u"}}));
 }
 
 TEST_F(presence_lua, a_reset_replaces_what_the_instance_had) {
