@@ -2,7 +2,10 @@
 """Idle memory per SSE connection: starts a standalone gateway, opens N idle streams (each reads
 its response head, then sits), and reports the gateway's RSS growth per connection.
 
-    bench/idle_rss.py [N] [THREADS]      (defaults: 10000 connections, 2 threads)
+    bench/idle_rss.py [N] [THREADS] [PRESENCE]   (defaults: 10000 connections, 2 threads, on)
+
+PRESENCE off sets presence.enabled false (each stream is a different user here, so presence's
+per-user count is one map entry per stream).
 
 The process-wide open-file limit here is 20,000, so N must stay below ~19,000 (the client side
 of each connection lives in this process)."""
@@ -36,12 +39,14 @@ def rss_kib(pid):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    presence = (sys.argv[3] if len(sys.argv) > 3 else "on") != "off"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     port, admin = free_port(), free_port()
     cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     cfg.write('{"auth":{"mode":"none"},"redis":{"url":"none"},"sse":{"heartbeat_seconds":3600},'
-              '"server":{"max_connections":200000,"max_connections_per_user":0}}')
+              '"server":{"max_connections":200000,"max_connections_per_user":0},'
+              '"presence":{"enabled":%s}}' % ("true" if presence else "false"))
     cfg.close()
     gw = subprocess.Popen([BINARY, "--config", cfg.name, "--port", str(port), "--admin-port",
                            str(admin), "--threads", str(threads), "--log-level", "warn"],
@@ -75,9 +80,10 @@ def main():
         time.sleep(1.0)
         after = rss_kib(gw.pid)
         per = (after - before) * 1024.0 / n
-        print("idle RSS: %d connections, %d shard threads: gateway RSS %d -> %d KiB, "
+        print("idle RSS: %d connections, %d shard threads, presence %s: gateway RSS %d -> %d KiB, "
               "%.0f bytes (%.2f KiB) per connection; opened in %.1f s"
-              % (n, threads, before, after, per, per / 1024.0, opened))
+              % (n, threads, "on" if presence else "off", before, after, per, per / 1024.0,
+                 opened))
         for s in socks:
             s.close()
     finally:

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ssegw/app/metrics_report.hpp"
+#include "ssegw/app/presence_service.hpp"
 #include "ssegw/auth/authenticator.hpp"
 #include "ssegw/broker/cluster_broker.hpp"
 #include "ssegw/broker/local_broker.hpp"
@@ -55,7 +56,9 @@ struct server::impl {
         : cfg(std::move(c)), auth(cfg.auth), shards(shard_count(cfg.server.threads), cfg),
           control(shards.control()), signals(control, SIGINT, SIGTERM), drain_timer(control),
           events(make_broker(control, cfg)), route(cfg.sse.max_event_bytes, shards, *events),
-          resume(control, *events, route), listeners(make_listeners(cfg, shards, auth)),
+          resume(control, *events, route),
+          presence(control, cfg, *events, presence_service::make_instance_id()),
+          listeners(make_listeners(cfg, shards, auth)),
           admin(std::make_shared<admin_server>(
               control, endpoint_of(cfg.server.admin_host, cfg.server.admin_port),
               admin_routes_of())) {}
@@ -87,7 +90,7 @@ struct server::impl {
         routes.ready = [this] { return !shards.draining() && events->ready(); };
         routes.metrics = [this] {
             return render_metrics(shards, route, *events, resume, shards.draining()) +
-                   control_metrics();
+                   control_metrics() + presence.metrics();
         };
         routes.publish = [this](std::string channel, std::string payload,
                                 std::function<void(unsigned, std::string)> reply) {
@@ -106,6 +109,9 @@ struct server::impl {
         routes.position = [this](admin_routes::reply_fn reply) { position(std::move(reply)); };
         routes.disconnect = [this](std::string body, admin_routes::reply_fn reply) {
             disconnect(body, std::move(reply));
+        };
+        routes.presence = [this](std::string query, admin_routes::reply_fn reply) {
+            presence.query(query, std::move(reply));
         };
         routes.refused = [this] { ++admin_refused; };
         routes.api_key = admin_key_of(cfg.admin);
@@ -216,6 +222,8 @@ struct server::impl {
                          "naming it in ?user=; use this for development only");
         events->on_control([this](std::string_view m, bool replayed) { on_control(m, replayed); });
         events->start(route);
+        if (cfg.presence.enabled) shards.set_presence_sink(&presence);
+        presence.start();
         for (auto& l : listeners) l->start();
         admin->start();
         spdlog::info("sse-gateway listening on {}:{} ({} shards), admin on {}:{}, {}",
@@ -277,11 +285,27 @@ struct server::impl {
         });
     }
 
+    /// Tells Redis this instance holds no streams any more (so a rolling deploy does not count
+    /// its users twice until the records expire), waiting at most a second for the reply; a
+    /// second signal, or Redis not answering, does not hold the exit up.
     void finish() {
+        if (finishing) return finish_now();
+        finishing = true;
+        drain_timer.expires_after(std::chrono::seconds(1));
+        drain_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) finish_now();
+        });
+        presence.leave([this] { finish_now(); }); // at once without Redis or presence
+    }
+
+    void finish_now() {
+        if (finished) return;
+        finished = true;
         spdlog::info("drained; {} connections left, exiting", shards.connections_total().load());
         for (auto& l : listeners) l->stop();
         admin->stop();
         resume.stop();
+        presence.stop();
         events->stop();
         signals.cancel();
         drain_timer.cancel();
@@ -303,9 +327,12 @@ struct server::impl {
     std::chrono::steady_clock::time_point window_end;
     std::chrono::steady_clock::time_point drain_deadline;
     bool listeners_closed = false;
+    bool finishing = false;
+    bool finished = false;
     std::unique_ptr<broker> events;
     router route;
     resume_service resume;
+    presence_service presence;
     std::vector<std::shared_ptr<listener>> listeners;
     std::uint64_t admin_refused = 0;
     std::uint64_t positions_given = 0;

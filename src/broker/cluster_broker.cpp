@@ -152,3 +152,12 @@ broker_stats cluster_broker::stats() const {
 }
 
 } // namespace ssegw
+
+namespace ssegw {
+
+void cluster_broker::run_command(const std::string& key, std::vector<std::string> args,
+                                 command_done done) {
+    cluster_->execute(key, std::move(args), std::move(done));
+}
+
+} // namespace ssegw

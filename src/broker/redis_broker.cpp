@@ -365,3 +365,13 @@ void redis_broker::on_message(std::string_view redis_channel, std::string_view p
 }
 
 } // namespace ssegw
+
+namespace ssegw {
+
+void redis_broker::run_command(const std::string&, std::vector<std::string> args,
+                               command_done done) {
+    // One server (or the primary Sentinel names): every key lives there.
+    commands_->execute(std::move(args), std::move(done));
+}
+
+} // namespace ssegw

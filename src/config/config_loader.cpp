@@ -124,6 +124,17 @@ void describe(Cfg& c, Visitor& v) {
         v.integer("max_len", c.history.max_len);
         v.integer("ttl_seconds", c.history.ttl_seconds);
     });
+    v.section("presence", [&] {
+        auto& p = c.presence;
+        v.field("enabled", p.enabled);
+        v.integer("offline_grace_seconds", p.offline_grace_seconds);
+        v.integer("instance_ttl_seconds", p.instance_ttl_seconds);
+        v.integer("heartbeat_ms", p.heartbeat_ms);
+        v.integer("flush_ms", p.flush_ms);
+        v.integer("stream_max_len", p.stream_max_len);
+        v.field("lifecycle_stream", p.lifecycle_stream);
+        v.integer("lifecycle_max_len", p.lifecycle_max_len);
+    });
     v.section("log", [&] {
         v.one_of("level", c.log.level, log_level_names);
         v.enumeration("format", c.log.format, log_format_names);
@@ -527,6 +538,21 @@ void validate(const gateway_config& cfg) {
                                               std::to_string(redis.reconnect_max_ms) + ")");
 
     if (cfg.history.max_len < 1) invalid("history.max_len", "must be at least 1, got 0");
+
+    const auto& presence = cfg.presence;
+    // At least a second: an instance re-registering after a Redis outage sends its counts in
+    // several calls, and no offline may fall due between two of them.
+    check_range("presence.offline_grace_seconds", presence.offline_grace_seconds, 1, 86400);
+    check_range("presence.heartbeat_ms", presence.heartbeat_ms, 100, 60000);
+    check_range("presence.flush_ms", presence.flush_ms, 10, 5000);
+    check_range("presence.instance_ttl_seconds", presence.instance_ttl_seconds, 2, 3600);
+    if (std::uint64_t(presence.instance_ttl_seconds) * 1000 < 3ull * presence.heartbeat_ms)
+        invalid("presence.instance_ttl_seconds",
+                "must be at least three heartbeats (presence.heartbeat_ms = " +
+                    std::to_string(presence.heartbeat_ms) +
+                    "), or one late heartbeat would make a live instance count as dead");
+    check_range("presence.stream_max_len", presence.stream_max_len, 1, 100000000);
+    check_range("presence.lifecycle_max_len", presence.lifecycle_max_len, 1, 100000000);
 
     if (std::find(log_level_names.begin(), log_level_names.end(), cfg.log.level) ==
         log_level_names.end())

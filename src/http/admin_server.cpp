@@ -78,6 +78,15 @@ private:
                 return respond(http::status::method_not_allowed, R"({"error":"use GET"})", false);
             return routes_->position(replier());
         }
+        if (path == "/presence" && routes_->presence) {
+            if (req.method() != http::verb::get)
+                return respond(http::status::method_not_allowed, R"({"error":"use GET"})", false);
+            const auto q = target.find('?');
+            return routes_->presence(std::string(q == std::string_view::npos
+                                                     ? std::string_view()
+                                                     : target.substr(q + 1)),
+                                     replier());
+        }
         respond(http::status::not_found, "not found\n", true);
     }
 

@@ -16,6 +16,9 @@ namespace asio = boost::asio;
 
 shard::shard(unsigned id, shard_set& set)
     : id_(id), set_(set), cfg_(set.config()), ioc_(1), tick_timer_(ioc_), drain_timer_(ioc_),
+      presence_(ioc_, std::chrono::milliseconds(cfg_.presence.flush_ms),
+                cfg_.presence.lifecycle_stream,
+                [this](presence_report r) { set_.presence_changed(id_, std::move(r)); }),
       heartbeat_(make_comment_frame("")),
       rng_state_(
           0x9E3779B97F4A7C15ull * (id + 1) ^
@@ -72,6 +75,7 @@ void shard::attach(const std::shared_ptr<session>& s, frame head) {
     for (const auto& ch : s->channels())
         if (registry_.add(ch, s.get())) set_.interest_changed(id_, ch, true);
     shard_counters::bump(counters_.opened);
+    if (cfg_.presence.enabled) presence_.opened(s->user(), s->channels());
     counters_.connections.store(static_cast<std::int64_t>(sessions_.size()),
                                 std::memory_order_relaxed);
     s->start(std::move(head));
@@ -84,6 +88,8 @@ void shard::detach(session& s, close_reason why) {
     for (const auto& ch : s.channels())
         if (registry_.remove(ch, &s)) set_.interest_changed(id_, ch, false);
     set_.users().release(s.user());
+    if (cfg_.presence.enabled)
+        presence_.closed(s.user(), s.channels(), why, tick_count_ - s.opened_tick());
     const auto slot = s.slot;
     if (slot < sessions_.size() && sessions_[slot].get() == &s) {
         sessions_[slot] = std::move(sessions_.back());

@@ -53,6 +53,14 @@ void shard_set::interest_changed(unsigned shard_id, const std::string& channel, 
     });
 }
 
+void shard_set::presence_changed(unsigned shard_id, presence_report report) {
+    if (presence_ == nullptr) return;
+    boost::asio::post(control(),
+                      [sink = presence_, shard_id, report = std::move(report)]() mutable {
+                          sink->on_presence(shard_id, std::move(report));
+                      });
+}
+
 void shard_set::request_history(std::vector<std::string> channels,
                                 std::optional<stream_position> from,
                                 history_source::deliver_fn deliver, std::function<bool()> alive) {

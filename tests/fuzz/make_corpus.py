@@ -182,3 +182,22 @@ write("control", {
     "regression-until-without-revoke":
         '{"user":"42","reason":"banned","revlke":true,"at":1764594933,"until":1764681333}',
 })
+
+
+# --- presence: GET /presence queries, and the presence functions' RESP replies ------------------
+write("presence", {
+    "one": "user=42",
+    "two": "user=42&user=7",
+    "dup": "user=a&user=b&user=a",
+    "encoded": "user=caf%C3%A9&user=a+b&user=a%2Bb",
+    "other_params": "x=1&user=u&_=1712345678901",
+    "empty": "user=",
+    "bad_escape": "user=%zz",
+    "nul": "user=a%00b",
+    "many": "&".join(f"user=u{i}" for i in range(50)),
+    "apply_reply": "*5\r\n:1\r\n:2\r\n:0\r\n:0\r\n:1\r\n",
+    "get_reply": "*1\r\n*2\r\n:3\r\n:2\r\n",
+    "get_reply_3": "*3\r\n*2\r\n:3\r\n:2\r\n*2\r\n:0\r\n:0\r\n*2\r\n:1\r\n:1\r\n",
+    "error_reply": "-ERR Function not found\r\n",
+    "negative": "*5\r\n:1\r\n:-2\r\n:0\r\n:0\r\n:0\r\n",
+})

@@ -1,9 +1,10 @@
 """The Redis ACL the README gives, run as written, with the default user disabled: the gateway
 works under exactly that user (subscriptions, FUNCTION LOAD, new-stream positions, POST
-/publish through FCALL, resume through sse_history) with the password from each source the
+/publish through FCALL, resume through sse_history, presence updates and GET /presence) with the password from each source the
 README lists (URL, redis.username/password, redis.password_file, SSEGW_REDIS_PASSWORD); a wrong
 password is a clear log line, /readyz 503 and backed-off retries."""
 
+import json
 import os
 import re
 import shlex
@@ -73,6 +74,11 @@ class AclTest(FailureAwareMixin, GatewayTestCase):
                                        body={"user": user, "revoke": True})
         self.assertEqual(status, 202, body)
         again.wait_closed(5)
+        # Presence (on by default): the gateway's updates and GET /presence under the ACL.
+        self.sse(gw.port, user=user + "-p").wait_for_raw(lambda raw: b": connected" in raw, 5)
+        wait_until(lambda: json.loads(http_request(
+            gw.admin_port, "GET", "/presence?user=%s-p" % user)[2])["users"][user + "-p"]
+            == {"connections": 1, "instances": 1}, 5)
         self.assertNotIn("NOPERM", gw.log_text())
         self.assertEqual(gw.metric("ssegw_redis_connected"), 1)
 

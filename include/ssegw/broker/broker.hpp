@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ssegw/core/history.hpp"
+#include "ssegw/redis/resp.hpp"
 
 namespace ssegw {
 
@@ -93,6 +94,20 @@ public:
     /// control handler). With keep_until (unix seconds) > 0 it is first stored until then and
     /// replayed to instances that start later or whose feed was down when it was sent.
     virtual void send_control(std::string message, std::int64_t keep_until, publish_done done) = 0;
+
+    // ---- Redis commands for components keeping their own data there (presence) ----
+
+    /// A command's reply, or an error text (empty on success), as command_client gives them.
+    using command_done = std::function<void(std::optional<reply> result, std::string error)>;
+    /// False standalone: there is no Redis to run commands on.
+    virtual bool runs_commands() const { return false; }
+    /// Runs one command on the Redis primary that holds `key` (Redis Cluster: routed by the
+    /// key's slot, following MOVED/ASK; otherwise the one command link). `key` is given apart
+    /// from `args` because some commands (FUNCTION LOAD) carry none but must reach that node.
+    virtual void run_command(const std::string& key, std::vector<std::string> args,
+                             command_done done) {
+        done(std::nullopt, "redis unavailable: standalone (no Redis)");
+    }
 
     /// True while events can flow (always, standalone).
     virtual bool ready() const = 0;

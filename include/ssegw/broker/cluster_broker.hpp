@@ -37,6 +37,9 @@ public:
     bool ready() const override;
     broker_stats stats() const override;
     void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
+    bool runs_commands() const override { return true; }
+    void run_command(const std::string& key, std::vector<std::string> args,
+                     command_done done) override;
 
 private:
     /// `sse:{user:42}`: the sharded channel of an internal channel name (its slot is the slot of

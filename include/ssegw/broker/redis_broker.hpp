@@ -44,12 +44,14 @@ public:
     bool ready() const override;
     broker_stats stats() const override;
     void send_control(std::string message, std::int64_t keep_until, publish_done done) override;
+    bool runs_commands() const override { return true; }
+    void run_command(const std::string& key, std::vector<std::string> args,
+                     command_done done) override;
 
 private:
     static control_names control_names_of(const std::string& prefix);
     /// Applies the stored revocations at every link-up (control_store.hpp).
     std::unique_ptr<control_replayer> control_;
-    using command_done = std::function<void(std::optional<reply>, std::string)>;
 
     void on_message(std::string_view redis_channel, std::string_view payload);
     /// Where history stands (epoch, sequence): what a new stream needs.

@@ -148,6 +148,30 @@ struct history_config {
     std::uint32_t ttl_seconds = 86400;
 };
 
+/// Who is connected, across every instance sharing the Redis (GET /presence, the
+/// `<prefix>presence` stream of online/offline transitions, the optional lifecycle stream).
+struct presence_config {
+    /// On by default: GET /presence and the online/offline stream are part of the contract, and
+    /// the cost is one Redis call per instance per flush interval, whatever the churn (measured
+    /// in docs/benchmarks.md).
+    bool enabled = true;
+    /// A user whose last connection closed counts as offline only after this long, so a
+    /// reconnect (a page load, a drain moving the stream elsewhere) is not an offline.
+    std::uint32_t offline_grace_seconds = 5;
+    /// An instance's records count this long after its last heartbeat: the bound on how long
+    /// the streams of an instance that died without cleaning up keep counting.
+    std::uint32_t instance_ttl_seconds = 20;
+    /// Heartbeat (liveness refresh and sweep of dead instances and due offlines), per instance.
+    std::uint32_t heartbeat_ms = 1000;
+    /// How long a shard gathers connects and disconnects before reporting them (one batch).
+    std::uint32_t flush_ms = 250;
+    /// Cap (approximate, XADD MAXLEN ~) of the `<prefix>presence` stream.
+    std::uint32_t stream_max_len = 100000;
+    /// One entry per stream opened or closed in `<prefix>lifecycle` (audit, analytics).
+    bool lifecycle_stream = false;
+    std::uint32_t lifecycle_max_len = 100000;
+};
+
 enum class log_format { text, json };
 
 struct log_config {
@@ -163,6 +187,7 @@ struct gateway_config {
     cors_config cors;
     redis_config redis;
     history_config history;
+    presence_config presence;
     log_config log;
 };
 

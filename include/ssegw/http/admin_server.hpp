@@ -1,7 +1,6 @@
 #pragma once
 // The operator's and the backends' port: /healthz, /readyz, /metrics (always open), and the
-// control verbs POST /publish, POST /disconnect, GET /position (GET /presence is reserved for
-// them), which require `Authorization: Bearer <admin key>` when a key is configured. Small,
+// control verbs POST /publish, POST /disconnect, GET /position and GET /presence, which require `Authorization: Bearer <admin key>` when a key is configured. Small,
 // keep-alive HTTP on the control loop; never on the public port.
 
 #include <functional>
@@ -26,6 +25,8 @@ struct admin_routes {
     std::function<void(std::string body, reply_fn)> disconnect;
     /// GET /position: a resume position taken now.
     std::function<void(reply_fn)> position;
+    /// GET /presence with its raw query (after '?'; parsed and checked by the callee).
+    std::function<void(std::string query, reply_fn)> presence;
     /// A control request was refused for a missing or wrong admin key (for the metrics).
     std::function<void()> refused;
     /// The admin key; empty = the control verbs are open (loopback-only deployments).

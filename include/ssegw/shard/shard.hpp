@@ -18,6 +18,7 @@
 #include "ssegw/core/control_message.hpp"
 #include "ssegw/core/revocation_list.hpp"
 #include "ssegw/shard/close_reason.hpp"
+#include "ssegw/shard/presence_buffer.hpp"
 #include "ssegw/shard/registry.hpp"
 #include "ssegw/shard/shard_counters.hpp"
 #include "ssegw/sse/routed_event.hpp"
@@ -107,6 +108,8 @@ private:
     boost::asio::io_context ioc_;
     boost::asio::steady_timer tick_timer_;
     boost::asio::steady_timer drain_timer_;
+    /// Streams opened and closed since the last presence report (presence.enabled).
+    presence_buffer presence_;
     std::thread thread_;
     registry registry_;
     std::vector<std::shared_ptr<session>> sessions_;

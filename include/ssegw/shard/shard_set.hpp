@@ -1,7 +1,8 @@
 #pragma once
 // The shards of the process, their threads, and the few things they share (in the spirit of
 // Seastar's sharded<T>): the only way into a shard is invoke_on(), and the only ways out of one
-// are the two messages a shard sends to the control loop (interest changes, history requests).
+// are the three messages a shard sends to the control loop (interest changes, history requests,
+// presence reports).
 // The control loop is shard 0's io_context, run on the thread that calls run().
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "ssegw/core/history_source.hpp"
 #include "ssegw/shard/batch_sink.hpp"
 #include "ssegw/shard/interest_sink.hpp"
+#include "ssegw/shard/presence_sink.hpp"
 #include "ssegw/shard/shard.hpp"
 #include "ssegw/shard/user_limiter.hpp"
 
@@ -67,6 +69,9 @@ public:
     /// history) receive the shards' messages on the control loop; they are given here, not at
     /// construction, because they live on the control loop this set creates.
     void start(interest_sink& interest, history_source* history);
+    /// Where the shards' presence reports go (on the control loop); set before start(), or
+    /// they are dropped (presence disabled, unit tests).
+    void set_presence_sink(presence_sink* sink) noexcept { presence_ = sink; }
     /// Runs shard 0 (the control loop) on the calling thread until stop().
     void run();
     /// Stops every loop; pending work is abandoned (after drain()).
@@ -87,6 +92,8 @@ public:
 
     /// A shard gained its first or lost its last session of a channel.
     void interest_changed(unsigned shard_id, const std::string& channel, bool held);
+    /// A shard's presence report (presence_buffer), for the presence sink.
+    void presence_changed(unsigned shard_id, presence_report report);
     /// True when streams start by reading what they missed (history.enabled).
     bool has_history() const noexcept { return history_ != nullptr; }
     /// Asks the control loop for a starting stream's history, behind the shard's interest
@@ -101,6 +108,7 @@ private:
     std::atomic<bool> draining_{false};
     interest_sink* interest_ = nullptr;
     history_source* history_ = nullptr;
+    presence_sink* presence_ = nullptr;
     std::vector<std::unique_ptr<shard>> shards_;
     std::vector<shard*> ptrs_;
 };

@@ -1,0 +1,70 @@
+#include "ssegw/shard/presence_buffer.hpp"
+
+#include <string_view>
+
+namespace ssegw {
+
+namespace {
+
+/// "topic:a", "topic:b" (and the user and broadcast channels, left out) -> "a,b".
+std::string topics_of(const std::vector<std::string>& channels) {
+    constexpr std::string_view topic = "topic:";
+    std::string out;
+    for (const auto& ch : channels) {
+        if (!ch.starts_with(topic)) continue;
+        if (!out.empty()) out += ',';
+        out.append(ch, topic.size());
+    }
+    return out;
+}
+
+} // namespace
+
+presence_buffer::presence_buffer(boost::asio::io_context& ioc, std::chrono::milliseconds interval,
+                                 bool lifecycle, report_fn report)
+    : timer_(ioc), interval_(interval), lifecycle_(lifecycle), report_(std::move(report)) {}
+
+void presence_buffer::opened(const std::string& user, const std::vector<std::string>& channels) {
+    changed(user, +1);
+    if (lifecycle_) records_.push_back({true, user, topics_of(channels), {}, 0});
+}
+
+void presence_buffer::closed(const std::string& user, const std::vector<std::string>& channels,
+                             close_reason why, std::uint32_t duration_seconds) {
+    changed(user, -1);
+    if (lifecycle_)
+        records_.push_back({false, user, topics_of(channels),
+                            std::string(close_reason_names[static_cast<std::size_t>(why)]),
+                            duration_seconds});
+}
+
+void presence_buffer::changed(const std::string& user, std::int32_t delta) {
+    deltas_[user] += delta;
+    arm();
+}
+
+void presence_buffer::arm() {
+    if (armed_) return;
+    armed_ = true;
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        armed_ = false;
+        if (!ec) flush();
+    });
+}
+
+void presence_buffer::flush() {
+    presence_report report;
+    report.deltas.reserve(deltas_.size());
+    // A connect and a disconnect of the same user within the interval cancel out: nothing to
+    // tell anyone.
+    for (auto& [user, delta] : deltas_)
+        if (delta != 0) report.deltas.emplace_back(user, delta);
+    deltas_.clear();
+    report.lifecycle = std::move(records_);
+    records_.clear();
+    if (report.deltas.empty() && report.lifecycle.empty()) return;
+    report_(std::move(report));
+}
+
+} // namespace ssegw
