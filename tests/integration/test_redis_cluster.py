@@ -173,8 +173,12 @@ class ClusterMovesTest(ClusterCase):
         wait_until(lambda: self.cluster.owner(key) == new, 10)
         wait_until(lambda: self.subscribed("user:" + moved_user), 10,
                    message=lambda: self.gws[0].log_tail())
-        self.assertEqual(sum(g.metric("ssegw_redis_channel_moves_total") for g in self.gws), 1,
-                         "the gateway holding the channel moved it, once")
+        # Once, or again when the map the gateway re-read came from a node that had not yet been
+        # told the new owner (the SETSLOT NODE steps reach the nodes one after another): the
+        # channel then bounces off the old owner once more before it settles on the new one.
+        moves = sum(g.metric("ssegw_redis_channel_moves_total") for g in self.gws)
+        self.assertGreaterEqual(moves, 1, "the gateway holding the channel moved it")
+        self.assertLessEqual(moves, 3, "the channel settled instead of bouncing between nodes")
         self.deliver_everywhere("after-move", users)
 
         # 2. CLUSTER FAILOVER: a replica takes over its primary's slots, gracefully.
