@@ -132,6 +132,15 @@ std::uint32_t shard::jitter(std::uint32_t bound) noexcept {
     return static_cast<std::uint32_t>(rng_state_ % bound);
 }
 
+frame shard::position_frame(const stream_position& at) {
+    auto text = at.format();
+    if (!position_frame_ || text != position_text_) {
+        position_frame_ = make_position_frame(text);
+        position_text_ = std::move(text);
+    }
+    return position_frame_;
+}
+
 frame shard::retry_hint() {
     const auto base = cfg_.sse.retry_ms;
     return make_retry_frame(base + jitter(base));
