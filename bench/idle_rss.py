@@ -3,11 +3,14 @@
 with --redis), opens N idle streams (each reads its response head, then sits), and reports the
 gateway's RSS growth per connection.
 
-    bench/idle_rss.py [N] [THREADS] [PRESENCE] [--redis] [--settle S]
+    bench/idle_rss.py [N] [THREADS] [PRESENCE] [--redis] [--burst] [--settle S]
         (defaults: 10000 connections, 2 threads, presence on, standalone, 1 s settle)
 
 PRESENCE off sets presence.enabled false (each stream is a different user here, so presence's
 per-user count is one map entry per stream).
+
+--burst connects every stream before sending any request, so every handshake is in flight at
+once (a reconnect storm) instead of one after the other.
 
 --redis starts a throwaway redis-server on a free loopback port and points the gateway at it
 (per-channel SUBSCRIBE, history on): the subscriber's per-channel state and the new-stream
@@ -55,6 +58,10 @@ def parse_args():
                    help="start a redis-server and run the gateway against it")
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds to wait after the last stream's head before reading RSS")
+    p.add_argument("--burst", action="store_true",
+                   help="open every connection first, then send every request: all handshakes "
+                        "in flight at once, as in a reconnect storm")
+    p.add_argument("--log-level", default="warn", help="the gateway's --log-level")
     return p.parse_args()
 
 
@@ -78,7 +85,7 @@ def main():
               % (redis.url if redis else "none", "true" if presence else "false"))
     cfg.close()
     gw = subprocess.Popen([BINARY, "--config", cfg.name, "--port", str(port), "--admin-port",
-                           str(admin), "--threads", str(threads), "--log-level", "warn"],
+                           str(admin), "--threads", str(threads), "--log-level", args.log_level],
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)))
     try:
         deadline = time.time() + 10
@@ -97,10 +104,16 @@ def main():
         before = rss_kib(gw.pid)
         socks = []
         t0 = time.time()
+        def request(i):
+            return b"GET /events?user=u%d&topic=t%d HTTP/1.1\r\nHost: x\r\n\r\n" % (i, i % 10)
         for i in range(n):
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"GET /events?user=u%d&topic=t%d HTTP/1.1\r\nHost: x\r\n\r\n" % (i, i % 10))
+            if not args.burst:
+                s.sendall(request(i))
             socks.append(s)
+        if args.burst:
+            for i, s in enumerate(socks):
+                s.sendall(request(i))
         for s in socks:  # every stream answered: its head and first bytes arrived
             s.settimeout(10)
             if not s.recv(4096).startswith(b"HTTP/1.1 200"):

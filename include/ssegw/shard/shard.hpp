@@ -19,6 +19,7 @@
 #include "ssegw/core/revocation_list.hpp"
 #include "ssegw/core/stream_position.hpp"
 #include "ssegw/shard/close_reason.hpp"
+#include "ssegw/shard/heap_trim.hpp"
 #include "ssegw/shard/presence_buffer.hpp"
 #include "ssegw/shard/registry.hpp"
 #include "ssegw/shard/shard_counters.hpp"
@@ -124,6 +125,7 @@ private:
     frame position_frame_;
     shard_counters counters_;
     std::atomic<std::size_t> load_{0};
+    heap_trim heap_trim_; ///< hands a wave of handshakes' freed heap back to the OS
     std::uint32_t tick_count_ = 0;
     std::uint64_t rng_state_;
 };
