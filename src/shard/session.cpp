@@ -251,6 +251,15 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     for (const auto& f : writing_) queued_bytes_ -= f->size();
     writing_.clear();
     gather_.clear();
+    if (queue_.empty()) {
+        // Caught up: give the vectors' blocks back. An idle stream (nearly all of them, nearly
+        // always) then holds none, instead of 64 bytes for one frame pointer in each of two
+        // vectors (and up to 1 KiB of gather views after a gathered write); the next event
+        // costs one allocation again.
+        std::vector<frame>().swap(writing_);
+        std::vector<frame>().swap(queue_);
+        std::vector<boost::asio::const_buffer>().swap(gather_);
+    }
     if (closed_) return;
     if (ec) {
         close(close_reason::client_gone);
