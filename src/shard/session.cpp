@@ -239,10 +239,10 @@ void session::do_write() {
         return;
     }
     // Gathered write: one writev for everything queued since the last write.
-    gather_.clear();
-    gather_.reserve(writing_.size());
-    for (const auto& f : writing_) gather_.emplace_back(f->data(), f->size());
-    asio::async_write(socket_, buffer_view{gather_.data(), gather_.data() + gather_.size()},
+    gather_ = std::make_unique<asio::const_buffer[]>(writing_.size());
+    for (std::size_t i = 0; i < writing_.size(); ++i)
+        gather_[i] = asio::const_buffer(writing_[i]->data(), writing_[i]->size());
+    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_.size()},
                       std::move(handler));
 }
 
@@ -250,15 +250,13 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     write_in_flight_ = false;
     for (const auto& f : writing_) queued_bytes_ -= f->size();
     writing_.clear();
-    gather_.clear();
+    gather_.reset();
     if (queue_.empty()) {
         // Caught up: give the vectors' blocks back. An idle stream (nearly all of them, nearly
         // always) then holds none, instead of 64 bytes for one frame pointer in each of two
-        // vectors (and up to 1 KiB of gather views after a gathered write); the next event
-        // costs one allocation again.
+        // vectors; the next event costs one allocation again.
         std::vector<frame>().swap(writing_);
         std::vector<frame>().swap(queue_);
-        std::vector<boost::asio::const_buffer>().swap(gather_);
     }
     if (closed_) return;
     if (ec) {
