@@ -140,7 +140,9 @@ void presence_service::flush() {
     round_full_ = need_full_;
     if (need_full_) {
         ++resyncs_;
-        dirty_.clear(); // the full report carries every user's current count
+        // The full report carries every user's current count. Released, not cleared: clear()
+        // keeps the bucket array of the largest wave ever seen.
+        std::unordered_set<std::string>().swap(dirty_);
         // The first chunk resets what Redis holds for this instance; the others go once it is
         // done, so that no chunk can be applied before the reset (a Cluster redirect re-sends a
         // command after the ones behind it).
@@ -172,7 +174,7 @@ void presence_service::flush() {
                 sent = true;
             }
         }
-        dirty_.clear();
+        std::unordered_set<std::string>().swap(dirty_);
         if (!sent || !chunk.empty()) send_apply(std::move(chunk), false, false);
     }
     if (!lifecycle_.empty()) send_lifecycle();

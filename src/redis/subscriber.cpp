@@ -7,11 +7,12 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <deque>
 #include <optional>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
+
+#include "ssegw/core/string_map.hpp"
 
 namespace ssegw {
 
@@ -23,29 +24,81 @@ namespace {
 /// small while still batching.
 constexpr std::size_t names_per_command = 512;
 
-// Desired vs. server state of one kind of subscription (channels or patterns).
+// Desired vs. server state of one kind of subscription (channels or patterns), per name:
 //  desired:   what the owner wants, survives reconnects
 //  expected:  what the server will hold once every command sent on this link is processed
 //  confirmed: what the server has confirmed on this link
-//  dirty:     names whose desire changed since the last flush
-//  leaving:   names with an UNSUBSCRIBE sent and not yet confirmed; while one is in flight,
-//             "confirmed" may describe the subscription being dropped, not a newer one
+//  leaving:   UNSUBSCRIBEs sent and not yet confirmed; while one is in flight, "confirmed" may
+//             describe the subscription being dropped, not a newer one
+//  dirty:     names whose desire changed since the last flush (may repeat; flush settles each
+//             name once, by its state)
+// One flat map entry per name rather than one node per name in each of three sets: a process
+// subscribes to a channel per user it holds, so this is per-stream memory. Three
+// std::unordered_sets cost ~210 bytes per channel (a 64-byte node and a bucket slot in each);
+// the flat map ~60 (a 40-byte slot at its load factor). See docs/benchmarks.md, "Memory per
+// idle stream".
 struct name_set {
     std::string_view subscribe_cmd;
     std::string_view unsubscribe_cmd;
     /// Names per command: SSUBSCRIBE takes only names of one slot, so sharded sets send one.
     std::size_t per_command = names_per_command;
-    std::unordered_set<std::string> desired;
-    std::unordered_set<std::string> expected;
-    std::unordered_set<std::string> confirmed;
-    std::unordered_set<std::string> dirty;
-    std::unordered_map<std::string, unsigned> leaving;
 
+    enum flag : std::uint8_t { desired = 1, expected = 2, confirmed = 4 };
+    struct state {
+        std::uint8_t flags = 0;
+        std::uint32_t leaving = 0;
+    };
+    string_map<state> names;
+    std::size_t confirmed_count = 0;
+    std::vector<std::string> dirty;
+
+    bool has(std::string_view name, flag f) const {
+        auto it = names.find(name);
+        return it != names.end() && (it->second.flags & f) != 0;
+    }
+    std::uint32_t leaving(std::string_view name) const {
+        auto it = names.find(name);
+        return it == names.end() ? 0 : it->second.leaving;
+    }
+    /// Sets or clears one flag; an entry with nothing left is removed.
+    void set(std::string_view name, flag f, bool on) {
+        auto it = names.find(name);
+        if (it == names.end()) {
+            if (!on) return;
+            it = names.emplace(std::string(name), state{}).first;
+        }
+        auto& st = it->second;
+        if (f == confirmed && on != ((st.flags & confirmed) != 0)) {
+            if (on)
+                ++confirmed_count;
+            else
+                --confirmed_count;
+        }
+        st.flags = on ? (st.flags | f) : (st.flags & ~f);
+        if (st.flags == 0 && st.leaving == 0) names.erase(it);
+    }
+    void add_leaving(std::string_view name) {
+        auto it = names.find(name);
+        if (it == names.end()) it = names.emplace(std::string(name), state{}).first;
+        ++it->second.leaving;
+    }
+    /// One UNSUBSCRIBE confirmed (or all of them forgotten, when `all`).
+    void drop_leaving(std::string_view name, bool all = false) {
+        auto it = names.find(name);
+        if (it == names.end() || it->second.leaving == 0) return;
+        it->second.leaving = all ? 0 : it->second.leaving - 1;
+        if (it->second.flags == 0 && it->second.leaving == 0) names.erase(it);
+    }
+    void mark_dirty(std::string_view name) { dirty.emplace_back(name); }
+    /// The link is gone: the server holds nothing of ours any more.
     void on_link_reset() {
-        expected.clear();
-        confirmed.clear();
-        dirty.clear();
-        leaving.clear();
+        for (auto& [name, st] : names) {
+            st.flags &= desired;
+            st.leaving = 0;
+        }
+        boost::unordered::erase_if(names, [](const auto& kv) { return kv.second.flags == 0; });
+        confirmed_count = 0;
+        std::vector<std::string>().swap(dirty);
     }
 };
 
@@ -82,8 +135,8 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     subscriber_handlers handlers_;
     std::optional<connection> link_; // set right after construction: it needs our weak_ptr
     bool flush_posted_ = false;
-    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", names_per_command, {}, {}, {}, {}, {}};
-    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", names_per_command, {}, {}, {}, {}, {}};
+    name_set channels_{"SUBSCRIBE", "UNSUBSCRIBE", names_per_command, {}, 0, {}};
+    name_set patterns_{"PSUBSCRIBE", "PUNSUBSCRIBE", names_per_command, {}, 0, {}};
 
     /// Sharded mode: the (S)SUBSCRIBE/SUNSUBSCRIBE commands sent on this link and not yet
     /// answered, one name each, oldest first; an error reply or a confirmation answers the
@@ -132,12 +185,16 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
     void on_open() override {
         std::string out;
         for (name_set* set : {&channels_, &patterns_}) {
-            std::vector<std::string_view> names(set->desired.begin(), set->desired.end());
+            std::vector<std::string_view> names;
+            for (auto& [name, st] : set->names) {
+                if ((st.flags & name_set::desired) == 0) continue;
+                names.push_back(name);
+                st.flags |= name_set::expected;
+            }
             append_commands(out, set->subscribe_cmd, names, set->per_command);
             if (options_.sharded)
                 for (auto n : names) sent_.push_back({true, std::string(n)});
-            set->expected = set->desired;
-            set->dirty.clear();
+            std::vector<std::string>().swap(set->dirty);
         }
         // The connection's barrier PING follows: on_up() means all of these are confirmed.
         if (!out.empty()) link_->send(std::move(out));
@@ -164,9 +221,9 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             if (!options_.sharded || sent_.empty()) return link_->fail("redis error: " + r.str);
             auto failed = std::move(sent_.front());
             sent_.pop_front();
-            channels_.expected.erase(failed.name);
-            channels_.confirmed.erase(failed.name);
-            channels_.leaving.erase(failed.name);
+            channels_.set(failed.name, name_set::expected, false);
+            channels_.set(failed.name, name_set::confirmed, false);
+            channels_.drop_leaving(failed.name, true);
             invoke_guarded(handlers_.on_lost, "on_lost", std::string_view(failed.name),
                            std::string_view(r.str));
             return;
@@ -196,8 +253,8 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             if (sharded_reply && !answers_oldest(added, el[1].str)) {
                 // The server dropped the channel itself: its slot moved to another shard (end of
                 // a migration, a failover). The owner re-routes it.
-                channels_.expected.erase(el[1].str);
-                channels_.confirmed.erase(el[1].str);
+                channels_.set(el[1].str, name_set::expected, false);
+                channels_.set(el[1].str, name_set::confirmed, false);
                 invoke_guarded(handlers_.on_lost, "on_lost", std::string_view(el[1].str),
                                std::string_view("the server unsubscribed it (slot moved)"));
                 return;
@@ -220,17 +277,16 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
     void on_confirm(name_set& set, const std::string& name, bool added) {
         if (added) {
-            set.confirmed.insert(name);
+            set.set(name, name_set::confirmed, true);
         } else {
-            set.confirmed.erase(name);
-            if (auto it = set.leaving.find(name); it != set.leaving.end() && --it->second == 0)
-                set.leaving.erase(it);
+            set.set(name, name_set::confirmed, false);
+            set.drop_leaving(name);
         }
         // A name dropped while its SUBSCRIBE was in flight could not be unsubscribed then (only
         // confirmed names are); now it can.
-        if (set.desired.contains(name) != set.expected.contains(name) ||
-            (added && !set.desired.contains(name))) {
-            set.dirty.insert(name);
+        const bool desired = set.has(name, name_set::desired);
+        if (desired != set.has(name, name_set::expected) || (added && !desired)) {
+            set.mark_dirty(name);
             schedule_flush();
         }
     }
@@ -239,13 +295,10 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
     void change(name_set& set, const std::string& name, bool want) {
         if (link_->stopped()) return;
-        if (want)
-            set.desired.insert(name);
-        else
-            set.desired.erase(name);
+        set.set(name, name_set::desired, want);
         // While no link is open the next connect sends the whole desired set anyway.
         if (!link_->open()) return;
-        set.dirty.insert(name);
+        set.mark_dirty(name);
         schedule_flush();
     }
 
@@ -264,28 +317,28 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
 
     void flush() {
         if (!link_->open()) {
-            channels_.dirty.clear();
-            patterns_.dirty.clear();
+            std::vector<std::string>().swap(channels_.dirty);
+            std::vector<std::string>().swap(patterns_.dirty);
             return;
         }
         std::string out;
         for (name_set* set : {&channels_, &patterns_}) {
             std::vector<std::string_view> add, remove;
+            // Each name's state is updated as it is decided, so a name listed twice in `dirty`
+            // is sent at most once.
             for (const auto& name : set->dirty) {
-                bool want = set->desired.contains(name);
-                bool will_have = set->expected.contains(name);
+                bool want = set->has(name, name_set::desired);
+                bool will_have = set->has(name, name_set::expected);
                 if (want && !will_have) {
                     add.push_back(name);
-                } else if (!want && will_have && set->confirmed.contains(name)) {
+                    set->set(name, name_set::expected, true);
+                } else if (!want && will_have && set->has(name, name_set::confirmed)) {
                     remove.push_back(name);
+                    set->set(name, name_set::expected, false);
+                    set->add_leaving(name);
                 }
                 // !want && will_have && !confirmed: SUBSCRIBE still in flight; its confirmation
                 // marks the name dirty again.
-            }
-            for (auto n : add) set->expected.insert(std::string(n));
-            for (auto n : remove) {
-                set->expected.erase(std::string(n));
-                ++set->leaving[std::string(n)];
             }
             append_commands(out, set->subscribe_cmd, add, set->per_command);
             append_commands(out, set->unsubscribe_cmd, remove, set->per_command);
@@ -293,7 +346,9 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
                 for (auto n : add) sent_.push_back({true, std::string(n)});
                 for (auto n : remove) sent_.push_back({false, std::string(n)});
             }
-            set->dirty.clear(); // the views above point into `dirty`: clear after encoding
+            // The views above point into `dirty`: released after encoding (not just cleared, so
+            // a burst of 100,000 changes leaves no capacity behind).
+            std::vector<std::string>().swap(set->dirty);
         }
         if (!out.empty()) link_->send(std::move(out));
     }
@@ -323,12 +378,12 @@ void subscriber::psubscribe(const std::string& pattern) {
     impl_->change(impl_->patterns_, pattern, true);
 }
 bool subscriber::connected() const { return impl_->link_->up(); }
-std::size_t subscriber::channel_count() const { return impl_->channels_.confirmed.size(); }
+std::size_t subscriber::channel_count() const { return impl_->channels_.confirmed_count; }
 bool subscriber::is_live(const std::string& channel) const {
     const auto& set = impl_->channels_;
-    return impl_->link_->open() && set.desired.contains(channel) &&
-           set.expected.contains(channel) && set.confirmed.contains(channel) &&
-           !set.leaving.contains(channel);
+    return impl_->link_->open() && set.has(channel, name_set::desired) &&
+           set.has(channel, name_set::expected) && set.has(channel, name_set::confirmed) &&
+           set.leaving(channel) == 0;
 }
 std::uint64_t subscriber::reconnects() const { return impl_->link_->reconnects(); }
 std::uint64_t subscriber::protocol_errors() const { return impl_->link_->protocol_errors(); }

@@ -7,7 +7,7 @@ namespace ssegw {
 bool registry::add(std::string_view channel, session* s) {
     auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) {
-        by_channel_.emplace(std::string(channel), std::vector<session*>{s});
+        by_channel_.try_emplace(std::string(channel)).first->second.push_back(s);
         return true;
     }
     it->second.push_back(s);
@@ -28,7 +28,7 @@ bool registry::remove(std::string_view channel, session* s) {
     return true;
 }
 
-const std::vector<session*>* registry::find(std::string_view channel) const {
+const registry::session_list* registry::find(std::string_view channel) const {
     auto it = by_channel_.find(channel);
     return it == by_channel_.end() ? nullptr : &it->second;
 }

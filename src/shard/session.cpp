@@ -1,11 +1,16 @@
 #include "ssegw/shard/session.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "ssegw/core/channel.hpp"
 #include "ssegw/shard/shard.hpp"
 
 namespace ssegw {
@@ -49,10 +54,19 @@ struct session::resume_state {
 session::session(shard& owner, shard_socket socket, std::string user,
                  std::vector<std::string> channels, std::int64_t expires_at_unix,
                  bool awaits_history, std::int64_t issued_at_unix, std::uint64_t jti_tag)
-    : shard_(owner), socket_(std::move(socket)), user_(std::move(user)),
-      channels_(std::move(channels)),
+    : shard_(owner), socket_(std::move(socket)), channels_(std::move(channels)),
       resume_(awaits_history ? std::make_unique<resume_state>() : nullptr),
-      expires_at_unix_(expires_at_unix), issued_at_(issued_at_unix), jti_tag_(jti_tag) {}
+      expires_at_unix_(expires_at_unix), issued_at_(issued_at_unix), jti_tag_(jti_tag) {
+    // user() reads the id back from the user's channel; a caller that broke that rule would
+    // see every per-user feature (limits, presence, disconnect) address someone else.
+    if (channels_.empty() || channels_.front() != user_channel(user))
+        channels_.insert(channels_.begin(), user_channel(user));
+}
+
+std::string_view session::user() const noexcept {
+    static const std::size_t prefix = user_channel("").size(); // "user:"
+    return std::string_view(channels_.front()).substr(prefix);
+}
 
 session::~session() = default;
 
@@ -125,7 +139,7 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         // later live events are newer still: no filtering, the position only tells the client
         // where it stands if it has to reconnect before any event.
         last_seq_ = 0;
-        position_ = make_position_frame(read->tip.format());
+        position_ = shard_.position_frame(read->tip);
         if (position_) enqueue(position_);
         return release_held();
     }
@@ -175,7 +189,7 @@ void session::finish_replay() {
     // Every event of our channels up to the tip was either before the position or replayed,
     // including those whose live copy has not arrived yet: they will be skipped.
     last_seq_ = std::max(last_seq_, tip.seq);
-    position_ = make_position_frame(tip.format());
+    position_ = shard_.position_frame(tip);
     if (position_) enqueue(position_);
     release_held();
 }
@@ -225,10 +239,10 @@ void session::do_write() {
         return;
     }
     // Gathered write: one writev for everything queued since the last write.
-    gather_.clear();
-    gather_.reserve(writing_.size());
-    for (const auto& f : writing_) gather_.emplace_back(f->data(), f->size());
-    asio::async_write(socket_, buffer_view{gather_.data(), gather_.data() + gather_.size()},
+    gather_ = std::make_unique<asio::const_buffer[]>(writing_.size());
+    for (std::size_t i = 0; i < writing_.size(); ++i)
+        gather_[i] = asio::const_buffer(writing_[i]->data(), writing_[i]->size());
+    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_.size()},
                       std::move(handler));
 }
 
@@ -236,7 +250,14 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     write_in_flight_ = false;
     for (const auto& f : writing_) queued_bytes_ -= f->size();
     writing_.clear();
-    gather_.clear();
+    gather_.reset();
+    if (queue_.empty()) {
+        // Caught up: give the vectors' blocks back. An idle stream (nearly all of them, nearly
+        // always) then holds none, instead of 64 bytes for one frame pointer in each of two
+        // vectors; the next event costs one allocation again.
+        std::vector<frame>().swap(writing_);
+        std::vector<frame>().swap(queue_);
+    }
     if (closed_) return;
     if (ec) {
         close(close_reason::client_gone);
@@ -259,20 +280,35 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
 }
 
 void session::do_watch() {
-    // The client never sends anything after its request; a completed read means it left (EOF or
-    // reset). One pending one-byte read per session, no timer.
-    socket_.async_read_some(asio::buffer(&watch_byte_, 1),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t) { self->on_watch(ec); });
+    // The client never sends anything after its request; the socket turning readable means it
+    // left (EOF or reset) or sent stray bytes. A zero-byte wait holds no buffer and a smaller
+    // operation than a pending read; the read itself happens only when there is something.
+    socket_.async_wait(
+        shard_socket::wait_read,
+        [self = shared_from_this()](const boost::system::error_code& ec) { self->on_watch(ec); });
 }
 
 void session::on_watch(const boost::system::error_code& ec) {
     if (closed_) return;
-    if (ec) {
+    if (ec || !drain_input()) {
         close(close_reason::client_gone);
         return;
     }
     do_watch(); // stray bytes after the request are ignored
+}
+
+bool session::drain_input() {
+    // Bounded per wake-up: a client that keeps sending is read again on the next one (the wait
+    // completes at once while bytes are pending), interleaved with everyone else's work.
+    std::array<char, 512> sink;
+    for (int i = 0; i < 16; ++i) {
+        const auto n = ::recv(socket_.native_handle(), sink.data(), sink.size(), MSG_DONTWAIT);
+        if (n > 0) continue;
+        if (n == 0) return false; // orderly close
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK; // anything else: reset, gone
+    }
+    return true;
 }
 
 void session::close_gracefully(const frame& last, close_reason why) {

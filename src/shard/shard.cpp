@@ -64,12 +64,14 @@ void shard::reserve_slot() noexcept {
 }
 
 void shard::handshake_failed(close_reason why) noexcept {
+    heap_trim_.handshake_done();
     load_.fetch_sub(1, std::memory_order_relaxed);
     set_.connections_total().fetch_sub(1, std::memory_order_relaxed);
     counters_.count_close(why);
 }
 
 void shard::attach(const std::shared_ptr<session>& s, frame head) {
+    heap_trim_.handshake_done();
     s->slot = sessions_.size();
     sessions_.push_back(s);
     for (const auto& ch : s->channels())
@@ -132,6 +134,15 @@ std::uint32_t shard::jitter(std::uint32_t bound) noexcept {
     return static_cast<std::uint32_t>(rng_state_ % bound);
 }
 
+frame shard::position_frame(const stream_position& at) {
+    auto text = at.format();
+    if (!position_frame_ || text != position_text_) {
+        position_frame_ = make_position_frame(text);
+        position_text_ = std::move(text);
+    }
+    return position_frame_;
+}
+
 frame shard::retry_hint() {
     const auto base = cfg_.sse.retry_ms;
     return make_retry_frame(base + jitter(base));
@@ -152,6 +163,16 @@ void shard::on_tick() {
         revocations_.expire(now_unix);
         counters_.revocations.store(static_cast<std::int64_t>(revocations_.size()),
                                     std::memory_order_relaxed);
+    }
+    if (spdlog::should_log(spdlog::level::debug)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (heap_trim_.on_tick(tick_count_))
+            spdlog::debug("shard {}: heap trimmed after a wave of handshakes in {} us", id_,
+                          std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count());
+    } else {
+        heap_trim_.on_tick(tick_count_);
     }
     // Backwards: a session closing here swap-pops the last element into its slot, which has
     // already been visited.

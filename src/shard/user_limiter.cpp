@@ -5,8 +5,8 @@
 namespace ssegw {
 
 std::uint64_t user_limiter::key_of(std::string_view user) noexcept {
-    // libstdc++'s string hash is 64-bit murmur-style over every byte; the flat map mixes it
-    // again for its buckets.
+    // libstdc++'s string hash: 64-bit, murmur-style over every byte (the flat map mixes it again
+    // for its buckets).
     return std::hash<std::string_view>{}(user);
 }
 
@@ -14,7 +14,9 @@ bool user_limiter::try_acquire(std::string_view user) {
     const auto key = key_of(user);
     std::lock_guard lock(mutex_);
     auto [it, inserted] = counts_.try_emplace(key, 0);
-    if (max_ != 0 && it->second >= max_) return false;
+    if (max_ != 0 && it->second >= max_) {
+        return false; // (an entry just inserted has count 0 < max_, so none is left behind)
+    }
     ++it->second;
     return true;
 }

@@ -22,6 +22,7 @@
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/config/config.hpp"
 #include "ssegw/core/log_throttle.hpp"
+#include "ssegw/core/string_map.hpp"
 #include "ssegw/redis/presence_functions.hpp"
 #include "ssegw/shard/presence_sink.hpp"
 
@@ -86,8 +87,10 @@ private:
     boost::asio::steady_timer heartbeat_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-    std::unordered_map<std::string, std::uint32_t> local_; ///< user -> open streams here
-    std::unordered_set<std::string> dirty_;                ///< changed since the last send
+    /// user -> open streams here. One entry per distinct user, so per-stream memory when each
+    /// stream is a different user: a flat table (~60 B per user) rather than nodes (~75).
+    string_map<std::uint32_t> local_;
+    std::unordered_set<std::string> dirty_; ///< changed since the last send (released after)
     std::deque<stream_lifecycle> lifecycle_;
     bool need_full_ = true; ///< Redis may not hold this instance's counts: send them all
     bool heartbeat_due_ = true;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -27,8 +28,8 @@ public:
     presence_buffer(boost::asio::io_context& ioc, std::chrono::milliseconds interval,
                     bool lifecycle, report_fn report);
 
-    void opened(const std::string& user, const std::vector<std::string>& channels);
-    void closed(const std::string& user, const std::vector<std::string>& channels, close_reason why,
+    void opened(std::string_view user, const std::vector<std::string>& channels);
+    void closed(std::string_view user, const std::vector<std::string>& channels, close_reason why,
                 std::uint32_t duration_seconds);
     /// Reports now what is gathered (the timer's work; also for tests). What a shard gathers
     /// is bounded by the streams it opens and closes in one interval; the presence service
@@ -36,7 +37,7 @@ public:
     void flush();
 
 private:
-    void changed(const std::string& user, std::int32_t delta);
+    void changed(std::string_view user, std::int32_t delta);
     void arm();
 
     boost::asio::steady_timer timer_;

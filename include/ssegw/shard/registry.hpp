@@ -5,7 +5,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <vector>
+
+#include <boost/container/small_vector.hpp>
 
 #include "ssegw/core/string_map.hpp"
 
@@ -15,6 +16,10 @@ class session;
 
 class registry {
 public:
+    /// A channel's sessions. Most channels are one user's, held by one stream: that pointer
+    /// lives in the table slot itself, not in a heap block of its own (32 bytes per user).
+    using session_list = boost::container::small_vector<session*, 1>;
+
     /// Adds s to channel; returns true when the channel was not held on this shard before
     /// (the process may need to subscribe to it).
     bool add(std::string_view channel, session* s);
@@ -23,12 +28,12 @@ public:
     bool remove(std::string_view channel, session* s);
 
     /// The sessions of a channel, or nullptr when none.
-    const std::vector<session*>* find(std::string_view channel) const;
+    const session_list* find(std::string_view channel) const;
 
     std::size_t channel_count() const noexcept { return by_channel_.size(); }
 
 private:
-    string_map<std::vector<session*>> by_channel_;
+    string_map<session_list> by_channel_;
 };
 
 } // namespace ssegw

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -40,6 +41,8 @@ public:
     /// client missed (history enabled); otherwise the stream is live at once.
     /// issued_at_unix: the token's iat (-1 = none); jti_tag: a hash of its jti (0 = none), for
     /// POST /disconnect by jti.
+    /// channels.front() must be user_channel(user): the user id is read from it rather than
+    /// kept twice (see user()).
     session(shard& owner, shard_socket socket, std::string user, std::vector<std::string> channels,
             std::int64_t expires_at_unix, bool awaits_history, std::int64_t issued_at_unix = -1,
             std::uint64_t jti_tag = 0);
@@ -66,7 +69,9 @@ public:
     /// `event: token-expiring` auth.expiry_notice_seconds before the token's exp).
     void on_tick(std::uint32_t now_tick, std::int64_t now_unix);
 
-    const std::string& user() const noexcept { return user_; }
+    /// The user id: the tail of the first channel ("user:<id>"), not a copy of its own, which
+    /// would be 32 bytes more per stream (and a heap block for ids past 15 bytes).
+    std::string_view user() const noexcept;
     std::uint64_t bytes_written() const noexcept { return bytes_written_; }
     /// Bytes queued or being written: bounded by sse.max_queue_bytes.
     std::uint64_t queued_bytes() const noexcept { return queued_bytes_; }
@@ -96,19 +101,24 @@ private:
     void on_write(const boost::system::error_code& ec, std::size_t bytes);
     void do_watch();
     void on_watch(const boost::system::error_code& ec);
+    /// Reads what the client sent after its request without blocking: true while the
+    /// connection is still open (stray bytes are discarded).
+    bool drain_input();
     void drop_as_slow_consumer();
     /// Forgets the frames not yet handed to a write (the write in flight keeps its own).
     void discard_queue();
 
     shard& shard_;
     shard_socket socket_;
-    std::string user_;
-    std::vector<std::string> channels_;
-    std::vector<frame> queue_;   ///< waiting for the next write
-    std::vector<frame> writing_; ///< owned by the write in flight
-    std::vector<boost::asio::const_buffer>
-        gather_;     ///< buffer views of writing_, multi-frame writes
-    frame position_; ///< position block (make_position_frame) of where the client stands
+    std::vector<std::string> channels_; ///< front(): the user's channel
+    std::vector<frame> queue_;          ///< waiting for the next write
+    std::vector<frame> writing_;        ///< owned by the write in flight
+    /// Buffer views of writing_ for a multi-frame write, only while it is in flight (8 bytes
+    /// here instead of a 24-byte vector kept for the stream's life).
+    std::unique_ptr<boost::asio::const_buffer[]> gather_;
+    /// Position block (make_position_frame) of where the client stands: shared with every
+    /// session at the same place (the shard's position_frame(), a routed event's position).
+    frame position_;
     std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t last_seq_ = 0; ///< highest history sequence written (or owed before)
@@ -122,11 +132,12 @@ private:
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;
-    bool write_in_flight_ = false;
-    bool close_after_flush_ = false;
-    bool closed_ = false;
-    bool expiry_noticed_ = false;
-    char watch_byte_ = 0;
+    // One byte for the four flags: with the 8-byte gather_ above, the object stays within 248
+    // bytes and its block (with make_shared's counts) within a 272-byte malloc chunk, not 304.
+    bool write_in_flight_ : 1 = false;
+    bool close_after_flush_ : 1 = false;
+    bool closed_ : 1 = false;
+    bool expiry_noticed_ : 1 = false;
 };
 
 } // namespace ssegw

@@ -17,7 +17,9 @@
 #include "ssegw/config/config.hpp"
 #include "ssegw/core/control_message.hpp"
 #include "ssegw/core/revocation_list.hpp"
+#include "ssegw/core/stream_position.hpp"
 #include "ssegw/shard/close_reason.hpp"
+#include "ssegw/shard/heap_trim.hpp"
 #include "ssegw/shard/presence_buffer.hpp"
 #include "ssegw/shard/registry.hpp"
 #include "ssegw/shard/shard_counters.hpp"
@@ -91,6 +93,10 @@ public:
     /// "retry: N" with N jittered in [retry_ms, 2 * retry_ms): clients told to come back
     /// do not all come back in the same instant.
     frame retry_hint();
+    /// The position block (make_position_frame) of `at`, shared: the streams that start
+    /// while nothing is published all stand at the same place, and each would otherwise hold
+    /// its own ~130-byte copy for its whole idle life. Null when the id cannot be one.
+    frame position_frame(const stream_position& at);
     /// A uniform value in [0, bound) from this shard's private generator.
     std::uint32_t jitter(std::uint32_t bound) noexcept;
     std::size_t channel_count() const noexcept { return registry_.channel_count(); }
@@ -115,8 +121,11 @@ private:
     std::vector<std::shared_ptr<session>> sessions_;
     revocation_list revocations_;
     frame heartbeat_;
+    std::string position_text_; ///< position_frame()'s last position, and its block
+    frame position_frame_;
     shard_counters counters_;
     std::atomic<std::size_t> load_{0};
+    heap_trim heap_trim_; ///< hands a wave of handshakes' freed heap back to the OS
     std::uint32_t tick_count_ = 0;
     std::uint64_t rng_state_;
 };

@@ -3,12 +3,13 @@
 // server.max_connections_per_user. Touched only when a stream opens or closes, never per event,
 // so a mutex is fine here.
 //
-// Keyed by a 64-bit hash of the user id, not the id itself: one entry per distinct user is
-// per-stream memory when every stream is a different user (16 bytes in a flat table instead of a
-// ~70-byte node holding a std::string, plus the string's own block for ids past 15 bytes, e.g.
-// UUIDs). Two users whose ids collide would share one count: with 64 bits that takes ~4 billion
-// distinct users for a one-in-two chance, and ids come from signed tokens.
+// Keyed by a 64-bit hash of the user id, not the id itself: with every stream a different user,
+// one entry per user is per-stream memory (16 bytes in a flat table instead of a ~70-byte node
+// holding a std::string, plus the string's own block for ids past 15 bytes, e.g. UUIDs). Two
+// users whose ids collide would share one count: with 64 bits that takes ~4 billion distinct
+// users for an even chance, and ids come from signed tokens.
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string_view>

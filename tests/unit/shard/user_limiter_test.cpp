@@ -1,5 +1,6 @@
 #include "ssegw/shard/user_limiter.hpp"
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,16 @@ TEST(user_limiter, counts_stay_exact_across_threads) {
         });
     for (auto& t : threads) t.join();
     EXPECT_EQ(l.count("shared"), 4u * 5000u);
+}
+
+TEST(user_limiter, a_user_whose_last_slot_is_released_leaves_no_entry) {
+    user_limiter l(0);
+    for (int i = 0; i < 1000; ++i) EXPECT_TRUE(l.try_acquire("user-" + std::to_string(i)));
+    EXPECT_EQ(l.users(), 1000u);
+    EXPECT_EQ(l.count("user-7"), 1u);
+    EXPECT_EQ(l.count("user-1000"), 0u);
+    for (int i = 0; i < 1000; ++i) l.release("user-" + std::to_string(i));
+    EXPECT_EQ(l.users(), 0u);
 }
 
 } // namespace
