@@ -675,11 +675,18 @@ def free_cluster_ports(n):
         p = free_port()
         if p >= 55000 or p in out:
             continue
+        # Bound, not connected to: a bus port that is the local end of some other connection
+        # (the ephemeral range covers it; a busy machine has thousands) refuses redis-server's
+        # bind just like a listener would.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            with socket.create_connection((HOST, p + 10000), timeout=0.1):
-                continue  # something listens on the bus port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((HOST, p + 10000))
         except OSError:
-            out.append(p)
+            continue
+        finally:
+            probe.close()
+        out.append(p)
     raise AssertionError("no ports with free cluster bus ports")
 
 

@@ -1,8 +1,11 @@
 #pragma once
-// Redis Cluster mode (redis.mode "cluster"), live delivery: each wanted channel is SSUBSCRIBEd on
-// the shard that owns `<prefix>{<channel>}`, and a publish is an SPUBLISH routed by that slot.
-// History in a cluster (per-channel streams and the composite cursor of docs/architecture.md) is
-// not in this version: config validation requires history.enabled false with this mode.
+// Redis Cluster mode (redis.mode "cluster"): each wanted channel is SSUBSCRIBEd on the shard that
+// owns `<prefix>{<channel>}`, and a publish is an SPUBLISH routed by that slot. With history, a
+// publish is `FCALL sse_publish 1 <prefix>{<channel>}` (redis/cluster_history_functions.hpp: a
+// stream per channel in the channel's slot, positions per channel), a resume reads each channel
+// on its own shard after the client's composite cursor (core/cluster_cursor.hpp), and every
+// (re)confirmed subscription catches the channel up from what was routed, so a channel that moved
+// (migration, failover, link death) loses nothing acknowledged.
 
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/config/config.hpp"
@@ -52,6 +55,23 @@ private:
     std::unique_ptr<cluster_subscriber> cluster_;
     std::unique_ptr<control_replayer> control_; ///< stored revocations, applied at link-up
     control_names control_names_() const;
+
+    /// A history function call on the shard owning `key`, installing the library there first
+    /// if that node lacks it (a new primary, a restarted node), then trying once more.
+    void call_function(const std::string& key, std::vector<std::string> cmd, command_done done,
+                       bool may_load = true);
+    /// A subscription was confirmed: release stream waiters, catch the channel up.
+    void on_subscribed(std::string_view redis_channel);
+    void recheck_waiters(const std::string* released = nullptr);
+    void catch_up(std::string channel);
+
+    struct waiter {
+        std::vector<std::string> channels;
+        std::function<void()> ready;
+    };
+    std::string library_source_;
+    std::vector<waiter> waiters_;
+    std::uint64_t epoch_changes_ = 0; ///< catch-ups that found events gone (failover)
     /// Runs a command on the shard owning its key (args[1]).
     void execute(std::vector<std::string> args, command_client::completion done);
 };

@@ -146,7 +146,7 @@ TEST_F(router_test, catch_up_replays_the_gap_then_releases_newer_held_events) {
     read.tip = pos(13);
     for (auto [ch, seq] :
          {std::pair<const char*, int>{"user:1", 11}, {"topic:t", 12}, {"topic:t", 13}})
-        read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p"});
+        read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p", {}});
     EXPECT_TRUE(r.finish_catch_up(read));
     EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{10, 11, 12, 13, 15}));
     EXPECT_EQ(r.caught_up_events(), 3u);
