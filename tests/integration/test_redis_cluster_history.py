@@ -16,7 +16,7 @@ import time
 import unittest
 
 from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, RedisCluster, RespClient,
-                           RespError, SseClient, wait_until)
+                           RespError, SseClient, http_request, wait_until)
 
 
 def history_config():
@@ -198,6 +198,23 @@ class ClusterHistoryTest(ClusterHistoryCase):
         self.assertNotIn("history-truncated", second.event_names())
         print("\ncluster resume on the other gateway, 3 channels on 3 shards: %d events in "
               "%.0f ms (to the last replayed event)" % (len(missed), resume_ms))
+
+        # GET /position for the stream, then events, then a stream opened from that position
+        # (?lastEventId=, as a page that loaded its data first does) gets exactly those.
+        status, _, body = http_request(self.gws[1].admin_port, "GET",
+                                       "/position?user=%s&topic=%s" % (u, t))
+        self.assertEqual(status, 200, body)
+        position = json.loads(body)["position"]
+        self.assertEqual(position.count(","), 2, position)
+        self.pub.fcall("topic:" + t, {"data": "after-position-t"})
+        self.pub.fcall("broadcast", {"data": "after-position-b"})
+        c = SseClient(self.gws[0].port, user=u, topics=[t], query=[("lastEventId", position)],
+                      timeout=10)
+        self.addCleanup(c.close)
+        c.wait_for(lambda cl: len(self.data(cl)) >= 2, 10, "events after the position")
+        self.assertEqual(sorted(self.data(c)), ["after-position-b", "after-position-t"])
+        status, _, body = http_request(self.gws[1].admin_port, "GET", "/position")
+        self.assertEqual(status, 400, body)
 
         # A single-mode id presented here: an unknown position, then live from the tips.
         foreign = self.connect(self.gws[0], u, [t],
