@@ -294,7 +294,7 @@ void cluster_broker::catch_up(std::string channel) {
     // after a move (sunsubscribe, failover, a dead link), read what came after what was routed.
     const auto from = sink_->begin_channel_catch_up(channel);
     auto key = redis_channel(channel);
-    auto cmd = cluster_history_command(cfg_.redis.prefix, channel, from);
+    auto cmd = cluster_history_command(cfg_.redis.prefix, channel, from, true);
     call_function(key, std::move(cmd),
                   [this, channel = std::move(channel)](std::optional<reply> r, std::string error) {
                       auto h = r ? parse_cluster_history_reply(*r, channel) : channel_history{};

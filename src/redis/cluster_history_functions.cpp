@@ -121,11 +121,17 @@ local function publish(keys, args)
 end
 
 -- Reply: { tip_epoch, tip_seq, truncated(0|1), then per entry: epoch, seq, t, payload }.
--- ARGV: [epoch seq] of the client's position in this channel; none: only the tip.
+-- KEYS: the stream, and optionally its loss notes (a hash in the same slot: epoch -> the highest
+-- sequence of the previous epoch some gateway routed before it started).
+-- ARGV: [epoch seq ['note']] of the position in this channel; none: only the tip.
 -- After (E, s) the next event is (E, s + 1), or the start of a new epoch that names (E, s') as
--- its predecessor with s' <= s. Anything else after a position means events are gone.
+-- its predecessor with s' <= s and no gateway routed beyond s in E (a failover can promote a
+-- replica that missed events gateways had already delivered). Anything else after a position
+-- means events are gone. 'note': the caller (a gateway catching a channel up from what it
+-- routed) records that it routed up to seq, so later resumes from before that are told.
 local function history(keys, args)
   local key = checked_key(keys[1])
+  local lost_key = keys[2]
   if not key then
     return redis.error_reply('ERR sse_history: the key must be ' .. PREFIX .. '{<channel>}')
   end
@@ -157,6 +163,16 @@ local function history(keys, args)
       if not follows and s1 == 1 then
         local pe, ps = tonumber(field(first[2], 'pe')), tonumber(field(first[2], 'ps'))
         follows = pe == fe and ps ~= nil and ps <= fs
+        if follows and lost_key then
+          local field_e = string.format('%d', e1)
+          local upto = tonumber(redis.call('HGET', lost_key, field_e) or '0')
+          if args[3] == 'note' and ps < fs and fs > upto then
+            redis.call('HSET', lost_key, field_e, string.format('%d', fs))
+            redis.call('EXPIRE', lost_key, TTL)
+            upto = fs
+          end
+          if upto > fs then follows = false end
+        end
       end
       if not follows then out[3] = 1 end
     elseif not last then
@@ -214,11 +230,15 @@ std::vector<std::string> cluster_publish_command(std::string_view prefix, std::s
 }
 
 std::vector<std::string> cluster_history_command(std::string_view prefix, std::string_view channel,
-                                                 const std::optional<channel_position>& from) {
-    std::vector<std::string> cmd{"FCALL", "sse_history", "1", function_key(prefix, channel)};
+                                                 const std::optional<channel_position>& from,
+                                                 bool note_routed) {
+    auto key = function_key(prefix, channel);
+    auto lost = key + ":lost"; // same hash tag, same slot
+    std::vector<std::string> cmd{"FCALL", "sse_history", "2", std::move(key), std::move(lost)};
     if (from) {
         cmd.push_back(std::to_string(from->epoch));
         cmd.push_back(std::to_string(from->seq));
+        if (note_routed) cmd.emplace_back("note");
     }
     return cmd;
 }

@@ -34,10 +34,13 @@ std::string cluster_history_library_source(std::string_view prefix, std::uint32_
 std::vector<std::string> cluster_publish_command(std::string_view prefix, std::string_view channel,
                                                  std::string payload);
 
-/// FCALL sse_history 1 <prefix>{<channel>} [<epoch> <seq>]: the channel's tip, and with a
-/// position every entry after it and whether something after it is gone.
+/// FCALL sse_history 2 <prefix>{<channel>} <prefix>{<channel>}:lost [<epoch> <seq> [note]]:
+/// the channel's tip, and with a position every entry after it and whether something after it
+/// is gone. note_routed (a gateway catching up from what it routed): when a failover lost
+/// events after a position it routed, record that for later resumes.
 std::vector<std::string> cluster_history_command(std::string_view prefix, std::string_view channel,
-                                                 const std::optional<channel_position>& from);
+                                                 const std::optional<channel_position>& from,
+                                                 bool note_routed = false);
 
 /// One channel's answer to sse_history.
 struct channel_history {
