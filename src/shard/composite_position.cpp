@@ -21,7 +21,21 @@ bool composite_position::advance(std::size_t i, const channel_position& at) noex
 
 std::string composite_position::format() const {
     std::string out;
-    out.reserve(2 + components_.size() * 18);
+    append_to(out);
+    return out;
+}
+
+frame composite_position::id_tail() const {
+    std::string out;
+    out.reserve(4 + 2 + components_.size() * 19 + 2);
+    out += "id: ";
+    append_to(out);
+    out += "\n\n";
+    return std::make_shared<const std::string>(std::move(out));
+}
+
+void composite_position::append_to(std::string& out) const {
+    out.reserve(out.size() + 2 + components_.size() * 19);
     out += "2:";
     bool first = true;
     for (std::size_t i = 0; i < components_.size(); ++i) {
@@ -30,7 +44,6 @@ std::string composite_position::format() const {
         first = false;
         append_component(out, components_[i]);
     }
-    return out;
 }
 
 std::size_t channel_index(const std::vector<std::string>& channels,

@@ -355,7 +355,7 @@ void session::accept_per_session(const routed_event& ev) {
     // twice around a move) is skipped.
     if (!cursor_->advance(channel_index(channels_, ev.channel), ev.at)) return;
     enqueue(ev.bytes);
-    if (auto tail = make_id_tail(cursor_->format())) enqueue(tail);
+    enqueue(cursor_->id_tail());
 }
 
 void session::on_cluster_history(std::shared_ptr<const history_read> read,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ssegw/core/cluster_cursor.hpp"
+#include "ssegw/sse/frame.hpp"
 
 namespace ssegw {
 
@@ -28,8 +29,13 @@ public:
     /// 20-bit collision, ~1 in 1,800 streams with 34 channels) cannot both be named: the later
     /// one is left out, so a resume starts it at its tip with history-truncated.
     std::string format() const;
+    /// `id: <format()>\n\n`, built in place: the per-session end of a shared body
+    /// (sse/frame_body.hpp).
+    frame id_tail() const;
 
 private:
+    void append_to(std::string& out) const;
+
     std::vector<cursor_component> components_;
     std::uint64_t left_out_ = 0; ///< bit i: channel i collides with an earlier one
 };
