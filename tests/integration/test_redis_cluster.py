@@ -1,5 +1,5 @@
-"""Redis Cluster mode, live delivery (this version: SPUBLISH; history in a cluster is not in it
-yet, see docs/architecture.md): a 6-node cluster (3 primaries + 3 replicas, `redis-cli --cluster
+"""Redis Cluster mode, live delivery only (SPUBLISH, history disabled; history in a cluster is
+tested in test_redis_cluster_history.py): a 6-node cluster (3 primaries + 3 replicas, `redis-cli --cluster
 create`), two gateways behind a real haproxy round robin.
 
   ClusterDeliveryTest   users spread over all slots, topics and broadcast: every client gets
@@ -139,8 +139,8 @@ class ClusterDeliveryTest(ClusterCase):
 class ClusterMovesTest(ClusterCase):
 
     def deliver_everywhere(self, tag, users):
-        # Live only in this version: an event published while its channel moves reaches no one
-        # (history in a cluster, not in it yet, will catch those up), so publish once every
+        # Live only (history disabled here): an event published while its channel moves reaches
+        # no one (with history, the catch-up after the move delivers it), so publish once every
         # channel is held again on the primary that owns it.
         wait_until(lambda: all(self.subscribed("user:" + u) for u in users), 20,
                    interval=0.1, message=lambda: self.gws[0].log_tail())
