@@ -19,9 +19,9 @@ from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, RedisCluster, Res
                            RespError, SseClient, http_request, wait_until)
 
 
-def history_config():
+def history_config(max_len=1000):
     return {"redis": {"mode": "cluster", "reconnect_min_ms": 50, "reconnect_max_ms": 500},
-            "history": {"enabled": True, "max_len": 1000},
+            "history": {"enabled": True, "max_len": max_len},
             "sse": {"heartbeat_seconds": 1, "retry_ms": 500}}
 
 
@@ -82,13 +82,16 @@ class ClusterPublisher:
 
 class ClusterHistoryCase(FailureAwareMixin, GatewayTestCase):
 
+    MAX_LEN = 1000
+
     def start_stack(self):
         self.cluster = RedisCluster(self.tmp)
         self.addCleanup(self.cluster.kill)
         for n in self.cluster.nodes:
             self._log_sources.append(("cluster node :%d" % n.port, n.log_tail))
         self.cluster.start()
-        self.gws = [self.start_gateway(history_config(), redis=self.cluster.url, threads=2)
+        self.gws = [self.start_gateway(history_config(self.MAX_LEN), redis=self.cluster.url,
+                                       threads=2)
                     for _ in range(2)]
         self.pub = ClusterPublisher(self.cluster)
         self.addCleanup(self.pub.close)
@@ -113,6 +116,7 @@ class ClusterHistoryCase(FailureAwareMixin, GatewayTestCase):
 
 
 class ClusterHistoryTest(ClusterHistoryCase):
+    MAX_LEN = 50  # small, so that a trimmed position is quick to make
 
     def test_fcall_delivery_and_resume_across_shards(self):
         self.start_stack()
@@ -225,6 +229,23 @@ class ClusterHistoryTest(ClusterHistoryCase):
         foreign.wait_for(lambda c: "after-foreign" in self.data(c), 10, "live")
         self.assertEqual(self.data(foreign), ["after-foreign"])
 
+        # Trimmed past the position (history.max_len 50 per channel): history-truncated names
+        # the channel, then what is left of it; the other channels' missed events in full.
+        last_id = foreign.parser.last_event_id
+        foreign.close()
+        for i in range(60):
+            self.pub.fcall("user:" + u, {"data": "trim-%d" % i})
+        self.pub.fcall("topic:" + t, {"data": "trim-topic"})
+        back = self.connect(self.gws[1], u, [t], last_event_id=last_id)
+        back.wait_for(lambda c: "trim-59" in self.data(c) and "trim-topic" in self.data(c), 10,
+                      "what is left")
+        first_event = back.snapshot()[0]
+        self.assertEqual(first_event["event"], "history-truncated")
+        notice = json.loads(first_event["data"])
+        self.assertEqual(notice, {"reason": "trimmed", "channels": ["user:" + u]})
+        self.assertEqual([d for d in self.data(back) if d.startswith("trim-") and d != "trim-topic"],
+                         ["trim-%d" % i for i in range(10, 60)])
+
 
 class ClusterHistoryMovesTest(ClusterHistoryCase):
 
@@ -306,8 +327,14 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
             self.assertEqual(got, acked[u], "%s: exactly the acknowledged events, in order "
                              "(%d got, %d acked)" % (u, len(got), len(acked[u])))
             self.assertFalse(clients[u].closed.is_set(), "the stream stayed connected")
+            # A migration and a planned failover lose nothing: no stream is told otherwise.
+            self.assertNotIn("history-truncated", clients[u].event_names(), u)
+        caught_up = [g.metric("ssegw_history_caught_up_events_total") for g in self.gws]
+        moves = [g.metric("ssegw_redis_channel_moves_total") for g in self.gws]
         print("\ncluster history: %d acknowledged events across a slot migration and a CLUSTER "
-              "FAILOVER, each delivered exactly once" % sum(len(a) for a in acked.values()))
+              "FAILOVER, each delivered exactly once; channel moves per gateway %s, events "
+              "caught up from history after a move %s"
+              % (sum(len(a) for a in acked.values()), moves, caught_up))
 
 
 if __name__ == "__main__":
