@@ -12,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <algorithm>
 #include <ctime>
 #include <unordered_map>
@@ -34,7 +36,7 @@ std::optional<std::string_view> channel_of(std::string_view redis_channel,
 } // namespace
 
 cluster_broker::cluster_broker(boost::asio::io_context& ioc, const gateway_config& cfg)
-    : cfg_(cfg), epoch_(random_epoch()),
+    : ioc_(ioc), cfg_(cfg), epoch_(random_epoch()),
       library_source_(cluster_history_library_source(cfg.redis.prefix, cfg.history.max_len,
                                                      cfg.history.ttl_seconds)) {
     cluster_subscriber_options opts;
@@ -104,6 +106,7 @@ void cluster_broker::start(event_sink& sink) {
 }
 
 void cluster_broker::stop() {
+    life_.reset(); // pending catch-up retries end here
     control_->stop();
     cluster_->stop();
 }
@@ -293,18 +296,38 @@ void cluster_broker::catch_up(std::string channel) {
     // Confirmed on the shard that owns it now: first time, read where its history stands;
     // after a move (sunsubscribe, failover, a dead link), read what came after what was routed.
     const auto from = sink_->begin_channel_catch_up(channel);
+    read_catch_up(std::move(channel), from, 1);
+}
+
+void cluster_broker::read_catch_up(std::string channel, std::optional<channel_position> from,
+                                   unsigned attempt) {
     auto key = redis_channel(channel);
     auto cmd = cluster_history_command(cfg_.redis.prefix, channel, from, true);
-    call_function(key, std::move(cmd),
-                  [this, channel = std::move(channel)](std::optional<reply> r, std::string error) {
-                      auto h = r ? parse_cluster_history_reply(*r, channel) : channel_history{};
-                      if (!h.ok) {
-                          spdlog::warn("catching up {} failed: {}", channel, r ? h.error : error);
-                          return sink_->abandon_channel_catch_up(channel);
-                      }
-                      if (h.truncated) ++epoch_changes_;
-                      sink_->finish_channel_catch_up(channel, h.entries, h.tip, h.truncated);
-                  });
+    call_function(
+        key, std::move(cmd),
+        [this, channel = std::move(channel), from, attempt](std::optional<reply> r,
+                                                            std::string error) mutable {
+            auto h = r ? parse_cluster_history_reply(*r, channel) : channel_history{};
+            if (h.ok) {
+                if (h.truncated) ++epoch_changes_;
+                return sink_->finish_channel_catch_up(channel, h.entries, h.tip, h.truncated);
+            }
+            if (attempt >= max_catch_up_attempts) {
+                spdlog::warn("catching up {} failed {} times ({}); releasing what was held",
+                             channel, attempt, r ? h.error : error);
+                return sink_->abandon_channel_catch_up(channel);
+            }
+            // Most often the command link to a node that just took the slot is still
+            // connecting: the channel's events stay held (bounded) and the read is tried again.
+            auto timer = std::make_shared<boost::asio::steady_timer>(
+                ioc_, std::chrono::milliseconds(std::min(100u * attempt, 1000u)));
+            timer->async_wait([this, life = std::weak_ptr<int>(life_), timer,
+                               channel = std::move(channel), from,
+                               attempt](const boost::system::error_code& ec) mutable {
+                if (ec || life.expired()) return;
+                read_catch_up(std::move(channel), from, attempt + 1);
+            });
+        });
 }
 
 bool cluster_broker::ready() const { return cluster_->connected() && control_->replayed(); }

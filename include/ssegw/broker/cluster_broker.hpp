@@ -49,9 +49,11 @@ private:
     /// `user:42`, the same as the channel's history key will have).
     std::string redis_channel(std::string_view channel) const;
 
+    boost::asio::io_context& ioc_;
     const gateway_config& cfg_;
-    event_sink* sink_ = nullptr; ///< set by start()
-    std::string epoch_;          ///< of the positions handed out (none are ever resumed here)
+    std::shared_ptr<int> life_ = std::make_shared<int>(0); ///< expires at stop()
+    event_sink* sink_ = nullptr;                           ///< set by start()
+    std::string epoch_; ///< of the positions handed out (none are ever resumed here)
     std::unique_ptr<cluster_subscriber> cluster_;
     std::unique_ptr<control_replayer> control_; ///< stored revocations, applied at link-up
     control_names control_names_() const;
@@ -64,6 +66,10 @@ private:
     void on_subscribed(std::string_view redis_channel);
     void recheck_waiters(const std::string* released = nullptr);
     void catch_up(std::string channel);
+    void read_catch_up(std::string channel, std::optional<channel_position> from, unsigned attempt);
+    /// A catch-up read is tried this often (100 ms apart, growing to 1 s) before the held
+    /// events are let go: about 25 s, longer than a cluster takes to promote a replica.
+    static constexpr unsigned max_catch_up_attempts = 30;
 
     struct waiter {
         std::vector<std::string> channels;
