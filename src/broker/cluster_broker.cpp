@@ -144,29 +144,27 @@ void cluster_broker::publish(std::string channel, std::string payload, bool with
 
 void cluster_broker::read_history(std::vector<std::string> channels,
                                   std::optional<stream_position> from, history_done done) {
-    if (channels.empty() || !cfg_.history.enabled) {
-        // No global position exists here: the process-wide catch-up (resume_service) and
-        // GET /position get an empty success; channels catch up one by one (catch_up()).
+    // `from` carries a client's composite cursor as text (http/handshake.cpp); any other
+    // position is the process-wide one resume_service catches up from after a link-up, which
+    // has no meaning here: channels catch up one by one (catch_up()).
+    std::optional<cluster_cursor> cursor;
+    if (from) cursor = cluster_cursor::parse(from->epoch);
+    if (channels.empty() || !cfg_.history.enabled || (from && !cursor)) {
         history_read none;
         none.ok = true;
         none.tip = {epoch_, 0, static_cast<std::int64_t>(std::time(nullptr))};
         return done(std::move(none));
     }
-    // `from` carries the client's composite cursor as text (http/handshake.cpp).
-    std::optional<cluster_cursor> cursor;
-    if (from) cursor = cluster_cursor::parse(from->epoch);
     struct state {
         std::vector<std::string> channels;
         std::vector<std::optional<channel_position>> from;
         std::vector<bool> collides;
         std::vector<channel_history> parts;
         std::size_t pending = 0;
-        bool unknown = false;
         bool had_cursor = false;
         history_done done;
     };
     auto st = std::make_shared<state>();
-    st->unknown = from && !cursor;
     st->had_cursor = cursor.has_value();
     st->from.resize(channels.size());
     st->collides.resize(channels.size());
@@ -188,7 +186,6 @@ void cluster_broker::read_history(std::vector<std::string> channels,
     auto finish = [st] {
         history_read out;
         out.ok = true;
-        out.unknown_position = st->unknown;
         out.tip.epoch = "cluster";
         out.tip.time = static_cast<std::int64_t>(std::time(nullptr));
         for (std::size_t i = 0; i < st->parts.size(); ++i) {

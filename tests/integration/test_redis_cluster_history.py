@@ -244,7 +244,8 @@ class ClusterHistoryTest(ClusterHistoryCase):
         self.assertEqual(first_event["event"], "history-truncated")
         notice = json.loads(first_event["data"])
         self.assertEqual(notice, {"reason": "trimmed", "channels": ["user:" + u]})
-        self.assertEqual([d for d in self.data(back) if d.startswith("trim-") and d != "trim-topic"],
+        self.assertEqual([d for d in self.data(back)
+                          if d.startswith("trim-") and d != "trim-topic"],
                          ["trim-%d" % i for i in range(10, 60)])
 
 
@@ -349,9 +350,9 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
             self.assertNotIn("history-truncated", clients[u].event_names(), u)
         caught_up = [g.metric("ssegw_history_caught_up_events_total") for g in self.gws]
         moves = [g.metric("ssegw_redis_channel_moves_total") for g in self.gws]
-        print("\ncluster history: %d acknowledged events across a slot migration and a CLUSTER "
-              "FAILOVER and a kill -9, each delivered exactly once; channel moves per gateway %s, events "
-              "caught up from history after a move %s"
+        print("\ncluster history: %d acknowledged events across a slot migration, a CLUSTER "
+              "FAILOVER and a kill -9, each delivered exactly once; channel moves per gateway "
+              "%s, events caught up from history after a move %s"
               % (sum(len(a) for a in acked.values()), moves, caught_up))
 
 

@@ -7,11 +7,11 @@
 //   2:<h>.<E>.<s>,<h>.<E>.<s>,...
 //
 // h: a 20-bit hash of the channel name, E: the channel's epoch (milliseconds since 1970 when it
-// began), s: the sequence in it; all lowercase base36 without leading zeros. Per component at most
-// 4 + 1 + 9 + 1 + 13 + 1 = 29 bytes; with epochs of today (8 digits) and sequences below 36^4
-// (1.7 million) at most 19: a stream with 34 channels (user, broadcast, 32 topics) has an id of
-// at most 648 bytes, one with 3 channels 59. At most max_components (sse.max_topics <= 62 in
-// cluster mode), so never more than max_text_bytes.
+// began), s: the sequence in it; all lowercase base36 without leading zeros. With epochs of today
+// (8 digits) and sequences below 36^4 (1.7 million) a component takes at most 19 bytes with its
+// comma: a stream with 34 channels (user, broadcast, 32 topics) has an id of at most 648 bytes,
+// one with 3 channels 59. The parser accepts any 64-bit E and s (4 + 1 + 13 + 1 + 13 + 1 = 33
+// bytes) and at most max_components (sse.max_topics <= 62 in cluster mode): max_text_bytes.
 
 #include <compare>
 #include <cstdint>
@@ -42,7 +42,7 @@ struct cursor_component {
 
 struct cluster_cursor {
     static constexpr std::size_t max_components = 64;
-    static constexpr std::size_t max_text_bytes = 2 + max_components * 29;
+    static constexpr std::size_t max_text_bytes = 2 + max_components * 33 - 1;
 
     std::vector<cursor_component> components;
 

@@ -45,10 +45,10 @@ TEST(ClusterCursor, HashIsTwentyBits) {
 TEST(ClusterCursor, RejectsJunkClearly) {
     for (std::string_view junk :
          {"", "2:", "2", "1:a.b.c", "6931d2f5a1b2c.1042.1764594933", "2:a.b", "2:a.b.c,",
-          "2:,a.b.c", "2:a.b.c,,d.e.f", "2:a.b.c.d", "2:A.b.c", "2:a.b.c,a.d.e", "2:lfls.1.1",
-          "2:a.-1.1", "2:a.b.c\n", "2:a. b.c", "2:a.b.3w5e11264sgsg", "2:0a.1.1"})
+          "2:,a.b.c", "2:a.b.c,,d.e.f", "2:a.b.c.d", "2:A.b.c", "2:a.b.c,a.d.e",
+          "2:a.-1.1", "2:a.b.c\n", "2:a. b.c", "2:a.b.3w5e11264sgsg", "2:0a.1.1", "2:mh34.1.1"})
         EXPECT_FALSE(cluster_cursor::parse(junk)) << junk;
-    EXPECT_TRUE(cluster_cursor::parse("2:lflr.1.1")); // 2^20 - 1
+    EXPECT_TRUE(cluster_cursor::parse("2:mh33.1.1")); // 2^20 - 1
 }
 
 TEST(ClusterCursor, LengthIsBounded) {
