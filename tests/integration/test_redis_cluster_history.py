@@ -75,7 +75,9 @@ class ClusterPublisher:
                 else:
                     raise
             except OSError:
-                self.clients.pop(port, None)
+                dead = self.clients.pop(port, None)
+                if dead is not None:
+                    dead.close()
                 time.sleep(0.1)
                 port, asking = self.cluster.owner(key), False
         raise AssertionError("FCALL to %s not acknowledged in %.0f s" % (key, deadline_s))
