@@ -229,21 +229,47 @@ void presence_service::send_lifecycle() {
         lifecycle_.pop_front();
     }
     const auto key = lifecycle_stream_key(prefix_);
+    auto command = lifecycle_add_command(prefix_, cfg_.lifecycle_max_len, instance_, entries);
     ++in_flight_;
-    call(key, lifecycle_add_command(prefix_, cfg_.lifecycle_max_len, instance_, entries),
-         [this, alive = alive_, n](std::optional<reply> r, const std::string& error) {
+    call(key, std::move(command),
+         [this, alive = alive_, entries = std::move(entries)](std::optional<reply> r,
+                                                              const std::string& error) mutable {
              if (!*alive) return;
+             const auto n = entries.size();
              if (error.empty() && r && r->type == reply::kind::integer) {
                  lifecycle_written_ += n;
              } else {
-                 // The audit trail is best effort: records that Redis did not take are counted
-                 // as lost rather than held without bound.
                  ++lifecycle_errors_;
-                 lifecycle_dropped_ += n;
                  failed("lifecycle stream write", error.empty() ? "unexpected reply" : error);
+                 if (is_transport_error(error)) {
+                     // Redis unreachable, or the link died with the call in flight: the entries
+                     // wait (bounded) for the next heartbeat. A call that reached Redis before
+                     // the link died is written twice: the trail is at least once, not lost.
+                     requeue_lifecycle(std::move(entries));
+                     lifecycle_failed_ = true;
+                 } else {
+                     // Redis refused them (an ACL without XADD, a wrong type): asking again
+                     // would not help; counted as lost.
+                     lifecycle_dropped_ += n;
+                 }
              }
              round_done();
          });
+}
+
+bool presence_service::is_transport_error(const std::string& error) {
+    return error == "redis unavailable" || error.rfind("redis connection lost", 0) == 0;
+}
+
+void presence_service::requeue_lifecycle(std::vector<lifecycle_entry> entries) {
+    // Back in front, in their order; beyond the bound the oldest go (counted).
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+        lifecycle_.push_front({it->opened, std::move(it->user), std::move(it->topics),
+                               std::move(it->reason), it->duration_seconds});
+    while (lifecycle_.size() > max_lifecycle_waiting) {
+        lifecycle_.pop_front();
+        ++lifecycle_dropped_;
+    }
 }
 
 void presence_service::round_done() {
@@ -254,7 +280,9 @@ void presence_service::round_done() {
         need_full_ = false;
     // Whatever changed meanwhile goes now; after a failure, at the next heartbeat (a Redis
     // that is down is not asked again in a loop).
-    if (!round_failed_) flush();
+    const bool wait = round_failed_ || lifecycle_failed_;
+    lifecycle_failed_ = false;
+    if (!wait) flush();
 }
 
 void presence_service::call(const std::string& key, std::vector<std::string> args,

@@ -264,6 +264,28 @@ class LifecycleTest(PresenceCase):
         self.assertEqual(m.get("ssegw_lifecycle_entries_total"), 2)
         self.assertEqual(m.get("ssegw_lifecycle_dropped_total"), 0)
 
+    def test_entries_made_while_redis_is_down_are_written_when_it_is_back(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(config(dict(FAST, lifecycle_stream=True)), redis=redis)
+        opened(self.sse(gw.port, user="before")).close()
+        wait_until(lambda: gw.metrics().get("ssegw_lifecycle_entries_total") == 2, 3)
+        redis.kill()
+        wait_until(lambda: http_request(gw.admin_port, "GET", "/readyz")[0] == 503, 5)
+        for i in range(3):  # opened and closed while Redis is away: six entries wait
+            opened(self.sse(gw.port, user="away%d" % i)).close()
+        wait_until(lambda: gw.metrics().get("ssegw_presence_errors_total", op="lifecycle") >= 1,
+                   5, message="the gateway never tried to write the entries")
+        redis.start()  # empty (no persistence): the functions are installed again
+
+        def users():
+            return [dict(zip(f[::2], f[1::2]))["user"] for _id, f in
+                    redis.cli("XRANGE", "sse:lifecycle", "-", "+")]
+        wait_until(lambda: sorted(users()) == sorted(["away0", "away1", "away2"] * 2), 10,
+                   message=lambda: "lifecycle entries: %s" % users())
+        m = gw.metrics()
+        self.assertEqual(m.get("ssegw_lifecycle_entries_total"), 8)
+        self.assertEqual(m.get("ssegw_lifecycle_dropped_total"), 0)
+
     def test_off_by_default(self):
         redis = self.start_redis()
         gw = self.start_gateway(config(FAST), redis=redis)

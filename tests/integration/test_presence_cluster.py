@@ -57,13 +57,22 @@ class PresenceClusterTest(FailureAwareMixin, GatewayTestCase):
                    message=lambda: "presence of %s: %s, expected %s" % (user, seen[-1:], counts))
 
     def test_counts_transitions_and_key_placement(self):
-        self.start_stack()
+        self.start_stack(dict(FAST, lifecycle_stream=True))
         users = ["u%d" % i for i in range(12)]
         clients = {u: [self.connect(gw, u) for gw in self.gws] for u in users}
         for u in users:
             self.expect(self.gws[1], u, (2, 2), 3.0)
         wait_until(lambda: len(self.transitions()) == len(users), 3)
         self.assertEqual(sorted(self.transitions()), sorted(("online", u) for u in users))
+        # The lifecycle stream: one "opened" per stream, both gateways' entries in the one key,
+        # on the primary owning its slot (the gateways route the call there).
+        def opened():
+            return sorted(dict(zip(f[::2], f[1::2]))["user"] for _id, f in
+                          self.cluster.call("XRANGE", "sse:lifecycle", "-", "+"))
+        wait_until(lambda: opened() == sorted(users * 2), 3,
+                   message=lambda: "lifecycle entries: %s" % opened())
+        self.assertEqual(self.cluster.node(self.cluster.owner("sse:lifecycle"))
+                         .cli("EXISTS", "sse:lifecycle"), 1)
         # Every presence key is on the primary owning sse:presence's slot, whatever the user.
         owner = self.cluster.node(self.cluster.owner("sse:presence"))
         keys = owner.cli("KEYS", "sse:*presence*")

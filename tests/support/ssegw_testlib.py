@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import queue
+import random
 import selectors
 import shutil
 import signal
@@ -667,27 +668,30 @@ class RedisSentinel(RedisServer):
 
 
 def free_cluster_ports(n):
-    """n free loopback ports whose cluster bus ports (port + 10000) exist and are free too."""
+    """n loopback ports for cluster nodes whose cluster bus ports (port + 10000) are free too.
+    Both lie below the kernel's ephemeral range (32768+ here): a bus port taken from that range
+    can be held at any moment by the local end of some other test's connection, and Redis then
+    aborts with "Failed listening on port ... (cluster)". Each pair is bound once to check it."""
     out = []
+    rng = random.Random()
     for _ in range(2000):
         if len(out) == n:
             return out
-        p = free_port()
-        if p >= 55000 or p in out:
+        p = rng.randrange(20000, 22700)
+        if p in out:
             continue
-        # Bound, not connected to: a bus port that is the local end of some other connection
-        # (the ephemeral range covers it; a busy machine has thousands) refuses redis-server's
-        # bind just like a listener would.
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((HOST, p + 10000))
-        except OSError:
-            continue
-        finally:
-            probe.close()
-        out.append(p)
+        if all(_bindable(q) for q in (p, p + 10000)):
+            out.append(p)
     raise AssertionError("no ports with free cluster bus ports")
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
 
 
 class RedisCluster:

@@ -22,6 +22,7 @@
 #include "ssegw/broker/broker.hpp"
 #include "ssegw/config/config.hpp"
 #include "ssegw/core/log_throttle.hpp"
+#include "ssegw/redis/presence_functions.hpp"
 #include "ssegw/shard/presence_sink.hpp"
 
 namespace ssegw {
@@ -65,6 +66,9 @@ private:
     /// One FCALL ssegw_presence_apply; `then`: chunks sent once this one succeeded.
     void send_apply(count_chunk counts, bool reset, bool full, std::vector<count_chunk> then = {});
     void send_lifecycle();
+    /// Entries of a lifecycle call that did not reach Redis, back at the head of the queue.
+    void requeue_lifecycle(std::vector<lifecycle_entry> entries);
+    static bool is_transport_error(const std::string& error);
     void round_done();
     /// Runs a presence function on the node of `key`, installing the library there first when
     /// that node lacks it (a restarted Redis, a Cluster node never written to).
@@ -91,7 +95,8 @@ private:
     unsigned in_flight_ = 0; ///< calls of the current round
     bool round_failed_ = false;
     bool round_full_ = false;
-    bool round_unknown_ = false; ///< a delta call found the instance's records gone
+    bool round_unknown_ = false;    ///< a delta call found the instance's records gone
+    bool lifecycle_failed_ = false; ///< lifecycle entries wait for the next heartbeat
 
     log_throttle error_log_{std::chrono::seconds(10)};
     std::uint64_t reports_ = 0;

@@ -13,6 +13,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <random>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace ssegw {
 namespace {
@@ -28,16 +34,28 @@ std::vector<std::string> cluster_args(const std::filesystem::path& dir, int n) {
             "--cluster-node-timeout", "2000"};
 }
 
-/// A free port whose cluster bus port (port + 10000) is free too and below 65536.
+/// True when a socket can bind 127.0.0.1:port now.
+bool bindable(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
+
+/// A port whose cluster bus port (port + 10000) is free too, both below the kernel's ephemeral
+/// range (32768+): a bus port from that range can be held at any moment by the local end of
+/// another test's connection, and Redis then aborts ("Failed listening on port ... (cluster)").
 std::uint16_t pick_cluster_port() {
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(20000, 22699);
     for (int attempt = 0; attempt < 1000; ++attempt) {
-        const auto port = test::pick_free_port();
-        if (port >= 55000) continue;
-        if (const int fd = test::connect_loopback(port + 10000, 100ms); fd >= 0) {
-            ::close(fd); // something listens on the bus port
-            continue;
-        }
-        return port;
+        const int port = pick(rng);
+        if (bindable(port) && bindable(port + 10000)) return static_cast<std::uint16_t>(port);
     }
     throw std::runtime_error("no port with a free cluster bus port");
 }
