@@ -22,9 +22,12 @@
 #include "ssegw/broker/redis_broker.hpp"
 #include "ssegw/broker/resume_service.hpp"
 #include "ssegw/config/config_loader.hpp"
+#include "ssegw/core/channel.hpp"
+#include "ssegw/core/cluster_cursor.hpp"
 #include "ssegw/core/control_message.hpp"
 #include "ssegw/core/log_throttle.hpp"
 #include "ssegw/core/prometheus_text.hpp"
+#include "ssegw/core/query_string.hpp"
 #include "ssegw/http/admin_server.hpp"
 #include "ssegw/http/listener.hpp"
 #include "ssegw/router/router.hpp"
@@ -106,7 +109,9 @@ struct server::impl {
                                 publish_reply(reply, ok, detail);
                             });
         };
-        routes.position = [this](admin_routes::reply_fn reply) { position(std::move(reply)); };
+        routes.position = [this](std::string query, admin_routes::reply_fn reply) {
+            position(query, std::move(reply));
+        };
         routes.disconnect = [this](std::string body, admin_routes::reply_fn reply) {
             disconnect(body, std::move(reply));
         };
@@ -122,10 +127,12 @@ struct server::impl {
     /// GET /position: where history stands now, the position a page that reads its data after
     /// this call opens its stream from (?lastEventId=): every event published later has a
     /// higher sequence, so the resume replays it; nothing earlier is replayed.
-    void position(admin_routes::reply_fn reply) {
+    void position(std::string_view query, admin_routes::reply_fn reply) {
         if (!cfg.history.enabled)
             return reply(409, R"({"error":"history is disabled (history.enabled is false): )"
                               R"(streams have no positions"})");
+        if (cfg.redis.deployment == redis_deployment::cluster)
+            return cluster_position(query, std::move(reply));
         events->read_history({}, std::nullopt, [this, reply = std::move(reply)](history_read r) {
             if (!r.ok) {
                 ++position_failures;
@@ -202,6 +209,49 @@ struct server::impl {
         out.counter("ssegw_position_failures_total",
                     "GET /position answered 503 (history could not be read).", position_failures);
         return std::move(out).str();
+    }
+
+    /// GET /position?user=<id>&topic=<t>... in Redis Cluster mode: each channel has its own
+    /// position, so the answer is the composite cursor (core/cluster_cursor.hpp) of the stream
+    /// those name (the user's channel, broadcast, the topics), at each channel's tip now.
+    void cluster_position(std::string_view query, admin_routes::reply_fn reply) {
+        const auto params = parse_query(query);
+        std::vector<std::string> channels;
+        std::string user;
+        std::vector<std::string> topics;
+        if (params)
+            for (const auto& p : *params) {
+                if (p.key == "user") user = p.value;
+                if (p.key == "topic") topics.push_back(p.value);
+            }
+        const bool names_ok = is_valid_name(user) &&
+                              std::all_of(topics.begin(), topics.end(),
+                                          [](const std::string& t) { return is_valid_name(t); });
+        if (!params || !names_ok || topics.size() > cfg.sse.max_topics)
+            return reply(400, "{\"error\":\"in redis.mode cluster a position is per stream: "
+                              "give ?user=<id> and the stream's ?topic=... (each channel has "
+                              "its own history)\"}");
+        channels.push_back(user_channel(user));
+        channels.emplace_back(broadcast_channel);
+        for (const auto& t : topics) channels.push_back(topic_channel(t));
+        events->read_history(
+            channels, std::nullopt, [this, channels, reply = std::move(reply)](history_read r) {
+                if (!r.ok || r.channel_tips.size() != channels.size()) {
+                    ++position_failures;
+                    const nlohmann::json body = {{"error", "history unavailable: " + r.error}};
+                    return reply(
+                        503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                }
+                ++positions_given;
+                cluster_cursor c;
+                for (std::size_t i = 0; i < channels.size(); ++i) {
+                    // Two channels with one hash: the later is left out, as
+                    // in a session's id (shard/composite_position.hpp).
+                    const auto h = cursor_hash(channels[i]);
+                    if (!c.find(h)) c.components.push_back({h, r.channel_tips[i]});
+                }
+                reply(200, nlohmann::json{{"position", c.format()}}.dump());
+            });
     }
 
     /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with

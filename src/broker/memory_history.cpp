@@ -71,7 +71,8 @@ history_read memory_history::read(const std::vector<std::string>& channels,
             first.seq > from->seq && first.time - from->time >= static_cast<std::int64_t>(ttl_);
         if (trimmed || recreated) out.truncated.push_back(ch);
         for (const auto& e : s.entries)
-            if (e.seq > from->seq) out.entries.push_back({ch, {epoch_, e.seq, e.time}, e.payload});
+            if (e.seq > from->seq)
+                out.entries.push_back({ch, {epoch_, e.seq, e.time}, e.payload, {}});
     }
     std::stable_sort(out.entries.begin(), out.entries.end(),
                      [](const history_entry& a, const history_entry& b) {

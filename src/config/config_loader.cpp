@@ -1,5 +1,7 @@
 #include <ssegw/config/config_loader.hpp>
 
+#include "ssegw/core/cluster_cursor.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -498,10 +500,14 @@ void validate(const gateway_config& cfg) {
     }
     if (redis.deployment == redis_deployment::cluster && redis.standalone())
         invalid("redis.url", "redis.mode \"cluster\" needs the URLs of one or more nodes");
-    if (redis.deployment == redis_deployment::cluster && cfg.history.enabled)
-        invalid("history.enabled",
-                "must be false with redis.mode \"cluster\": this version delivers live events "
-                "through a cluster (SPUBLISH), history there is not in it yet");
+    // A cluster stream's id holds one cursor component per channel (core/cluster_cursor.hpp):
+    // the user's, broadcast and the topics, at most cluster_cursor::max_components.
+    if (redis.deployment == redis_deployment::cluster && cfg.history.enabled &&
+        cfg.sse.max_topics + 2 > cluster_cursor::max_components)
+        invalid("sse.max_topics",
+                "must be at most " + std::to_string(cluster_cursor::max_components - 2) +
+                    " with redis.mode \"cluster\" and history enabled: a stream's id holds a "
+                    "position per channel");
     if (sentinel && redis.standalone())
         invalid("redis.url", "redis.mode \"sentinel\" needs the sentinels' URLs");
     if (sentinel && redis.sentinel.master_name.empty())

@@ -76,7 +76,11 @@ private:
         if (path == "/position" && routes_->position) {
             if (req.method() != http::verb::get)
                 return respond(http::status::method_not_allowed, R"({"error":"use GET"})", false);
-            return routes_->position(replier());
+            const auto q = target.find('?');
+            return routes_->position(std::string(q == std::string_view::npos
+                                                     ? std::string_view()
+                                                     : target.substr(q + 1)),
+                                     replier());
         }
         if (path == "/presence" && routes_->presence) {
             if (req.method() != http::verb::get)

@@ -1,5 +1,7 @@
 #include "ssegw/http/handshake.hpp"
 
+#include "ssegw/core/cluster_cursor.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -217,6 +219,13 @@ private:
         resume.asked_at = std::chrono::steady_clock::now();
         if (!last_id.empty()) {
             resume.had_last_event_id = true;
+            if (cfg_.redis.deployment == redis_deployment::cluster) {
+                // A composite cursor (core/cluster_cursor.hpp) travels to the broker as its text
+                // in `epoch`; anything else (a single-mode id, junk) is an unknown position.
+                if (cluster_cursor::parse(last_id)) from = stream_position{std::string(last_id)};
+                resume.malformed = !from;
+                return resume;
+            }
             from = stream_position::parse(last_id);
             resume.malformed = !from;
             if (from) resume.from_seq = from->seq;

@@ -11,6 +11,9 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/envelope.hpp"
 #include "ssegw/shard/batch_sink.hpp"
+#include "ssegw/sse/frame_body.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace ssegw {
 
@@ -42,6 +45,14 @@ void router::on_interest(unsigned shard_id, const std::string& channel, bool hel
     it->second &= ~bit;
     if (it->second != 0) return;
     masks_.erase(it);
+    if (auto st = channel_states_.find(channel); st != channel_states_.end()) {
+        held_bytes_ -= std::min(held_bytes_, [&] {
+            std::size_t n = 0;
+            for (const auto& h : st->second.held) n += h.second.size();
+            return n;
+        }());
+        channel_states_.erase(st);
+    }
     subscriptions_.want(channel, false);
 }
 
@@ -158,6 +169,124 @@ std::vector<std::string> router::wanted_channels() const {
     out.reserve(masks_.size());
     for (const auto& [name, mask] : masks_) out.push_back(name);
     return out;
+}
+
+void router::route_channel_history(std::string_view channel, const channel_position& at,
+                                   std::string_view payload) {
+    const auto kind = kind_of(channel);
+    if (!kind) return count_drop(route_drop::bad_channel, channel);
+    bump(received_[static_cast<std::size_t>(*kind)]);
+    const auto it = masks_.find(channel);
+    if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
+    auto found = channel_states_.find(channel); // no key string built per event
+    if (found == channel_states_.end())
+        found = channel_states_.try_emplace(std::string(channel)).first;
+    auto& st = found->second;
+    if (st.holding) {
+        if (st.overflow || held_bytes_ + payload.size() > max_held_bytes) {
+            // Dropped here, read again: the catch-up reruns from where routing got to.
+            st.overflow = true;
+            return count_drop(route_drop::catch_up_overflow, channel);
+        }
+        held_bytes_ += payload.size();
+        st.held.emplace_back(at, std::string(payload));
+        return;
+    }
+    // Positions of one channel are totally ordered: at most once, and never backwards.
+    if (st.known && at <= st.last) return count_drop(route_drop::duplicate);
+    st.last = at;
+    st.known = true;
+    deliver_channel_history(channel, it->second, at, payload);
+}
+
+void router::deliver_channel_history(std::string_view channel, std::uint64_t mask,
+                                     const channel_position& at, std::string_view payload) {
+    auto built = build_frame_body(payload, max_event_bytes_);
+    if (built.dropped) return count_drop(static_cast<route_drop>(*built.dropped), channel);
+    auto ev = std::make_shared<routed_event>();
+    ev->channel.assign(channel);
+    ev->bytes = std::move(built.bytes);
+    ev->per_session_id = true;
+    ev->at = at;
+    ev->received_at = std::chrono::steady_clock::now();
+    routed_event_ptr shared = std::move(ev);
+    pending_shards_ |= mask;
+    for (; mask != 0; mask &= mask - 1)
+        pending_[static_cast<std::size_t>(std::countr_zero(mask))].push_back(shared);
+}
+
+std::optional<channel_position> router::begin_channel_catch_up(std::string_view channel) {
+    if (masks_.find(channel) == masks_.end()) return std::nullopt;
+    auto& st = channel_states_.try_emplace(std::string(channel)).first->second;
+    st.holding = true;
+    if (!st.known) return std::nullopt;
+    return st.last;
+}
+
+void router::release_held(std::string_view channel, channel_state& st) {
+    auto held = std::move(st.held);
+    st.held.clear();
+    st.holding = false;
+    for (const auto& h : held) held_bytes_ -= std::min(held_bytes_, h.second.size());
+    for (const auto& h : held) route_channel_history(channel, h.first, h.second);
+}
+
+void router::finish_channel_catch_up(std::string_view channel,
+                                     const std::vector<history_entry>& entries,
+                                     const channel_position& tip, bool truncated) {
+    const auto it = channel_states_.find(channel);
+    if (it == channel_states_.end()) return; // nobody holds it any more
+    auto& st = it->second;
+    st.holding = false;
+    if (!st.known) {
+        // First confirmation: only where history stands was read. Sessions filter by their own
+        // cursors, so held events go out whatever their position; routing continues from the
+        // highest of them and the tip.
+        st.last = tip;
+        st.known = true;
+        auto held = std::move(st.held);
+        st.held.clear();
+        const auto m = masks_.find(channel);
+        for (const auto& h : held) {
+            held_bytes_ -= std::min(held_bytes_, h.second.size());
+            if (m != masks_.end()) deliver_channel_history(channel, m->second, h.first, h.second);
+            st.last = std::max(st.last, h.first);
+        }
+    } else {
+        if (truncated) {
+            // Events after what was routed are gone (a failover lost them before they were
+            // replicated): every stream of the channel is told before what follows.
+            const auto m = masks_.find(channel);
+            nlohmann::json data = {{"reason", "failover"}, {"channels", {channel}}};
+            if (m != masks_.end())
+                deliver(channel, m->second,
+                        {make_event_frame(
+                             "history-truncated",
+                             data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)),
+                         std::nullopt, false},
+                        0, 0, nullptr);
+        }
+        for (const auto& e : entries) {
+            const auto before = st.last;
+            route_channel_history(channel, e.at, e.payload);
+            if (st.last > before) bump(caught_up_);
+        }
+        release_held(channel, st);
+    }
+    if (st.overflow) {
+        // Something was dropped while held: it is in history, read it again from here.
+        st.overflow = false;
+        spdlog::warn("catch-up of {} overflowed; events after it come with the next one",
+                     channel.substr(0, 80));
+    }
+    flush();
+}
+
+void router::abandon_channel_catch_up(std::string_view channel) {
+    const auto it = channel_states_.find(channel);
+    if (it == channel_states_.end()) return;
+    release_held(channel, it->second);
+    flush();
 }
 
 void router::count_drop(route_drop why, std::string_view channel) noexcept {

@@ -12,6 +12,7 @@
 
 #include "ssegw/core/channel.hpp"
 #include "ssegw/shard/shard.hpp"
+#include "ssegw/sse/frame_body.hpp"
 
 namespace ssegw {
 
@@ -92,6 +93,7 @@ void session::deliver(const routed_event_ptr& ev) {
 }
 
 void session::accept(const routed_event& ev) {
+    if (ev.per_session_id) return accept_per_session(ev);
     if (ev.seq != 0) {
         // History events arrive in sequence order; one already written (from the replay, or
         // through another path) is skipped, so the seam between replay and live has no doubles.
@@ -105,7 +107,8 @@ void session::accept(const routed_event& ev) {
     enqueue(ev.bytes);
     // The payload set its own id: put the client's position back so its Last-Event-ID stays
     // one we can resume from.
-    if (ev.moves_last_event_id && position_) enqueue(position_);
+    if (ev.moves_last_event_id)
+        if (auto p = current_position()) enqueue(p);
 }
 
 void session::on_history(std::shared_ptr<const history_read> read, const resume_request& req) {
@@ -117,6 +120,7 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         shard_counters::bump(c.resume_failures);
         return close_gracefully(shard_.retry_hint(), close_reason::history_unavailable);
     }
+    if (!read->channel_tips.empty()) return on_cluster_history(std::move(read), req);
     if (req.had_last_event_id) shard_counters::bump(c.resumes);
     if (req.malformed || read->unknown_position) {
         shard_counters::bump(c.unknown_positions);
@@ -163,6 +167,7 @@ void session::release_held() {
 }
 
 void session::pump_replay() {
+    if (cursor_) return pump_cluster_replay();
     if (!resume_ || !resume_->replay || leaving()) return;
     const auto& cfg = shard_.config().sse;
     const auto& entries = resume_->replay->entries;
@@ -365,6 +370,72 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
         shard_counters::bump(shard_.counters().heartbeats);
         enqueue(shard_.heartbeat());
     }
+}
+
+} // namespace ssegw
+
+// ---- Redis Cluster history: a position per channel, an id per session ----
+
+namespace ssegw {
+
+frame session::current_position() const {
+    if (cursor_) return make_position_frame(cursor_->format());
+    return position_;
+}
+
+void session::accept_per_session(const routed_event& ev) {
+    // Before the history read there is no cursor: the event is owed (it arrived after the
+    // stream registered) and is written when the read comes back, through resume_->held.
+    if (!cursor_) return;
+    // Within a channel positions are totally ordered: what the client has (replayed, or routed
+    // twice around a move) is skipped.
+    if (!cursor_->advance(channel_index(channels_, ev.channel), ev.at)) return;
+    enqueue(ev.bytes);
+    enqueue(cursor_->id_tail());
+}
+
+void session::on_cluster_history(std::shared_ptr<const history_read> read,
+                                 const resume_request& req) {
+    auto& c = shard_.counters();
+    if (req.had_last_event_id) shard_counters::bump(c.resumes);
+    if (req.malformed || read->unknown_position) {
+        // A single-mode id, or junk: nothing to resume from; every channel starts at its tip.
+        shard_counters::bump(c.unknown_positions);
+        shard_counters::bump(c.truncated_resumes);
+        enqueue(truncated_notice("unknown-position", {}));
+    } else if (!read->truncated.empty()) {
+        shard_counters::bump(c.truncated_resumes);
+        enqueue(truncated_notice("trimmed", read->truncated));
+    }
+    resume_->asked_at = req.asked_at;
+    cursor_ = std::make_unique<composite_position>(channels_, read->channel_from);
+    resume_->replay = std::move(read);
+    pump_cluster_replay();
+}
+
+void session::pump_cluster_replay() {
+    if (!resume_ || !resume_->replay || leaving()) return;
+    const auto& cfg = shard_.config().sse;
+    const auto& read = *resume_->replay;
+    const auto& entries = read.entries;
+    auto& c = shard_.counters();
+    while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
+        const auto& e = entries[resume_->next++];
+        if (!cursor_->advance(channel_index(channels_, e.channel), e.at)) continue;
+        auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->format());
+        if (built.dropped) continue; // the live path drops it the same way
+        shard_counters::bump(c.replayed_events);
+        queue_.push_back(std::move(built.bytes));
+        queued_bytes_ += queue_.back()->size();
+    }
+    if (!write_in_flight_) do_write();
+    if (resume_->next < entries.size()) return;
+    // Every event of each channel up to its tip was before the position or replayed; held
+    // events beyond the tips follow, filtered per channel.
+    for (std::size_t i = 0; i < read.channel_tips.size(); ++i)
+        cursor_->advance(i, read.channel_tips[i]);
+    if (auto p = current_position()) enqueue(p);
+    release_held();
 }
 
 } // namespace ssegw

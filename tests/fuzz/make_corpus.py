@@ -78,6 +78,19 @@ write("position", {
 })
 
 
+# --- cursor: cluster-mode composite cursors and cluster envelopes -----------------------------
+write("cursor", {
+    "one": "2:3kq1.mif3dyib.h",
+    "three": "2:3kq1.mif3dyib.h,l0k.mif3dy00.0,a.0.0",
+    "max_seq": "2:mh33.3w5e11264sgsf.3w5e11264sgsf",
+    "overflow": "2:1.1.3w5e11264sgsg",
+    "duplicate_hash": "2:a.1.1,a.2.2",
+    "single_mode_id": "6931d2f5a1b2c.1042.1764594933",
+    "envelope": "\x1e2:mif3dyib.h\n{\"data\":\"hello\"}",
+    "envelope_no_newline": "\x1e2:1.1",
+})
+
+
 # --- jwt: [mode][bytes] -------------------------------------------------------------------------
 def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -64,23 +64,25 @@ class ReadmeRedisConfigTest(unittest.TestCase):
                 self.assertTrue(effective["redis"]["url"].startswith("rediss://"))
 
     def test_cluster_snippet(self):
-        found = snippets("Redis Cluster (live delivery)")
+        found = snippets("Redis Cluster")
         self.assertEqual(len(found), 1)
         effective = self.check(found[0])
         self.assertEqual(effective["redis"]["mode"], "cluster")
-        self.assertFalse(effective["history"]["enabled"])
+        self.assertTrue(effective["history"]["enabled"])
 
-    def test_cluster_mode_with_history_is_refused_clearly(self):
+    def test_cluster_history_bounds_topics_clearly(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("SSEGW_")}
         env["SSEGW_JWT_SECRET"] = "s3cret"
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "gateway.json")
             with open(path, "w") as f:
-                json.dump({"redis": {"mode": "cluster", "url": "rediss://cfg.example:6379"}}, f)
+                json.dump({"redis": {"mode": "cluster", "url": "rediss://cfg.example:6379"},
+                           "sse": {"max_topics": 100}}, f)
             proc = subprocess.run([gateway_binary(), "--config", path, "--check-config"],
                                   capture_output=True, text=True, env=env, timeout=30)
         self.assertEqual(proc.returncode, 2)
-        self.assertIn("history.enabled: must be false with redis.mode \"cluster\"", proc.stderr)
+        self.assertIn("sse.max_topics: must be at most 62 with redis.mode \"cluster\"",
+                      proc.stderr)
 
 
 if __name__ == "__main__":

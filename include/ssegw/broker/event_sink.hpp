@@ -37,6 +37,27 @@ public:
     /// Channels some shard holds right now (what the process must be subscribed to).
     virtual std::vector<std::string> wanted_channels() const = 0;
 
+    // ---- Redis Cluster history: positions per channel (core/cluster_cursor.hpp) ----
+
+    /// A history event of one channel, at `at` in that channel's history: routed at most once
+    /// per channel, with each session's own composite cursor as its `id:`.
+    virtual void route_channel_history(std::string_view channel, const channel_position& at,
+                                       std::string_view payload) {}
+    /// The channel's subscription was (re)confirmed: hold its history events until
+    /// finish_channel_catch_up(). Returns how far the process had routed it (nullopt: nothing
+    /// yet, or the channel is not held; then only its tip needs reading).
+    virtual std::optional<channel_position> begin_channel_catch_up(std::string_view channel) {
+        return std::nullopt;
+    }
+    /// Routes `entries` (what the channel holds after the position begin_channel_catch_up gave),
+    /// then what was held; with `truncated`, first tells the channel's sessions that events
+    /// were lost (a failover). tip: where the channel's history stood.
+    virtual void finish_channel_catch_up(std::string_view channel,
+                                         const std::vector<history_entry>& entries,
+                                         const channel_position& tip, bool truncated) {}
+    /// The catch-up read failed: release what was held (the next confirmation catches up).
+    virtual void abandon_channel_catch_up(std::string_view channel) {}
+
 protected:
     ~event_sink() = default;
 };

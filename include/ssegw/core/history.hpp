@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ssegw/core/cluster_cursor.hpp"
 #include "ssegw/core/stream_position.hpp"
 
 namespace ssegw {
@@ -14,6 +15,7 @@ struct history_entry {
     std::string channel;      ///< internal name, e.g. "user:42"
     stream_position position; ///< its resume position (epoch, seq, time)
     std::string payload;      ///< as the backend published it
+    channel_position at;      ///< cluster mode: the entry's place in its channel's history
 };
 
 struct history_read {
@@ -29,8 +31,15 @@ struct history_read {
     bool lost = false;
     /// Channels whose events after the position may be partly gone (trimmed or expired).
     std::vector<std::string> truncated;
-    /// Events after the position, ascending by position.seq.
+    /// Events after the position, ascending by position.seq (cluster mode: by channel, each
+    /// ascending by `at`).
     std::vector<history_entry> entries;
+    /// Cluster mode only, one per requested channel in request order: where the client stood
+    /// in it (its cursor component, or the tip when the cursor did not name the channel) and
+    /// where the channel's history stood when read. Every entry of the channel after `from` up
+    /// to `tip` is in entries.
+    std::vector<channel_position> channel_from;
+    std::vector<channel_position> channel_tips;
 };
 
 /// Merges several reads of disjoint channel sets taken in one go (chunks of a large request):

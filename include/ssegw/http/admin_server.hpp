@@ -23,8 +23,9 @@ struct admin_routes {
     std::function<void(std::string channel, std::string payload, reply_fn)> publish;
     /// POST /disconnect with its raw body (parsed and checked by the callee).
     std::function<void(std::string body, reply_fn)> disconnect;
-    /// GET /position: a resume position taken now.
-    std::function<void(reply_fn)> position;
+    /// GET /position with its raw query: a resume position taken now (Redis Cluster mode: for
+    /// the stream of ?user= and ?topic=..., whose channels each have their own position).
+    std::function<void(std::string query, reply_fn)> position;
     /// GET /presence with its raw query (after '?'; parsed and checked by the callee).
     std::function<void(std::string query, reply_fn)> presence;
     /// A control request was refused for a missing or wrong admin key (for the metrics).

@@ -75,6 +75,14 @@ public:
     std::vector<std::string> wanted_channels() const override;
     std::size_t channel_count() const noexcept { return masks_.size(); }
 
+    void route_channel_history(std::string_view channel, const channel_position& at,
+                               std::string_view payload) override;
+    std::optional<channel_position> begin_channel_catch_up(std::string_view channel) override;
+    void finish_channel_catch_up(std::string_view channel,
+                                 const std::vector<history_entry>& entries,
+                                 const channel_position& tip, bool truncated) override;
+    void abandon_channel_catch_up(std::string_view channel) override;
+
     std::uint64_t events_received(std::size_t kind) const noexcept {
         return received_[kind].load(std::memory_order_relaxed);
     }
@@ -92,6 +100,20 @@ private:
         std::string id_text;
         std::string payload;
     };
+
+    /// Redis Cluster history: per channel, how far it was routed, and what waits while its
+    /// subscription's catch-up read runs (only channels some shard holds have one).
+    struct channel_state {
+        channel_position last;
+        bool known = false;   ///< last is set: routed, or the tip read after subscribing
+        bool holding = false; ///< a catch-up read is running
+        bool overflow = false;
+        std::vector<std::pair<channel_position, std::string>> held;
+    };
+    /// Delivers one cluster history event (per-session ids) to the shards in mask.
+    void deliver_channel_history(std::string_view channel, std::uint64_t mask,
+                                 const channel_position& at, std::string_view payload);
+    void release_held(std::string_view channel, channel_state& st);
 
     /// Moves position_ on, telling the broker when the epoch changes.
     void advance_to(const stream_position& next);
@@ -115,6 +137,7 @@ private:
     bool catching_up_ = false;
     bool held_overflow_ = false;
     std::vector<held_event> held_;
+    string_map<channel_state> channel_states_;
     std::size_t held_bytes_ = 0;
     /// Indexed by channel_kind (user, topic, broadcast).
     std::array<std::atomic<std::uint64_t>, 3> received_{};

@@ -19,6 +19,7 @@
 
 #include "ssegw/core/history.hpp"
 #include "ssegw/shard/close_reason.hpp"
+#include "ssegw/shard/composite_position.hpp"
 #include "ssegw/shard/shard_socket.hpp"
 #include "ssegw/sse/frame.hpp"
 #include "ssegw/sse/routed_event.hpp"
@@ -95,6 +96,12 @@ private:
     void accept(const routed_event& ev);
     void pump_replay();
     void finish_replay();
+    // Redis Cluster history (session_cluster.cpp): a position per channel, ids per session.
+    void on_cluster_history(std::shared_ptr<const history_read> read, const resume_request& req);
+    void accept_per_session(const routed_event& ev);
+    void pump_cluster_replay();
+    /// The client's position block: the composite cursor in cluster mode, else position_.
+    frame current_position() const;
     /// Ends the resume: records its latency and hands what was held back to accept().
     void release_held();
     void do_write();
@@ -119,7 +126,8 @@ private:
     /// Position block (make_position_frame) of where the client stands: shared with every
     /// session at the same place (the shard's position_frame(), a routed event's position).
     frame position_;
-    std::unique_ptr<resume_state> resume_; ///< only while history is awaited or replayed
+    std::unique_ptr<resume_state> resume_;       ///< only while history is awaited or replayed
+    std::unique_ptr<composite_position> cursor_; ///< cluster history only, from on_history
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t last_seq_ = 0; ///< highest history sequence written (or owed before)
     std::uint64_t bytes_written_ = 0;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "ssegw/core/cluster_cursor.hpp"
 #include "ssegw/sse/frame.hpp"
 
 namespace ssegw {
@@ -22,6 +23,11 @@ struct routed_event {
     /// A live-only event whose payload set its own `id:`: the session re-sends its position
     /// right after, so the Last-Event-ID a browser sends back stays one the gateway understands.
     bool moves_last_event_id = false;
+    /// Redis Cluster history: `bytes` is a body without its `id:` line and blank line
+    /// (sse/frame_body.hpp); each session ends it with its own composite cursor, moved to `at`
+    /// for this channel.
+    bool per_session_id = false;
+    channel_position at;
     std::chrono::steady_clock::time_point received_at; ///< when the process got it
 };
 

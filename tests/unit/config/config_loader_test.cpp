@@ -352,14 +352,19 @@ TEST(validate, redis_credentials_and_tls) {
     const std::string file =
         (std::filesystem::path(::testing::TempDir()) / "ssegw-redis-password").string();
     std::ofstream(file) << "s3cret\n";
+    // History in a cluster: a stream's id holds a position per channel, so topics are bounded.
     EXPECT_EQ(validate_error([](auto& c) {
                   c.redis.deployment = redis_deployment::cluster;
-              }).rfind("history.enabled: must be false with redis.mode \"cluster\"", 0),
+                  c.sse.max_topics = 63;
+              }).rfind("sse.max_topics: must be at most 62 with redis.mode \"cluster\"", 0),
               0u);
     gateway_config cluster = valid_config();
     cluster.redis.deployment = redis_deployment::cluster;
     cluster.redis.url = "redis://10.0.0.1:7000,redis://10.0.0.2:7000";
+    cluster.sse.max_topics = 62;
+    EXPECT_NO_THROW(validate(cluster));
     cluster.history.enabled = false;
+    cluster.sse.max_topics = 1024;
     EXPECT_NO_THROW(validate(cluster));
     EXPECT_EQ(validate_error([&](auto& c) {
                   c.redis.password = "pw-in-config";

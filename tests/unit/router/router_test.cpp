@@ -146,7 +146,7 @@ TEST_F(router_test, catch_up_replays_the_gap_then_releases_newer_held_events) {
     read.tip = pos(13);
     for (auto [ch, seq] :
          {std::pair<const char*, int>{"user:1", 11}, {"topic:t", 12}, {"topic:t", 13}})
-        read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p"});
+        read.entries.push_back({ch, pos(static_cast<std::uint64_t>(seq)), "p", {}});
     EXPECT_TRUE(r.finish_catch_up(read));
     EXPECT_EQ(seqs(), (std::vector<std::uint64_t>{10, 11, 12, 13, 15}));
     EXPECT_EQ(r.caught_up_events(), 3u);
@@ -212,6 +212,89 @@ TEST_F(router_test, a_new_epoch_is_routed_and_reported_with_how_far_the_old_one_
     EXPECT_TRUE(r.finish_catch_up(read));
     ASSERT_EQ(epoch_changes.size(), 2u);
     EXPECT_EQ(epoch_changes[1], (std::pair<std::string, std::string>{"e2.7.101", "e3"}));
+}
+
+} // namespace
+} // namespace ssegw
+
+namespace ssegw {
+namespace {
+
+// ---- Redis Cluster history: per-channel positions, per-session ids, catch-up on moves ----
+
+TEST_F(router_test, cluster_history_is_routed_once_per_channel_as_a_body) {
+    r.on_interest(0, "user:1", true);
+    r.on_interest(0, "broadcast", true);
+    r.route_channel_history("user:1", {100, 1}, R"({"data":"a"})");
+    r.route_channel_history("broadcast", {100, 1}, R"({"data":"b"})"); // other channel, same pos
+    r.route_channel_history("user:1", {100, 1}, R"({"data":"a"})");    // a duplicate
+    r.route_channel_history("user:1", {99, 7}, R"({"data":"old"})");   // an older epoch
+    r.route_channel_history("user:1", {101, 1}, R"({"data":"c"})");    // a newer epoch
+    ASSERT_EQ(delivered().size(), 3u);
+    // No id line and no blank line: each session ends the body with its own id.
+    EXPECT_EQ(got[0].bytes, "data: a\n");
+    EXPECT_EQ(got[1].bytes, "data: b\n");
+    EXPECT_EQ(got[2].bytes, "data: c\n");
+    EXPECT_EQ(r.dropped(route_drop::duplicate), 2u);
+}
+
+TEST_F(router_test, cluster_catch_up_routes_the_gap_then_what_was_held) {
+    r.on_interest(0, "user:1", true);
+    // First confirmation: nothing routed yet, only the tip is read; held events all go out.
+    EXPECT_FALSE(r.begin_channel_catch_up("user:1"));
+    r.route_channel_history("user:1", {100, 5}, "e5");
+    EXPECT_TRUE(delivered().empty());
+    r.finish_channel_catch_up("user:1", {}, {100, 4}, false);
+    ASSERT_EQ(delivered().size(), 1u);
+    // A move: routing continues from (100, 5); events 6..8 were published meanwhile, 8 and 9
+    // also arrive live while the read runs.
+    const auto from = r.begin_channel_catch_up("user:1");
+    ASSERT_TRUE(from);
+    EXPECT_EQ(*from, (channel_position{100, 5}));
+    r.route_channel_history("user:1", {100, 8}, "e8");
+    r.route_channel_history("user:1", {100, 9}, "e9");
+    std::vector<history_entry> read;
+    for (std::uint64_t s = 6; s <= 8; ++s) {
+        history_entry e;
+        e.channel = "user:1";
+        e.at = {100, s};
+        e.payload = "e" + std::to_string(s);
+        read.push_back(e);
+    }
+    r.finish_channel_catch_up("user:1", read, {100, 8}, false);
+    std::vector<std::string> bodies;
+    for (const auto& g : delivered()) bodies.push_back(g.bytes);
+    EXPECT_EQ(bodies, (std::vector<std::string>{"data: e5\n", "data: e6\n", "data: e7\n",
+                                                "data: e8\n", "data: e9\n"}));
+    EXPECT_EQ(r.caught_up_events(), 3u);
+}
+
+TEST_F(router_test, cluster_catch_up_that_finds_events_gone_tells_the_channel_first) {
+    r.on_interest(0, "user:1", true);
+    r.route_channel_history("user:1", {100, 5}, "e5");
+    ASSERT_TRUE(r.begin_channel_catch_up("user:1"));
+    history_entry next;
+    next.channel = "user:1";
+    next.at = {200, 1};
+    next.payload = "new-epoch";
+    r.finish_channel_catch_up("user:1", {next}, {200, 1}, true);
+    ASSERT_EQ(delivered().size(), 3u);
+    EXPECT_EQ(got[1].bytes, "event: history-truncated\ndata: "
+                            "{\"channels\":[\"user:1\"],\"reason\":\"failover\"}\n\n");
+    EXPECT_EQ(got[2].bytes, "data: new-epoch\n");
+}
+
+TEST_F(router_test, cluster_catch_up_failure_releases_what_was_held) {
+    r.on_interest(0, "user:1", true);
+    r.route_channel_history("user:1", {100, 1}, "e1");
+    ASSERT_TRUE(r.begin_channel_catch_up("user:1"));
+    r.route_channel_history("user:1", {100, 2}, "e2");
+    EXPECT_EQ(delivered().size(), 1u);
+    r.abandon_channel_catch_up("user:1");
+    EXPECT_EQ(delivered().size(), 2u);
+    // A channel nobody holds any more: its state goes with it.
+    r.on_interest(0, "user:1", false);
+    EXPECT_FALSE(r.begin_channel_catch_up("user:1"));
 }
 
 } // namespace

@@ -1,0 +1,272 @@
+#include "ssegw/redis/cluster_history_functions.hpp"
+
+#include <charconv>
+
+#include "ssegw/redis/history_functions.hpp"
+
+namespace ssegw {
+
+namespace {
+
+std::string lua_literal(std::string_view s) {
+    // Every byte outside a safe set as a decimal escape: no prefix can break out of the literal.
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == ':' || c == '_' || c == '-' || c == '.') {
+            out += static_cast<char>(c);
+        } else {
+            out += '\\';
+            out += std::to_string(c);
+        }
+    }
+    out += '"';
+    return out;
+}
+
+// Numbers are Lua doubles: epochs (milliseconds, ~2^41) and sequences stay far below 2^53.
+constexpr std::string_view library_body = R"LUA(
+local function valid_channel(ch)
+  if ch == 'broadcast' then return true end
+  if #ch > 5 and string.sub(ch, 1, 5) == 'user:' then return true end
+  if #ch > 6 and string.sub(ch, 1, 6) == 'topic:' then return true end
+  return false
+end
+
+-- Only the full key: during a slot migration Redis routes a call by its declared key, and a
+-- bare 'user:42' never exists, so it would run on the importing node and start a second history.
+local function checked_key(key)
+  if key and #key > #PREFIX + 2 and string.sub(key, 1, #PREFIX + 1) == PREFIX .. '{'
+      and string.sub(key, -1) == '}' and valid_channel(string.sub(key, #PREFIX + 2, -2)) then
+    return key
+  end
+  return nil
+end
+
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function b36(n)
+  if n == 0 then return '0' end
+  local s = ''
+  while n > 0 do
+    local d = n % 36
+    s = string.sub(DIGITS, d + 1, d + 1) .. s
+    n = (n - d) / 36
+  end
+  return s
+end
+
+local function split_id(id)
+  local e, s = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(e), tonumber(s)
+end
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- Names this server process. A library-level local is per process and not replicated: a
+-- promoted replica, a restarted server or a node a slot migrated to starts without it, and its
+-- first write to a channel opens a new epoch there.
+local token = nil
+local function writer()
+  if not token then
+    local t = redis.call('TIME')
+    token = t[1] .. '.' .. t[2]
+  end
+  return token
+end
+
+local function publish(keys, args)
+  local key, payload = checked_key(keys[1]), args[1]
+  if not key then
+    return redis.error_reply('ERR sse_publish: in cluster mode the key must be ' .. PREFIX .. '{<channel>}: user:<id>, topic:<name> or broadcast in braces')
+  end
+  if not payload then
+    return redis.error_reply('ERR sse_publish: usage FCALL sse_publish 1 ' .. PREFIX .. '{<channel>} <payload>')
+  end
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local me = writer()
+  local fields = { 'w', me, 't', t[1], 'p', payload }
+  local e, s = 0, 0
+  if last then e, s = split_id(last[1]) end
+  local ne, ns
+  if last and field(last[2], 'w') == me then
+    ne, ns = e, s + 1
+  else
+    ne, ns = math.max(now_ms, e + 1), 1
+    if last then
+      fields[#fields + 1] = 'pe'
+      fields[#fields + 1] = string.format('%d', e)
+      fields[#fields + 1] = 'ps'
+      fields[#fields + 1] = string.format('%d', s)
+    end
+  end
+  local id = string.format('%d-%d', ne, ns)
+  redis.call('XADD', key, id, unpack(fields))
+  local excess = redis.call('XLEN', key) - MAXLEN
+  if excess > 0 then
+    local old = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+    local ids = {}
+    for i, entry in ipairs(old) do ids[i] = entry[1] end
+    redis.call('XDEL', key, unpack(ids))
+  end
+  redis.call('EXPIRE', key, TTL)
+  redis.call('SPUBLISH', key, '\30' .. '2:' .. b36(ne) .. '.' .. b36(ns) .. '\n' .. payload)
+  return id
+end
+
+-- Reply: { tip_epoch, tip_seq, truncated(0|1), then per entry: epoch, seq, t, payload }.
+-- KEYS: the stream, and optionally its loss notes (a hash in the same slot: epoch -> the highest
+-- sequence of the previous epoch some gateway routed before it started).
+-- ARGV: [epoch seq ['note']] of the position in this channel; none: only the tip.
+-- After (E, s) the next event is (E, s + 1), or the start of a new epoch that names (E, s') as
+-- its predecessor with s' <= s and no gateway routed beyond s in E (a failover can promote a
+-- replica that missed events gateways had already delivered). Anything else after a position
+-- means events are gone. 'note': the caller (a gateway catching a channel up from what it
+-- routed) records that it routed up to seq, so later resumes from before that are told.
+local function history(keys, args)
+  local key = checked_key(keys[1])
+  local lost_key = keys[2]
+  if not key then
+    return redis.error_reply('ERR sse_history: the key must be ' .. PREFIX .. '{<channel>}')
+  end
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  local te, ts = 0, 0
+  if last then te, ts = split_id(last[1]) end
+  local out = { string.format('%d', te), string.format('%d', ts), 0 }
+  if #args < 2 then return out end
+  local fe, fs = tonumber(args[1]), tonumber(args[2])
+  if not fe or not fs then
+    return redis.error_reply('ERR sse_history: usage FCALL sse_history 1 <key> [<epoch> <seq>]')
+  end
+  local entries
+  if fe == 0 and fs == 0 then
+    -- The channel had no event when the client joined: it is owed everything, complete only if
+    -- the stream still starts at its first event.
+    entries = redis.call('XRANGE', key, '-', '+')
+    local first = entries[1]
+    if first then
+      local _, s1 = split_id(first[1])
+      if s1 ~= 1 or field(first[2], 'pe') then out[3] = 1 end
+    end
+  else
+    entries = redis.call('XRANGE', key, string.format('(%d-%d', fe, fs), '+')
+    local first = entries[1]
+    if first then
+      local e1, s1 = split_id(first[1])
+      local follows = (e1 == fe and s1 == fs + 1)
+      if not follows and s1 == 1 then
+        local pe, ps = tonumber(field(first[2], 'pe')), tonumber(field(first[2], 'ps'))
+        follows = pe == fe and ps ~= nil and ps <= fs
+        if follows and lost_key then
+          local field_e = string.format('%d', e1)
+          local upto = tonumber(redis.call('HGET', lost_key, field_e) or '0')
+          if args[3] == 'note' and ps < fs and fs > upto then
+            redis.call('HSET', lost_key, field_e, string.format('%d', fs))
+            redis.call('EXPIRE', lost_key, TTL)
+            upto = fs
+          end
+          if upto > fs then follows = false end
+        end
+      end
+      if not follows then out[3] = 1 end
+    elseif not last then
+      -- Gone altogether: expired, or lost with a failed primary.
+      out[3] = 1
+    end
+  end
+  for _, entry in ipairs(entries) do
+    local e, s = split_id(entry[1])
+    out[#out + 1] = string.format('%d', e)
+    out[#out + 1] = string.format('%d', s)
+    out[#out + 1] = field(entry[2], 't') or '0'
+    out[#out + 1] = field(entry[2], 'p') or ''
+  end
+  return out
+end
+
+redis.register_function('sse_publish', publish)
+redis.register_function('sse_history', history)
+)LUA";
+
+bool to_u64(std::string_view s, std::uint64_t& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+bool to_i64(std::string_view s, std::int64_t& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+channel_history failed(std::string why) {
+    channel_history h;
+    h.error = std::move(why);
+    return h;
+}
+
+} // namespace
+
+std::string cluster_history_library_source(std::string_view prefix, std::uint32_t max_len,
+                                           std::uint32_t ttl_seconds) {
+    std::string src = "#!lua name=";
+    src += cluster_history_library_name;
+    src += "\nlocal PREFIX = " + lua_literal(prefix);
+    src += "\nlocal MAXLEN = " + std::to_string(max_len);
+    src += "\nlocal TTL = " + std::to_string(ttl_seconds);
+    src += "\n";
+    src += library_body;
+    return src;
+}
+
+std::vector<std::string> cluster_publish_command(std::string_view prefix, std::string_view channel,
+                                                 std::string payload) {
+    return {"FCALL", "sse_publish", "1", function_key(prefix, channel), std::move(payload)};
+}
+
+std::vector<std::string> cluster_history_command(std::string_view prefix, std::string_view channel,
+                                                 const std::optional<channel_position>& from,
+                                                 bool note_routed) {
+    auto key = function_key(prefix, channel);
+    auto lost = key + ":lost"; // same hash tag, same slot
+    std::vector<std::string> cmd{"FCALL", "sse_history", "2", std::move(key), std::move(lost)};
+    if (from) {
+        cmd.push_back(std::to_string(from->epoch));
+        cmd.push_back(std::to_string(from->seq));
+        if (note_routed) cmd.emplace_back("note");
+    }
+    return cmd;
+}
+
+channel_history parse_cluster_history_reply(const reply& r, std::string_view channel) {
+    if (r.type == reply::kind::error) return failed(r.str.empty() ? "redis error" : r.str);
+    if (r.type != reply::kind::array || r.elements.size() < 3 || (r.elements.size() - 3) % 4 != 0)
+        return failed("unexpected sse_history reply");
+    const auto& el = r.elements;
+    channel_history out;
+    if (el[0].type != reply::kind::string || el[1].type != reply::kind::string ||
+        el[2].type != reply::kind::integer || !to_u64(el[0].str, out.tip.epoch) ||
+        !to_u64(el[1].str, out.tip.seq))
+        return failed("unexpected sse_history tip");
+    out.truncated = el[2].integer != 0;
+    out.entries.reserve((el.size() - 3) / 4);
+    for (std::size_t i = 3; i < el.size(); i += 4) {
+        history_entry e;
+        e.channel.assign(channel);
+        if (!to_u64(el[i].str, e.at.epoch) || !to_u64(el[i + 1].str, e.at.seq) ||
+            !to_i64(el[i + 2].str, e.position.time))
+            return failed("unexpected sse_history entry");
+        e.position.seq = e.at.seq;
+        e.payload = el[i + 3].str;
+        out.entries.push_back(std::move(e));
+    }
+    out.ok = true;
+    return out;
+}
+
+} // namespace ssegw
