@@ -6,10 +6,14 @@
 //        from source addresses 127.0.0.2.. (so > 60k connections fit), and parses the streams
 //     3. waits until every connection got its HTTP head, then --idle-settle seconds; reads /proc
 //     4. publishes at --pub-rate for --duration seconds (Redis RESP, pipelined, or HTTP POST);
-//        each payload carries "t=<CLOCK_REALTIME ns>"; receivers record publish->receive latency
+//        each payload carries "t=<CLOCK_MONOTONIC ns>"; receivers record publish->receive latency
 //     5. waits until deliveries stop growing; reads /proc; collects the workers' counters and
 //        histograms
 //   --churn C: instead of 2..5, C concurrent connect/handshake/close loops for --duration seconds.
+//   --broadcasts B / --unicasts U (the plan, bench/million): instead of 4, B broadcasts one after
+//     the other (each once the previous one reached every stream), then U events to users
+//     u0..u(U-1); every stream's count is checked against what it was owed, and each broadcast
+//     gets its own latency histogram.
 //
 // See bench/README.md and docs/benchmarks.md.
 #include "hist.hpp"
@@ -30,9 +34,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -62,8 +69,14 @@ struct options {
     int conns = 0;
     int users = 0;  // {u} = i % users (0: users = conns)
     double conn_rate = 5000;
+    int max_pending = 0;  // per worker: connections not yet past their response head (0: no cap)
     int procs = 0;
     int sources = 8;
+    // > 0: connection i binds source port source_ports + i / (destinations * sources) itself.
+    // The kernel's own choice (IP_BIND_ADDRESS_NO_PORT) searches the ports in use with that
+    // source and destination, which is quadratic: at 400,000 connections it took 79% of the
+    // machine's CPU (__inet_check_established), and connects fell to 2,700/s.
+    int source_ports = 0;
     double idle_settle = 0.5;
     // publisher
     std::string pub = "none";  // none | redis | http
@@ -79,6 +92,15 @@ struct options {
     double settle_max = 5;
     // churn
     int churn = 0;
+    // plan (bench/million)
+    int broadcasts = 0;
+    std::string broadcast_cmd = "PUBLISH sse:broadcast";
+    double broadcast_timeout = 60;  // per broadcast, to reach every stream
+    double broadcast_gap = 1;       // quiet time between broadcasts
+    int unicasts = 0;
+    std::string unicast_cmd = "PUBLISH sse:user:u{s}";
+    double unicast_rate = 5000;
+    bool plan() const { return broadcasts > 0 || unicasts > 0; }
     // measured processes
     std::vector<int> server_pids;
     std::vector<int> redis_pids;
@@ -169,6 +191,19 @@ proc_sample read_procs(const std::vector<int>& pids) {
     return t;
 }
 
+// One field of /proc/meminfo in KiB (Slab: kernel objects such as sockets), -1 if absent.
+long meminfo_kib(const char* field) {
+    long v = -1;
+    if (FILE* f = fopen("/proc/meminfo", "r")) {
+        char line[256];
+        size_t k = strlen(field);
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, field, k) == 0 && line[k] == ':') { v = strtol(line + k + 1, nullptr, 10); break; }
+        fclose(f);
+    }
+    return v;
+}
+
 void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // Line-oriented pipe reader.
@@ -227,6 +262,8 @@ struct worker_stats {
     long events = 0, data_lines = 0, bytes = 0, churn_ok = 0;
     long min_events = -1, max_events = 0;
     bench::histogram lat;
+    // plan: broadcast k's publish->receive latencies (payload "b=<k> t=..."), allocated on use
+    std::vector<std::unique_ptr<bench::histogram>> per_broadcast;
 };
 
 struct worker {
@@ -240,10 +277,11 @@ struct worker {
     worker_stats ws;
     bool measuring = false;
     bool running = true;
-    int64_t now_rt = 0;
+    int64_t now_rt = 0;  // CLOCK_MONOTONIC at the last read
     std::vector<sockaddr_in> dsts;
     std::vector<sockaddr_in> srcs;
     long next_index;
+    long in_handshake = 0;  // opened, response head not yet read
 
     worker(const options& opt, int l, int h, double r, int cs, int ci, int ro)
         : o(opt), lo(l), hi(h), rate(r), churn_slots(cs), ctl_in(ci), res_out(ro), next_index(l) {}
@@ -261,9 +299,21 @@ struct worker {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) { ++ws.failed_connect; return false; }
         int one = 1;
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        const sockaddr_in& src = srcs[size_t(idx) % srcs.size()];
+        sockaddr_in src;
+        if (o.source_ports > 0) {
+            // A unique (source address, source port, destination) per index: connect() has one
+            // 4-tuple to check. SO_REUSEADDR lets connected sockets share a source port.
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            size_t d = dsts.size(), n = srcs.size();
+            src = srcs[(size_t(idx) / d) % n];
+            long port = o.source_ports + long(size_t(idx) / (d * n));
+            if (port > 65535) { close(fd); ++ws.failed_connect; return false; }
+            src.sin_port = htons(uint16_t(port));
+        } else {
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+            src = srcs[size_t(idx) % srcs.size()];
+        }
         if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) != 0) {
             close(fd); ++ws.failed_connect; return false;
         }
@@ -272,6 +322,7 @@ struct worker {
         if (r != 0 && errno != EINPROGRESS) { close(fd); ++ws.failed_connect; return false; }
         c.fd = fd;
         c.st = cstate::connecting;
+        ++in_handshake;
         epoll_event ev{};
         ev.events = EPOLLOUT;
         ev.data.u64 = uint64_t(&c - conns.data());
@@ -282,6 +333,7 @@ struct worker {
 
     void close_conn(conn& c, bool abort) {
         if (c.fd < 0) return;
+        if (c.st == cstate::connecting || c.st == cstate::head) --in_handshake;
         if (abort) {
             linger l{1, 0};
             setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -313,9 +365,40 @@ struct worker {
             if (t != std::string_view::npos) {
                 int64_t ts = 0;
                 for (size_t k = t + 2; k < n && p[k] >= '0' && p[k] <= '9'; ++k) ts = ts * 10 + (p[k] - '0');
-                if (ts > 0) ws.lat.record(now_rt - ts);
+                if (ts > 0) {
+                    ws.lat.record(now_rt - ts);
+                    if (o.plan()) record_broadcast(v, now_rt - ts);
+                }
             }
         }
+    }
+
+    // "data: b=<k> t=...": broadcast k of the plan.
+    void record_broadcast(std::string_view line, int64_t latency) {
+        size_t b = line.find("b=");
+        if (b == std::string_view::npos || b > 6) return;
+        size_t k = 0;
+        for (size_t i = b + 2; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i) k = k * 10 + size_t(line[i] - '0');
+        if (k >= size_t(o.broadcasts)) return;
+        if (ws.per_broadcast.size() <= k) ws.per_broadcast.resize(k + 1);
+        if (!ws.per_broadcast[k]) ws.per_broadcast[k] = std::make_unique<bench::histogram>();
+        ws.per_broadcast[k]->record(latency);
+    }
+
+    // plan: what connection idx was owed (every broadcast, plus one event if its user is one of
+    // u0..u(unicasts-1)), compared with what it got.
+    std::string verify_line() const {
+        long ok = 0, short_streams = 0, over_streams = 0, missing = 0, extra = 0;
+        for (const conn& c : conns) {
+            long user = o.users > 0 ? c.index % o.users : c.index;
+            long owed = o.broadcasts + (user < o.unicasts ? 1 : 0);
+            long got = long(c.events);
+            if (got == owed) ++ok;
+            else if (got < owed) { ++short_streams; missing += owed - got; }
+            else { ++over_streams; extra += got - owed; }
+        }
+        return "VERIFY " + std::to_string(ok) + " " + std::to_string(short_streams) + " " +
+               std::to_string(over_streams) + " " + std::to_string(missing) + " " + std::to_string(extra) + "\n";
     }
 
     void feed_sse(conn& c, const char* p, size_t n) {
@@ -382,6 +465,7 @@ struct worker {
                     lower.find("transfer-encoding:chunked") != std::string::npos;
         ++ws.established;
         c.st = cstate::body;
+        --in_handshake;
         return true;
     }
 
@@ -394,7 +478,7 @@ struct worker {
                 finish(c);
                 return;
             }
-            now_rt = now_ns();
+            now_rt = mono_ns();
             ws.bytes += n;
             if (c.st == cstate::head) {
                 c.carry.append(buf, size_t(n));
@@ -456,7 +540,13 @@ struct worker {
                         std::to_string(ws.closed_by_server) + " " + std::to_string(ws.events) + " " +
                         std::to_string(ws.data_lines) + " " + std::to_string(ws.bytes) + " " +
                         std::to_string(ws.churn_ok) + " " + std::to_string(mn) + " " + std::to_string(mx) +
-                        " " + std::to_string(ws.lat.negative()) + "\nHIST " + ws.lat.serialize() + "\n";
+                        " " + std::to_string(ws.lat.negative()) + "\n";
+        if (o.plan()) {
+            r += verify_line();
+            for (size_t k = 0; k < ws.per_broadcast.size(); ++k)
+                if (ws.per_broadcast[k]) r += "BHIST " + std::to_string(k) + " " + ws.per_broadcast[k]->serialize() + "\n";
+        }
+        r += "HIST " + ws.lat.serialize() + "\n";  // last: the parent takes it as the end
         write_all(res_out, r);
     }
 
@@ -506,7 +596,8 @@ struct worker {
                     int64_t t = mono_ns();
                     if (!churn_slots && next_index < hi) {
                         long due = long(double(t - t0) * 1e-9 * rate) + 1;
-                        while (next_index < hi && (next_index - lo) < due) {
+                        while (next_index < hi && (next_index - lo) < due &&
+                               (o.max_pending <= 0 || in_handshake < o.max_pending)) {
                             conn& c = conns[size_t(next_index - lo)];
                             open_conn(c, int(next_index));
                             ++next_index;
@@ -579,12 +670,19 @@ struct publisher {
     std::string out;
     std::string in;
     long sent = 0, replies = 0, errors = 0, receivers = 0;
+    long limit = LONG_MAX;  // rate-driven publishing stops at this many sent
     std::mt19937_64 rng{12345};
     std::vector<std::string> argv_tmpl;
+    std::string tag;  // payload prefix ("b=<k> " for the plan's broadcast k)
+    long seq = 0;     // {s}: events sent since use()
 
-    explicit publisher(const options& opt) : o(opt) {
+    explicit publisher(const options& opt) : o(opt) { use(o.pub_cmd); }
+
+    // The Redis command to publish with from now on; {s} counts from 0 again.
+    void use(const std::string& c) {
+        argv_tmpl.clear();
+        seq = 0;
         size_t i = 0;
-        const std::string& c = o.pub_cmd;
         while (i < c.size()) {
             while (i < c.size() && c[i] == ' ') ++i;
             size_t j = i;
@@ -607,19 +705,22 @@ struct publisher {
     }
 
     std::string payload() {
-        std::string p = "t=" + std::to_string(now_ns()) + " ";
+        // CLOCK_MONOTONIC: publisher and receivers share this machine's clock, and a wall-clock
+        // step (NTP, a busy VM's clock sync) cannot show up as latency.
+        std::string p = tag + "t=" + std::to_string(mono_ns()) + " ";
         if (int(p.size()) < o.payload) p.append(size_t(o.payload) - p.size(), 'x');
         return p;
     }
 
     void enqueue_one() {
         long r = o.pub_users > 0 ? long(rng() % uint64_t(o.pub_users)) : 0;
+        long s = seq++;
         std::string pl = payload();
         if (o.pub == "redis") {
             out += "*" + std::to_string(argv_tmpl.size() + 1) + "\r\n";
             for (auto& a : argv_tmpl) {
-                std::string s = subst(a, "{r}", r);
-                out += "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+                std::string w = subst(subst(a, "{r}", r), "{s}", s);
+                out += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
             }
             out += "$" + std::to_string(pl.size()) + "\r\n" + pl + "\r\n";
         } else {
@@ -689,7 +790,21 @@ struct publisher {
 };
 
 struct child { pid_t pid; int ctl; int res; line_reader lr; bool ready = false; long established = 0, failed = 0;
-               long prog = 0, prog_churn = 0; bool done = false; std::vector<long> result; bench::histogram hist; };
+               long prog = 0, prog_churn = 0; bool done = false; std::vector<long> result; bench::histogram hist;
+               std::vector<long> verify; std::map<int, bench::histogram> per_broadcast; };
+
+// "idx:count idx:count ..." (histogram::serialize) added into h.
+void parse_hist(const char* s, bench::histogram& h) {
+    int idx; unsigned long long cnt; int used;
+    while (sscanf(s, "%d:%llu %n", &idx, &cnt, &used) == 2) { h.add(idx, cnt); s += used; }
+}
+
+std::vector<long> parse_longs(const char* s) {
+    std::vector<long> v;
+    char* e;
+    for (;;) { long x = strtol(s, &e, 10); if (e == s) break; v.push_back(x); s = e; }
+    return v;
+}
 
 void send_ctl(std::vector<child>& ch, char c) { for (auto& x : ch) (void)!write(x.ctl, &c, 1); }
 
@@ -732,7 +847,7 @@ void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Unt
                 (void)!read(tfd, &x, sizeof x);
                 if (pub && rate > 0) {
                     long due = long(double(mono_ns() - t0) * 1e-9 * rate);
-                    while (pub->sent - base_sent < due) pub->enqueue_one();
+                    while (pub->sent - base_sent < due && pub->sent < pub->limit) pub->enqueue_one();
                     pub->flush();
                 }
             } else if (k == 1000001 && pub) {
@@ -748,14 +863,15 @@ void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Unt
                     } else if (line.rfind("PROG ", 0) == 0) {
                         sscanf(line.c_str() + 5, "%ld %ld", &c.prog, &c.prog_churn);
                     } else if (line.rfind("RESULT ", 0) == 0) {
-                        c.result.clear();
-                        const char* s = line.c_str() + 7;
+                        c.result = parse_longs(line.c_str() + 7);
+                    } else if (line.rfind("VERIFY ", 0) == 0) {
+                        c.verify = parse_longs(line.c_str() + 7);
+                    } else if (line.rfind("BHIST ", 0) == 0) {
                         char* e;
-                        for (;;) { long v = strtol(s, &e, 10); if (e == s) break; c.result.push_back(v); s = e; }
+                        long k = strtol(line.c_str() + 6, &e, 10);
+                        parse_hist(e, c.per_broadcast[int(k)]);
                     } else if (line.rfind("HIST ", 0) == 0) {
-                        const char* s = line.c_str() + 5;
-                        int idx; unsigned long long cnt; int used;
-                        while (sscanf(s, "%d:%llu %n", &idx, &cnt, &used) == 2) { c.hist.add(idx, cnt); s += used; }
+                        parse_hist(line.c_str() + 5, c.hist);
                         c.done = true;
                     }
                 }
@@ -768,13 +884,107 @@ void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Unt
     close(ep);
 }
 
+// The plan (bench/million): broadcasts one after the other, each given until every stream has it
+// (or --broadcast-timeout), then --unicasts events to users u0.. at --unicast-rate, then a settle.
+// Returns ,"plan":{...} for the output: CPU per delivery of each phase, each broadcast's latency
+// over every stream, and the per-stream check (streams that got fewer or more events than owed).
+std::string run_plan(const options& o, std::vector<child>& kids, publisher& pub, long streams,
+                     const std::vector<int>& own_pids) {
+    auto delivered = [&] { long t = 0; for (auto& k : kids) t += k.prog; return t; };
+    auto cpu_of = [](const proc_sample& a, const proc_sample& b) {
+        return (a.sched_ok && b.sched_ok) ? b.sched_s - a.sched_s : b.cpu_s - a.cpu_s;
+    };
+    std::string j = ",\"plan\":{";
+    char num[512];
+    // broadcasts
+    proc_sample s0 = read_procs(o.server_pids), r0 = read_procs(o.redis_pids), l0 = read_procs(own_pids);
+    long d0 = delivered(), target = d0;
+    int64_t t0 = mono_ns();
+    std::vector<double> reach_s;
+    pub.use(o.broadcast_cmd);
+    for (int k = 0; k < o.broadcasts; ++k) {
+        pub.tag = "b=" + std::to_string(k) + " ";
+        pub.enqueue_one();
+        pub.flush();
+        target += streams;
+        int64_t tk = mono_ns();
+        pump(kids, &pub, 0, o.broadcast_timeout, [&] { return delivered() >= target; });
+        reach_s.push_back(double(mono_ns() - tk) * 1e-9);
+        pump(kids, &pub, 0, o.broadcast_gap, [] { return false; });
+    }
+    proc_sample s1 = read_procs(o.server_pids), r1 = read_procs(o.redis_pids), l1 = read_procs(own_pids);
+    long d1 = delivered();
+    double bwin = double(mono_ns() - t0) * 1e-9;
+    // unicasts: users u0..u(U-1), each one event
+    pub.tag.clear();
+    pub.use(o.unicast_cmd);
+    // streams (connection indexes 0..conns-1, user = index % users) whose user is among them
+    long total_users = o.users > 0 ? o.users : o.conns;
+    long users_hit = std::min<long>(o.unicasts, total_users);
+    long owed = long(o.conns) / total_users * users_hit + std::min<long>(o.conns % total_users, users_hit);
+    pub.limit = pub.sent + o.unicasts;
+    int64_t t1 = mono_ns();
+    if (o.unicasts > 0)
+        pump(kids, &pub, o.unicast_rate, double(o.unicasts) / o.unicast_rate + 0.5,
+             [&] { return pub.sent >= pub.limit; });
+    double upub = double(mono_ns() - t1) * 1e-9;
+    long utarget = d1 + owed;
+    int64_t last_change = mono_ns();
+    long last = -1;
+    pump(kids, &pub, 0, o.settle_max, [&] {
+        long d = delivered() + pub.replies;
+        int64_t t = mono_ns();
+        if (d != last) { last = d; last_change = t; }
+        return (delivered() >= utarget && pub.replies >= pub.sent) || t - last_change > 3000000000LL;
+    });
+    proc_sample s2 = read_procs(o.server_pids), r2 = read_procs(o.redis_pids), l2 = read_procs(own_pids);
+    long d2 = delivered();
+    double uwin = double(mono_ns() - t1) * 1e-9;
+    double bcpu = cpu_of(s0, s1), ucpu = cpu_of(s1, s2);
+    snprintf(num, sizeof num,
+             "\"broadcast_window_s\":%.3f,\"broadcast_deliveries_seen\":%ld,\"broadcast_server_cpu_s\":%.3f,"
+             "\"broadcast_redis_cpu_s\":%.4f,\"broadcast_loadgen_cpu_s\":%.3f,\"unicast_publish_s\":%.3f,"
+             "\"unicast_window_s\":%.3f,\"unicast_streams_owed\":%ld,\"unicast_deliveries_seen\":%ld,"
+             "\"unicast_server_cpu_s\":%.3f,\"unicast_redis_cpu_s\":%.4f,\"unicast_loadgen_cpu_s\":%.3f,",
+             bwin, d1 - d0, bcpu, cpu_of(r0, r1), cpu_of(l0, l1), upub, uwin, owed, d2 - d1, ucpu,
+             cpu_of(r1, r2), cpu_of(l1, l2));
+    j += num;
+    // the streams' own counts and each broadcast's histogram arrive with the results
+    send_ctl(kids, 'S');
+    pump(kids, nullptr, 0, 60, [&] { return std::all_of(kids.begin(), kids.end(), [](auto& k) { return k.done; }); });
+    long v[5] = {0};
+    std::map<int, bench::histogram> per;
+    for (auto& k : kids) {
+        for (size_t i = 0; i < k.verify.size() && i < 5; ++i) v[i] += k.verify[i];
+        for (auto& [b, h] : k.per_broadcast) per[b].merge(h);
+    }
+    snprintf(num, sizeof num,
+             "\"streams_ok\":%ld,\"streams_short\":%ld,\"streams_over\":%ld,\"events_missing\":%ld,"
+             "\"events_extra\":%ld,\"broadcasts\":[",
+             v[0], v[1], v[2], v[3], v[4]);
+    j += num;
+    auto ms = [](uint64_t ns) { return double(ns) / 1e6; };
+    for (int k = 0; k < o.broadcasts; ++k) {
+        const bench::histogram& h = per[k];
+        snprintf(num, sizeof num,
+                 "%s{\"k\":%d,\"deliveries\":%lu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"reach_s\":%.3f}",
+                 k ? "," : "", k, (unsigned long)h.total(), ms(h.percentile(50)), ms(h.percentile(99)), ms(h.max()),
+                 size_t(k) < reach_s.size() ? reach_s[size_t(k)] : -1.0);
+        j += num;
+    }
+    return j + "]}";
+}
+
 void usage() {
     puts("loadgen [--host H] [--port P[,P2,...]] [--path TEMPLATE] [--conns N] [--users N] [--conn-rate R]\n"
-         "        [--procs P] [--sources N] [--idle-settle S]\n"
+         "        [--procs P] [--sources N] [--idle-settle S] [--max-pending N (per worker)]\n"
+         "        [--source-ports BASE (bind source ports BASE.. instead of the kernel's search)]\n"
          "        [--pub none|redis|http] [--pub-host H] [--pub-port P] [--pub-cmd 'PUBLISH sse:user:u{r}']\n"
          "        [--pub-path '/pub?ch=u{r}'] [--pub-json-channel 'user:u{r}'] [--pub-users N] [--pub-rate R] [--duration S] [--payload B]\n"
          "        [--settle-max S] [--churn C] [--server-pid PID]... [--redis-pid PID]...\n"
-         "templates: {i} connection index, {u} = i % users, {r} random in [0, pub-users)\n"
+         "        [--broadcasts B] [--broadcast-cmd 'PUBLISH sse:broadcast'] [--broadcast-timeout S] [--broadcast-gap S]\n"
+         "        [--unicasts U] [--unicast-cmd 'PUBLISH sse:user:u{s}'] [--unicast-rate R]   (the plan: bench/million)\n"
+         "templates: {i} connection index, {u} = i % users, {r} random in [0, pub-users), {s} sequence from 0\n"
          "prints one JSON object on stdout");
 }
 
@@ -802,8 +1012,10 @@ int main(int argc, char** argv) {
         else if (a == "--conns") o.conns = std::stoi(val());
         else if (a == "--users") o.users = std::stoi(val());
         else if (a == "--conn-rate") o.conn_rate = std::stod(val());
+        else if (a == "--max-pending") o.max_pending = std::stoi(val());
         else if (a == "--procs") o.procs = std::stoi(val());
         else if (a == "--sources") o.sources = std::stoi(val());
+        else if (a == "--source-ports") o.source_ports = std::stoi(val());
         else if (a == "--idle-settle") o.idle_settle = std::stod(val());
         else if (a == "--pub") o.pub = val();
         else if (a == "--pub-host") o.pub_host = val();
@@ -820,10 +1032,18 @@ int main(int argc, char** argv) {
         else if (a == "--server-pid") o.server_pids.push_back(std::stoi(val()));
         else if (a == "--redis-pid") o.redis_pids.push_back(std::stoi(val()));
         else if (a == "--ready-timeout") o.ready_timeout = std::stod(val());
+        else if (a == "--broadcasts") o.broadcasts = std::stoi(val());
+        else if (a == "--broadcast-cmd") o.broadcast_cmd = val();
+        else if (a == "--broadcast-timeout") o.broadcast_timeout = std::stod(val());
+        else if (a == "--broadcast-gap") o.broadcast_gap = std::stod(val());
+        else if (a == "--unicasts") o.unicasts = std::stoi(val());
+        else if (a == "--unicast-cmd") o.unicast_cmd = val();
+        else if (a == "--unicast-rate") o.unicast_rate = std::stod(val());
         else if (a == "-h" || a == "--help") { usage(); return 0; }
         else die("unknown option " + a);
     }
     if (o.pub != "none" && o.pub != "redis" && o.pub != "http") die("--pub must be none, redis or http");
+    if (o.plan() && (o.churn || o.pub != "redis")) die("--broadcasts/--unicasts publish with --pub redis, without --churn");
     signal(SIGPIPE, SIG_IGN);
     const int per_proc_max = 18000;
     int slots = o.churn ? o.churn : o.conns;
@@ -836,6 +1056,7 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
 
     proc_sample s_base = read_procs(o.server_pids);
+    long slab_base = meminfo_kib("Slab");
 
     std::vector<child> kids(static_cast<size_t>(procs));
     int churn_space = o.conns > 0 ? o.conns : 1000000;  // index space for churn paths
@@ -873,6 +1094,7 @@ int main(int argc, char** argv) {
     // idle measurement
     pump(kids, nullptr, 0, o.idle_settle, [] { return false; });
     proc_sample s_idle = read_procs(o.server_pids);
+    long slab_idle = meminfo_kib("Slab");
 
     publisher pub(o);
     std::vector<int> own_pids{int(getpid())};
@@ -881,7 +1103,12 @@ int main(int argc, char** argv) {
     int64_t m0 = mono_ns();
     double window = 0, settle = 0;
     long churn_done = 0;
-    if (o.churn) {
+    std::string plan_json;  // the plan's own figures, appended to the output object
+    if (o.plan()) {
+        pub.connect_();
+        plan_json = run_plan(o, kids, pub, established, own_pids);
+        window = double(mono_ns() - m0) * 1e-9;
+    } else if (o.churn) {
         send_ctl(kids, 'G');
         pump(kids, nullptr, 0, o.duration, [] { return false; });
         window = double(mono_ns() - m0) * 1e-9;
@@ -941,7 +1168,8 @@ int main(int argc, char** argv) {
            "\"lat_count\":%lu,\"lat_negative\":%ld,\"lat_p50_ms\":%.4f,\"lat_p90_ms\":%.4f,\"lat_p99_ms\":%.4f,"
            "\"lat_p999_ms\":%.4f,\"lat_max_ms\":%.4f,\"lat_mean_ms\":%.4f,\"procs\":%d,"
            "\"server_cpu_stat_s\":%.3f,\"redis_cpu_stat_s\":%.3f,\"cpu_source\":\"%s\",\"loadgen_cpu_s\":%.4f,"
-           "\"server_switches\":%ld,\"server_switches_per_delivery\":%.3f}\n",
+           "\"server_switches\":%ld,\"server_switches_per_delivery\":%.3f,"
+           "\"slab_base_kib\":%ld,\"slab_idle_kib\":%ld,\"loadgen_rss_idle_kib\":%ld%s}\n",
            o.churn ? o.churn : o.conns, established, failed, all_ready ? "true" : "false", connect_s, agg[3], agg[4],
            s_base.rss_kib, s_idle.rss_kib, s1.rss_kib,
            conns > 0 ? double(s_idle.rss_kib - s_base.rss_kib) / double(conns) : 0.0, pub.sent, pub.replies,
@@ -953,6 +1181,7 @@ int main(int argc, char** argv) {
            ms(lat.max()), lat.mean() / 1e6, procs, cpu_stat, rcpu_stat,
            (s0.sched_ok && s1.sched_ok) ? "schedstat" : "stat", l1.sched_ok && l0.sched_ok ? l1.sched_s - l0.sched_s : l1.cpu_s - l0.cpu_s,
            s1.sched_slices - s0.sched_slices,
-           deliveries ? double(s1.sched_slices - s0.sched_slices) / double(deliveries) : 0.0);
+           deliveries ? double(s1.sched_slices - s0.sched_slices) / double(deliveries) : 0.0,
+           slab_base, slab_idle, l0.rss_kib, plan_json.c_str());
     return 0;
 }
