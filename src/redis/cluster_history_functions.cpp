@@ -3,26 +3,11 @@
 #include <charconv>
 
 #include "ssegw/redis/history_functions.hpp"
+#include "ssegw/redis/lua_literal.hpp"
 
 namespace ssegw {
 
 namespace {
-
-std::string lua_literal(std::string_view s) {
-    // Every byte outside a safe set as a decimal escape: no prefix can break out of the literal.
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == ':' || c == '_' || c == '-' || c == '.') {
-            out += static_cast<char>(c);
-        } else {
-            out += '\\';
-            out += std::to_string(c);
-        }
-    }
-    out += '"';
-    return out;
-}
 
 // Numbers are Lua doubles: epochs (milliseconds, ~2^41) and sequences stay far below 2^53.
 constexpr std::string_view library_body = R"LUA(

@@ -3,26 +3,11 @@
 #include <algorithm>
 #include <charconv>
 
+#include "ssegw/redis/lua_literal.hpp"
+
 namespace ssegw {
 
 namespace {
-
-/// A Lua string literal for arbitrary bytes: every byte as a decimal escape, so no prefix can
-/// break out of the literal.
-std::string lua_literal(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == ':' || c == '_' || c == '-' || c == '.') {
-            out += static_cast<char>(c);
-        } else {
-            out += '\\';
-            out += std::to_string(c);
-        }
-    }
-    out += '"';
-    return out;
-}
 
 constexpr std::string_view library_body = R"LUA(
 local function valid_channel(ch)
