@@ -186,19 +186,7 @@ class ClusterMovesTest(ClusterCase):
         # up and is aborted after a timeout otherwise): wait for the link, and ask again if one
         # attempt is aborted on a loaded machine.
         primary, replicas, _ = self.cluster.shards()[0]
-        wait_until(lambda: "master_link_status:up" in
-                   self.cluster.node(replicas[0]).cli("INFO", "replication"), 15)
-
-        def failed_over():
-            if any(p == replicas[0] for p, _, _ in self.cluster.shards()):
-                return True
-            if time.monotonic() - failed_over.asked > 5:
-                self.cluster.node(replicas[0]).cli("CLUSTER", "FAILOVER")
-                failed_over.asked = time.monotonic()
-            return False
-        self.cluster.node(replicas[0]).cli("CLUSTER", "FAILOVER")
-        failed_over.asked = time.monotonic()
-        wait_until(failed_over, 20, interval=0.1, message="CLUSTER FAILOVER never finished")
+        self.cluster.fail_over_to(replicas[0])
         self.deliver_everywhere("after-failover", users)
 
         # 3. kill -9 of a primary: the cluster promotes its replica (node timeout 2 s).

@@ -340,19 +340,7 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
 
         # 2. CLUSTER FAILOVER of one shard while events flow.
         primary, replicas, _ = self.cluster.shards()[0]
-        wait_until(lambda: "master_link_status:up" in
-                   self.cluster.node(replicas[0]).cli("INFO", "replication"), 15)
-
-        def failed_over():  # asked again if a loaded machine makes Redis abort an attempt
-            if any(p == replicas[0] for p, _, _ in self.cluster.shards()):
-                return True
-            if time.monotonic() - failed_over.asked > 5:
-                self.cluster.node(replicas[0]).cli("CLUSTER", "FAILOVER")
-                failed_over.asked = time.monotonic()
-            return False
-        self.cluster.node(replicas[0]).cli("CLUSTER", "FAILOVER")
-        failed_over.asked = time.monotonic()
-        wait_until(failed_over, 20, interval=0.1, message="CLUSTER FAILOVER never finished")
+        self.cluster.fail_over_to(replicas[0])
         n_at_fo = min(len(acked[u]) for u in users)
         wait_until(lambda: min(len(acked[u]) for u in users) >= n_at_fo + 20, 20)
 

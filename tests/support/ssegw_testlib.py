@@ -734,6 +734,22 @@ class RedisCluster:
     def node(self, port):
         return next(n for n in self.nodes if n.port == port)
 
+    def fail_over_to(self, replica):
+        """CLUSTER FAILOVER on `replica` once it is in sync; asked again every 5 s if a loaded
+        machine makes Redis abort an attempt; returns once `replica` is a primary (<= 20 s)."""
+        wait_until(lambda: "master_link_status:up" in self.node(replica).cli("INFO", "replication"), 15)
+        asked = [time.monotonic()]
+        self.node(replica).cli("CLUSTER", "FAILOVER")
+
+        def failed_over():
+            if any(p == replica for p, _, _ in self.shards()):
+                return True
+            if time.monotonic() - asked[0] > 5:
+                self.node(replica).cli("CLUSTER", "FAILOVER")
+                asked[0] = time.monotonic()
+            return False
+        wait_until(failed_over, 20, interval=0.1, message="CLUSTER FAILOVER never finished")
+
     def shards(self):
         """[(primary port, [replica ports], [(first slot, last slot)...])] from a live node."""
         for n in self.nodes:
