@@ -1,7 +1,6 @@
 #include "ssegw/broker/redis_broker.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <ctime>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +11,7 @@
 #include "ssegw/core/channel.hpp"
 #include "ssegw/core/control_message.hpp"
 #include "ssegw/core/redis_url.hpp"
+#include "ssegw/core/text.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/history_functions.hpp"
 #include "ssegw/redis/sentinel_monitor.hpp"
@@ -176,9 +176,7 @@ void redis_broker::read_tip(std::vector<std::string> channels, history_done done
             tip.tip.epoch = epoch.str;
             tip.tip.time = static_cast<std::int64_t>(std::time(nullptr));
             if (seq.type == reply::kind::string) {
-                const auto [end, ec] =
-                    std::from_chars(seq.str.data(), seq.str.data() + seq.str.size(), tip.tip.seq);
-                if (ec != std::errc() || end != seq.str.data() + seq.str.size()) {
+                if (!parse_whole_number(seq.str, tip.tip.seq)) {
                     tip.error = "unexpected sequence value";
                     return done(std::move(tip));
                 }

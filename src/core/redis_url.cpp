@@ -1,7 +1,8 @@
 #include "ssegw/core/redis_url.hpp"
 
-#include <charconv>
 #include <stdexcept>
+
+#include "ssegw/core/text.hpp"
 
 namespace ssegw {
 
@@ -43,11 +44,9 @@ bool has_control_or_space(std::string_view s) {
 
 template <class Int>
 bool parse_number(std::string_view s, Int& out) {
-    if (s.empty()) return false;
     for (char c : s)
-        if (c < '0' || c > '9') return false; // no signs, no spaces
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size();
+        if (c < '0' || c > '9') return false; // no signs (the database number is an int)
+    return parse_whole_number(s, out);
 }
 
 } // namespace

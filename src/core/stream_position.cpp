@@ -1,6 +1,6 @@
 #include "ssegw/core/stream_position.hpp"
 
-#include <charconv>
+#include "ssegw/core/text.hpp"
 
 namespace ssegw {
 
@@ -14,8 +14,7 @@ bool parse_decimal(std::string_view s, Int& out) noexcept {
     for (char c : s)
         if (c < '0' || c > '9') return false;
     if (s.size() > 1 && s.front() == '0') return false; // one spelling per number
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size();
+    return parse_whole_number(s, out);
 }
 
 } // namespace

@@ -1,9 +1,9 @@
 #include "ssegw/redis/cluster_history_functions.hpp"
 
-#include <charconv>
 
 #include "ssegw/redis/history_functions.hpp"
-#include "ssegw/redis/lua_literal.hpp"
+#include "ssegw/core/text.hpp"
+#include "ssegw/redis/lua_library.hpp"
 
 namespace ssegw {
 
@@ -179,16 +179,6 @@ redis.register_function('sse_publish', publish)
 redis.register_function('sse_history', history)
 )LUA";
 
-bool to_u64(std::string_view s, std::uint64_t& out) {
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && ec == std::errc() && end == s.data() + s.size();
-}
-
-bool to_i64(std::string_view s, std::int64_t& out) {
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && ec == std::errc() && end == s.data() + s.size();
-}
-
 channel_history failed(std::string why) {
     channel_history h;
     h.error = std::move(why);
@@ -199,14 +189,7 @@ channel_history failed(std::string why) {
 
 std::string cluster_history_library_source(std::string_view prefix, std::uint32_t max_len,
                                            std::uint32_t ttl_seconds) {
-    std::string src = "#!lua name=";
-    src += cluster_history_library_name;
-    src += "\nlocal PREFIX = " + lua_literal(prefix);
-    src += "\nlocal MAXLEN = " + std::to_string(max_len);
-    src += "\nlocal TTL = " + std::to_string(ttl_seconds);
-    src += "\n";
-    src += library_body;
-    return src;
+    return lua_library_source(cluster_history_library_name, prefix, max_len, ttl_seconds, library_body);
 }
 
 std::vector<std::string> cluster_publish_command(std::string_view prefix, std::string_view channel,
@@ -235,16 +218,16 @@ channel_history parse_cluster_history_reply(const reply& r, std::string_view cha
     const auto& el = r.elements;
     channel_history out;
     if (el[0].type != reply::kind::string || el[1].type != reply::kind::string ||
-        el[2].type != reply::kind::integer || !to_u64(el[0].str, out.tip.epoch) ||
-        !to_u64(el[1].str, out.tip.seq))
+        el[2].type != reply::kind::integer || !parse_whole_number(el[0].str, out.tip.epoch) ||
+        !parse_whole_number(el[1].str, out.tip.seq))
         return failed("unexpected sse_history tip");
     out.truncated = el[2].integer != 0;
     out.entries.reserve((el.size() - 3) / 4);
     for (std::size_t i = 3; i < el.size(); i += 4) {
         history_entry e;
         e.channel.assign(channel);
-        if (!to_u64(el[i].str, e.at.epoch) || !to_u64(el[i + 1].str, e.at.seq) ||
-            !to_i64(el[i + 2].str, e.position.time))
+        if (!parse_whole_number(el[i].str, e.at.epoch) || !parse_whole_number(el[i + 1].str, e.at.seq) ||
+            !parse_whole_number(el[i + 2].str, e.position.time))
             return failed("unexpected sse_history entry");
         e.position.seq = e.at.seq;
         e.payload = el[i + 3].str;

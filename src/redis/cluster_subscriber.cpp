@@ -1,6 +1,7 @@
 #include "ssegw/redis/cluster_subscriber.hpp"
 
 #include "ssegw/core/log_throttle.hpp"
+#include "ssegw/core/text.hpp"
 #include "ssegw/redis/cluster_slots.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -40,8 +40,7 @@ std::optional<std::pair<std::string, std::uint16_t>> redirect_target(std::string
     if (colon == std::string_view::npos || colon == 0) return std::nullopt;
     std::uint16_t port = 0;
     const auto digits = where.substr(colon + 1);
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (ec != std::errc() || end != digits.data() + digits.size() || port == 0) return std::nullopt;
+    if (!parse_whole_number(digits, port) || port == 0) return std::nullopt;
     return std::pair{std::string(where.substr(0, colon)), port};
 }
 

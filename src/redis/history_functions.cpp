@@ -1,9 +1,9 @@
 #include "ssegw/redis/history_functions.hpp"
 
 #include <algorithm>
-#include <charconv>
 
-#include "ssegw/redis/lua_literal.hpp"
+#include "ssegw/core/text.hpp"
+#include "ssegw/redis/lua_library.hpp"
 
 namespace ssegw {
 
@@ -214,16 +214,6 @@ redis.register_function('sse_history', history)
 redis.register_function('sse_note_epoch', note_epoch)
 )LUA";
 
-bool to_u64(std::string_view s, std::uint64_t& out) {
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size();
-}
-
-bool to_i64(std::string_view s, std::int64_t& out) {
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size();
-}
-
 history_read failed(std::string why) {
     history_read r;
     r.error = std::move(why);
@@ -234,14 +224,7 @@ history_read failed(std::string why) {
 
 std::string history_library_source(std::string_view prefix, std::uint32_t max_len,
                                    std::uint32_t ttl_seconds) {
-    std::string src = "#!lua name=";
-    src += history_library_name;
-    src += "\nlocal PREFIX = " + lua_literal(prefix);
-    src += "\nlocal MAXLEN = " + std::to_string(max_len);
-    src += "\nlocal TTL = " + std::to_string(ttl_seconds);
-    src += "\n";
-    src += library_body;
-    return src;
+    return lua_library_source(history_library_name, prefix, max_len, ttl_seconds, library_body);
 }
 
 std::string function_key(std::string_view prefix, std::string_view channel) {
@@ -290,7 +273,7 @@ history_read parse_history_reply(const reply& r, const std::vector<std::string>&
         el[2].type != reply::kind::string || el[3].type != reply::kind::integer)
         return failed("unexpected sse_history reply header");
     out.tip.epoch = el[0].str;
-    if (!to_u64(el[1].str, out.tip.seq) || !to_i64(el[2].str, out.tip.time))
+    if (!parse_whole_number(el[1].str, out.tip.seq) || !parse_whole_number(el[2].str, out.tip.time))
         return failed("unexpected sse_history tip");
     out.unknown_position = el[3].integer == 1;
     out.lost = el[3].integer == 2;
@@ -311,8 +294,8 @@ history_read parse_history_reply(const reply& r, const std::vector<std::string>&
             history_entry e;
             e.channel = channels[i];
             e.position.epoch = out.tip.epoch;
-            if (!to_u64(list.elements[j].str, e.position.seq) ||
-                !to_i64(list.elements[j + 1].str, e.position.time))
+            if (!parse_whole_number(list.elements[j].str, e.position.seq) ||
+                !parse_whole_number(list.elements[j + 1].str, e.position.time))
                 return failed("unexpected sse_history entry");
             e.payload = list.elements[j + 2].str;
             out.entries.push_back(std::move(e));

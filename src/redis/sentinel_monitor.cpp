@@ -1,6 +1,7 @@
 #include "ssegw/redis/sentinel_monitor.hpp"
 
 #include "ssegw/core/log_throttle.hpp"
+#include "ssegw/core/text.hpp"
 #include "ssegw/redis/command_client.hpp"
 #include "ssegw/redis/subscriber.hpp"
 
@@ -8,7 +9,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <optional>
 #include <stdexcept>
 
@@ -27,8 +27,7 @@ constexpr int patience = 3;
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
     std::uint16_t port = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-    if (ec != std::errc() || end != text.data() + text.size() || port == 0) return std::nullopt;
+    if (!parse_whole_number(text, port) || port == 0) return std::nullopt;
     return port;
 }
 

@@ -1,8 +1,11 @@
 #pragma once
-// Small text helpers shared by the HTTP-facing parsers and the two places that check credentials.
+// Small text helpers shared by the HTTP-facing parsers, the Redis reply readers and the two
+// places that check credentials.
 
+#include <charconv>
 #include <cstddef>
 #include <string_view>
+#include <system_error>
 
 namespace ssegw {
 
@@ -27,6 +30,14 @@ constexpr std::string_view bearer_token(std::string_view authorization) noexcept
     const char sep = authorization[scheme.size()];
     if (sep != ' ' && sep != '\t') return {};
     return trim_ows(authorization.substr(scheme.size() + 1));
+}
+
+/// `s` as a whole number of type Int: every character used, no spaces, no '+', a '-' only for
+/// signed types; false when empty, malformed or out of Int's range.
+template <class Int>
+bool parse_whole_number(std::string_view s, Int& out) noexcept {
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && end == s.data() + s.size();
 }
 
 /// Compares a presented secret with the expected one in time that depends only on the length

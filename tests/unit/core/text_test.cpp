@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 namespace ssegw {
 namespace {
 
@@ -25,6 +27,25 @@ TEST(constant_time_equal, matches_exactly_the_expected_secret) {
     EXPECT_FALSE(constant_time_equal("ab", "abab"));
     // No configured secret matches nothing, not even the empty string.
     EXPECT_FALSE(constant_time_equal("", ""));
+}
+
+TEST(parse_whole_number, takes_every_character_or_nothing) {
+    std::uint64_t u = 7;
+    EXPECT_TRUE(parse_whole_number("18446744073709551615", u));
+    EXPECT_EQ(u, 18446744073709551615ULL);
+    EXPECT_FALSE(parse_whole_number("18446744073709551616", u)); // out of range
+    EXPECT_FALSE(parse_whole_number("", u));
+    EXPECT_FALSE(parse_whole_number("12 ", u));
+    EXPECT_FALSE(parse_whole_number(" 12", u));
+    EXPECT_FALSE(parse_whole_number("+12", u));
+    EXPECT_FALSE(parse_whole_number("-1", u)); // no sign for unsigned types
+    EXPECT_FALSE(parse_whole_number("1x", u));
+    std::int64_t i = 0;
+    EXPECT_TRUE(parse_whole_number("-42", i));
+    EXPECT_EQ(i, -42);
+    std::uint16_t port = 0;
+    EXPECT_TRUE(parse_whole_number("65535", port));
+    EXPECT_FALSE(parse_whole_number("65536", port));
 }
 
 } // namespace
