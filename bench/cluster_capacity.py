@@ -241,6 +241,12 @@ def run_setup(mode, cfg, gateway_bin):
         shutil.rmtree(run, ignore_errors=True)
 
 
+def md_table(header, rows):
+    """A markdown table: header cells, then rows of cells (already formatted)."""
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def report(results, cfg, stamp, command, load_before, load_after, elapsed):
     single, cluster = results["single"], results["cluster"]
     r1, r3 = cfg["node_rate"], 3 * cfg["node_rate"]
@@ -254,41 +260,39 @@ def report(results, cfg, stamp, command, load_before, load_after, elapsed):
         "%d. %d streams, one per user; every event `FCALL sse_publish 1 sse:{user:u<r>}` to a "
         "random user, %d-byte payload, %g s per measurement.\n"
         % (GATEWAY_CORE, AUX_CORE, cfg["users"], cfg["payload"], cfg["duration"]),
-        "### Redis CPU per event, per node\n",
-        "| setup | events/s | node | events | events/s at the node | Redis CPU-µs per event "
-        "| idle (CPU-ms/s) |",
-        "|---|---|---|---|---|---|---|"]
+        "### Redis CPU per event, per node\n"]
+    rows = []
     for name, rate, r in runs:
         f = r["fixed"][rate]
         idle_win = r["idle"]["window_s"] or 1
         for n, idle_cpu in zip(f["nodes"], r["idle"]["redis_cpu_each_s"]):
-            lines.append("| %s | %d | :%d | %d | %.0f | %.1f | %.1f |" % (
-                name, rate, n["port"], n["events"], n["events"] / f["window_s"],
-                n["cpu_us_per_event"] or 0, idle_cpu * 1000 / idle_win))
+            rows.append([name, rate, ":%d" % n["port"], n["events"],
+                         "%.0f" % (n["events"] / f["window_s"]),
+                         "%.1f" % (n["cpu_us_per_event"] or 0),
+                         "%.1f" % (idle_cpu * 1000 / idle_win)])
         if len(f["nodes"]) > 1:
-            lines.append("| %s | %d | all | %d | | **%.1f** (sum of the nodes' CPU) | |" % (
-                name, rate, f["published"], f["redis_cpu_us_per_event"] or 0))
-    lines += [
-        "",
-        "| setup | events/s | gateway CPU-µs per delivery | delivered | publish→receive p50 / p99 "
-        "(ms) |",
-        "|---|---|---|---|---|"]
-    for name, rate, r in runs:
-        f = r["fixed"][rate]
-        lines.append("| %s | %d | %.1f | %.1f %% | %.2f / %.2f |" % (
-            name, rate, f["cpu_us_per_delivery"], f["delivered_pct"], f["lat_p50_ms"],
-            f["lat_p99_ms"]))
-    lines += [
-        "",
-        "### Sustained on this machine (every Redis node and the load generator on one core)\n",
-        "| setup | events/s (FCALL, acknowledged) | live deliveries/s | p99 (ms) | search stopped |",
-        "|---|---|---|---|---|"]
+            rows.append([name, rate, "all", f["published"], "", "**%.1f** (sum of the nodes' CPU)"
+                         % (f["redis_cpu_us_per_event"] or 0), ""])
+    lines += md_table(["setup", "events/s", "node", "events", "events/s at the node",
+                       "Redis CPU-µs per event", "idle (CPU-ms/s)"], rows)
+    lines.append("")
+    lines += md_table(
+        ["setup", "events/s", "gateway CPU-µs per delivery", "delivered",
+         "publish→receive p50 / p99 (ms)"],
+        [[name, rate, "%.1f" % r["fixed"][rate]["cpu_us_per_delivery"],
+          "%.1f %%" % r["fixed"][rate]["delivered_pct"],
+          "%.2f / %.2f" % (r["fixed"][rate]["lat_p50_ms"], r["fixed"][rate]["lat_p99_ms"])]
+         for name, rate, r in runs])
+    lines += ["", "### Sustained on this machine (every Redis node and the load generator on one "
+              "core)\n"]
+    rows = []
     for name, r in (("1 Redis", single), ("3-primary cluster", cluster)):
         sus = r["sustained"]
         p = sus["probe"] or {}
-        lines.append("| %s | %d | %.0f | %.1f | %s |" % (
-            name, sus["rate"], p["deliveries"] / p["window_s"] if p else 0,
-            p.get("lat_p99_ms", 0), sus["limit"]))
+        rows.append([name, sus["rate"], "%.0f" % (p["deliveries"] / p["window_s"] if p else 0),
+                     "%.1f" % p.get("lat_p99_ms", 0), sus["limit"]])
+    lines += md_table(["setup", "events/s (FCALL, acknowledged)", "live deliveries/s", "p99 (ms)",
+                       "search stopped"], rows)
     proj = projection(results, cfg)
     lines += [
         "",
@@ -298,7 +302,8 @@ def report(results, cfg, stamp, command, load_before, load_after, elapsed):
         "nodes %s, **%.0f events/s** aggregate with 3 primaries on 3 cores, **%.2f×** one Redis "
         "(aim ≥ 2.5×; above 3× only means the nodes sharing one core here batched more per "
         "wake-up). With users spread as unevenly as here, the busiest node saturates first: "
-        "%.0f events/s (%.2f×). At the same total rate (%d events/s) the cluster spends %.2f× the "
+        "%.0f events/s (%.2f×). At the same total rate (%d events/s) the cluster spends %.2f× "
+        "the "
         "Redis CPU of one Redis in all (each node gets a third of the commands per wake-up). "
         "CPU per event falls as a node's rate rises, so the events/s per core are low bounds; "
         "the ratio compares like with like. It assumes free cores and leaves out the clients' "
@@ -307,14 +312,13 @@ def report(results, cfg, stamp, command, load_before, load_after, elapsed):
            proj["cluster_aggregate"], proj["ratio"], proj["cluster_bound_by_busiest"],
            proj["bound_ratio"], r3, proj["total_cpu_ratio_same_total_rate"]),
         "",
-        "### Resume latency, 34-channel stream (user + broadcast + 32 topics)\n",
-        "| setup | shards | samples | p50 (ms) | p99 (ms) | max (ms) | id bytes | truncated |",
-        "|---|---|---|---|---|---|---|---|"]
-    for name, r in (("1 Redis", single), ("3-primary cluster", cluster)):
-        res = r["resume"]
-        lines.append("| %s | %d | %d | %.1f | %.1f | %.1f | %d | %d |" % (
-            name, res["shards"], res["samples"], res["p50_ms"], res["p99_ms"], res["max_ms"],
-            res["id_bytes"], res["truncated"]))
+        "### Resume latency, 34-channel stream (user + broadcast + 32 topics)\n"]
+    lines += md_table(
+        ["setup", "shards", "samples", "p50 (ms)", "p99 (ms)", "max (ms)", "id bytes", "truncated"],
+        [[name, res["shards"], res["samples"], "%.1f" % res["p50_ms"], "%.1f" % res["p99_ms"],
+          "%.1f" % res["max_ms"], res["id_bytes"], res["truncated"]]
+         for name, res in (("1 Redis", single["resume"]),
+                           ("3-primary cluster", cluster["resume"]))])
     lines.append("\nFrom the Last-Event-ID request to the 32nd replayed event (one missed event "
                  "per topic, each checked), one gateway; the client is Python "
                  "(ssegw_testlib.SseClient).")
