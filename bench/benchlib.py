@@ -1,4 +1,5 @@
-"""Helpers shared by bench/compare and bench/million (Python 3 standard library only)."""
+"""Helpers shared by bench/compare, bench/million and bench/cluster_capacity.py (Python 3 standard
+library only)."""
 import os
 import signal
 import socket
@@ -57,3 +58,45 @@ def machine():
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores, kernel {os.uname().release}"
+
+
+def highest_passing_rate(probe, start, refine, max_doublings):
+    """The highest rate `probe` passes: doubling from `start` until a probe fails, then `refine`
+    bisection steps between the last pass and the first failure. probe(rate) -> (result, why):
+    why None (passed), "over" (failed: too high a rate) or any other text (the search cannot go
+    on, e.g. the load generator's own core saturated). Returns (result of the best passing
+    probe, its rate (0: none passed), limit: why the search stopped)."""
+    rate = start
+    best, best_rate, limit, fail_rate = None, 0, None, None
+    for _ in range(max_doublings):
+        r, why = probe(rate)
+        if why is None:
+            best, best_rate = r, rate
+            rate *= 2
+            continue
+        if why == "over":
+            fail_rate = rate
+        else:
+            limit = f"{why} at {rate}/s"
+        break
+    else:
+        limit = f"still fine at {best_rate}/s (search cap)"
+    if fail_rate and best_rate:
+        lo, hi = best_rate, fail_rate
+        for _ in range(refine):
+            mid = (lo + hi) // 2
+            if mid in (lo, hi):
+                break
+            r, why = probe(mid)
+            if why is None:
+                best, lo = r, mid
+            elif why == "over":
+                hi = mid
+            else:
+                limit = f"{why} at {mid}/s"
+                break
+        best_rate = lo
+        limit = limit or f"over at {hi}/s"
+    elif fail_rate:
+        limit = f"over already at the start rate {fail_rate}/s"
+    return best, best_rate, limit

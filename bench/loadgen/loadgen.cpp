@@ -82,6 +82,10 @@ struct options {
     std::string pub = "none";  // none | redis | http
     std::string pub_host = "127.0.0.1";
     int pub_port = 6379;
+    // --pub-cluster "0-5460:7001,5461-10922:7002,...": one link per port, each command sent to
+    // the port owning its key's hash slot (a Redis Cluster client with a fixed slot map).
+    std::vector<std::pair<int, int>> pub_slot_ranges;  // (first slot, port), sorted; last slot implied
+    std::vector<int> pub_slot_ports;
     std::string pub_cmd = "PUBLISH sse:user:u{r}";
     std::string pub_path = "/pub?ch=u{r}";
     std::string pub_json_channel;  // HTTP body {"channel":"<this>","data":"<payload>"} (gateway's POST /publish)
@@ -189,6 +193,17 @@ proc_sample read_procs(const std::vector<int>& pids) {
         if (ss < 0) t.sched_ok = false; else t.sched_s += ss;
     }
     return t;
+}
+
+// Each process's CPU seconds (scheduler time, else utime+stime): per-node figures of a cluster.
+std::vector<double> read_cpu_each(const std::vector<int>& pids) {
+    std::vector<double> out;
+    for (int pid : pids) {
+        long slices = 0;
+        double ss = read_schedstat_s(pid, &slices);
+        out.push_back(ss >= 0 ? ss : read_proc(pid).cpu_s);
+    }
+    return out;
 }
 
 // One field of /proc/meminfo in KiB (Slab: kernel objects such as sockets), -1 if absent.
@@ -664,11 +679,31 @@ struct worker {
 };
 
 // ---------- publisher ----------
+// Redis Cluster's key hash slot: CRC16/XMODEM of the key's {hash tag} (or the whole key) mod 16384.
+unsigned key_slot(std::string_view key) {
+    if (auto open = key.find('{'); open != std::string_view::npos)
+        if (auto close = key.find('}', open + 1); close != std::string_view::npos && close > open + 1)
+            key = key.substr(open + 1, close - open - 1);
+    unsigned crc = 0;
+    for (unsigned char c : key) {
+        crc ^= unsigned(c) << 8;
+        for (int b = 0; b < 8; ++b) crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc % 16384;
+}
+
 struct publisher {
+    // One connection per Redis node (one unless --pub-cluster names several).
+    struct link {
+        explicit link(int p) : port(p) {}
+        int port;
+        int fd = -1;
+        std::string out, in;
+        long sent = 0;  // commands routed here
+    };
     const options& o;
-    int fd = -1;
-    std::string out;
-    std::string in;
+    std::vector<link> links;
+    std::vector<unsigned char> slot_link;  // hash slot -> index into links (--pub-cluster)
     long sent = 0, replies = 0, errors = 0, receivers = 0;
     long limit = LONG_MAX;  // rate-driven publishing stops at this many sent
     std::mt19937_64 rng{12345};
@@ -676,7 +711,22 @@ struct publisher {
     std::string tag;  // payload prefix ("b=<k> " for the plan's broadcast k)
     long seq = 0;     // {s}: events sent since use()
 
-    explicit publisher(const options& opt) : o(opt) { use(o.pub_cmd); }
+    explicit publisher(const options& opt) : o(opt) {
+        use(o.pub_cmd);
+        if (o.pub_slot_ranges.empty()) {
+            links.emplace_back(o.pub_port);
+            return;
+        }
+        slot_link.assign(16384, 0);
+        for (size_t r = 0; r < o.pub_slot_ranges.size(); ++r) {
+            int port = o.pub_slot_ranges[r].second;
+            auto it = std::find_if(links.begin(), links.end(), [&](auto& l) { return l.port == port; });
+            if (it == links.end()) it = links.insert(links.end(), link(port));
+            int end = r + 1 < o.pub_slot_ranges.size() ? o.pub_slot_ranges[r + 1].first : 16384;
+            for (int slot = o.pub_slot_ranges[r].first; slot < end; ++slot)
+                slot_link[size_t(slot)] = static_cast<unsigned char>(it - links.begin());
+        }
+    }
 
     // The Redis command to publish with from now on; {s} counts from 0 again.
     void use(const std::string& c) {
@@ -693,15 +743,17 @@ struct publisher {
     }
 
     void connect_() {
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(uint16_t(o.pub_port));
-        inet_pton(AF_INET, o.pub_host.c_str(), &a.sin_addr);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("publisher connect: "s + strerror(errno));
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        set_nonblock(fd);
+        for (auto& l : links) {
+            l.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_port = htons(uint16_t(l.port));
+            inet_pton(AF_INET, o.pub_host.c_str(), &a.sin_addr);
+            if (connect(l.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("publisher connect: "s + strerror(errno));
+            int one = 1;
+            setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            set_nonblock(l.fd);
+        }
     }
 
     std::string payload() {
@@ -717,13 +769,23 @@ struct publisher {
         long s = seq++;
         std::string pl = payload();
         if (o.pub == "redis") {
-            out += "*" + std::to_string(argv_tmpl.size() + 1) + "\r\n";
-            for (auto& a : argv_tmpl) {
-                std::string w = subst(subst(a, "{r}", r), "{s}", s);
-                out += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
+            // Routed by the first argument with a {hash tag} (the key of FCALL ... 1 <key>, the
+            // channel of SPUBLISH), else by the second word.
+            std::string cmd = "*" + std::to_string(argv_tmpl.size() + 1) + "\r\n";
+            std::string routing_key, second;
+            for (size_t k = 0; k < argv_tmpl.size(); ++k) {
+                std::string w = subst(subst(argv_tmpl[k], "{r}", r), "{s}", s);
+                if (k == 1) second = w;
+                if (k > 0 && routing_key.empty() && w.find('{') != std::string::npos) routing_key = w;
+                cmd += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
             }
-            out += "$" + std::to_string(pl.size()) + "\r\n" + pl + "\r\n";
+            if (routing_key.empty()) routing_key = second;
+            cmd += "$" + std::to_string(pl.size()) + "\r\n" + pl + "\r\n";
+            auto& to = slot_link.empty() ? links[0] : links[slot_link[key_slot(routing_key)]];
+            to.out += cmd;
+            ++to.sent;
         } else {
+            std::string& out = links[0].out;
             std::string p = subst(o.pub_path, "{r}", r);
             if (!o.pub_json_channel.empty())
                 pl = "{\"channel\":\"" + subst(o.pub_json_channel, "{r}", r) + "\",\"data\":\"" + pl + "\"}";
@@ -734,15 +796,16 @@ struct publisher {
     }
 
     void flush() {
-        while (!out.empty()) {
-            ssize_t n = write(fd, out.data(), out.size());
-            if (n > 0) out.erase(0, size_t(n));
-            else break;
-        }
+        for (auto& l : links)
+            while (!l.out.empty()) {
+                ssize_t n = write(l.fd, l.out.data(), l.out.size());
+                if (n > 0) l.out.erase(0, size_t(n));
+                else break;
+            }
     }
 
-    // Parses as many complete replies as are buffered.
-    void parse() {
+    // Parses as many complete replies as are buffered on one link.
+    void parse(std::string& in) {
         size_t p = 0;
         for (;;) {
             if (o.pub == "redis") {
@@ -757,7 +820,10 @@ struct publisher {
                     p = need;
                 } else {
                     if (t == ':') receivers += atol(in.c_str() + p + 1);
-                    if (t == '-') ++errors;
+                    if (t == '-') {
+                        ++errors;
+                        if (errors <= 3) fprintf(stderr, "loadgen: publish error: %.*s\n", int(e - p), in.c_str() + p);
+                    }
                     ++replies;
                     p = e + 2;
                 }
@@ -778,14 +844,15 @@ struct publisher {
         in.erase(0, p);
     }
 
-    void on_readable() {
+    void on_readable(size_t which) {
+        auto& l = links[which];
         char buf[65536];
         for (;;) {
-            ssize_t n = read(fd, buf, sizeof buf);
-            if (n > 0) { in.append(buf, size_t(n)); continue; }
+            ssize_t n = read(l.fd, buf, sizeof buf);
+            if (n > 0) { l.in.append(buf, size_t(n)); continue; }
             break;
         }
-        parse();
+        parse(l.in);
     }
 };
 
@@ -828,11 +895,12 @@ void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Unt
     ev.events = EPOLLIN;
     ev.data.u64 = 1000000;
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
-    if (pub) {
-        ev.events = EPOLLIN;
-        ev.data.u64 = 1000001;
-        epoll_ctl(ep, EPOLL_CTL_ADD, pub->fd, &ev);
-    }
+    if (pub)
+        for (size_t l = 0; l < pub->links.size(); ++l) {
+            ev.events = EPOLLIN;
+            ev.data.u64 = 1000001 + l;
+            epoll_ctl(ep, EPOLL_CTL_ADD, pub->links[l].fd, &ev);
+        }
     int64_t t0 = mono_ns();
     long base_sent = pub ? pub->sent : 0;
     epoll_event evs[64];
@@ -850,8 +918,8 @@ void pump(std::vector<child>& kids, publisher* pub, double rate, double dur, Unt
                     while (pub->sent - base_sent < due && pub->sent < pub->limit) pub->enqueue_one();
                     pub->flush();
                 }
-            } else if (k == 1000001 && pub) {
-                pub->on_readable();
+            } else if (pub && k >= 1000001 && k < 1000001 + pub->links.size()) {
+                pub->on_readable(size_t(k - 1000001));
             } else {
                 child& c = kids[k];
                 bool open = c.lr.fill(c.res);
@@ -980,6 +1048,7 @@ void usage() {
          "        [--procs P] [--sources N] [--idle-settle S] [--max-pending N (per worker)]\n"
          "        [--source-ports BASE (bind source ports BASE.. instead of the kernel's search)]\n"
          "        [--pub none|redis|http] [--pub-host H] [--pub-port P] [--pub-cmd 'PUBLISH sse:user:u{r}']\n"
+         "        [--pub-cluster 'first-last:port,...' (Redis Cluster: each command to its key's slot owner)]\n"
          "        [--pub-path '/pub?ch=u{r}'] [--pub-json-channel 'user:u{r}'] [--pub-users N] [--pub-rate R] [--duration S] [--payload B]\n"
          "        [--settle-max S] [--churn C] [--server-pid PID]... [--redis-pid PID]...\n"
          "        [--broadcasts B] [--broadcast-cmd 'PUBLISH sse:broadcast'] [--broadcast-timeout S] [--broadcast-gap S]\n"
@@ -1021,6 +1090,20 @@ int main(int argc, char** argv) {
         else if (a == "--pub-host") o.pub_host = val();
         else if (a == "--pub-port") o.pub_port = std::stoi(val());
         else if (a == "--pub-cmd") o.pub_cmd = val();
+        else if (a == "--pub-cluster") {
+            std::string v = val();
+            for (size_t i0 = 0; i0 < v.size();) {
+                size_t e = v.find(',', i0);
+                if (e == std::string::npos) e = v.size();
+                int lo = 0, hi = 0, port = 0;
+                if (sscanf(v.substr(i0, e - i0).c_str(), "%d-%d:%d", &lo, &hi, &port) != 3 || lo < 0 || hi < lo ||
+                    hi > 16383 || port <= 0)
+                    die("--pub-cluster wants first-last:port,...");
+                o.pub_slot_ranges.push_back({lo, port});
+                i0 = e + 1;
+            }
+            std::sort(o.pub_slot_ranges.begin(), o.pub_slot_ranges.end());
+        }
         else if (a == "--pub-path") o.pub_path = val();
         else if (a == "--pub-json-channel") o.pub_json_channel = val();
         else if (a == "--pub-users") o.pub_users = std::stoi(val());
@@ -1100,6 +1183,7 @@ int main(int argc, char** argv) {
     std::vector<int> own_pids{int(getpid())};
     for (auto& k : kids) own_pids.push_back(int(k.pid));
     proc_sample s0 = read_procs(o.server_pids), r0 = read_procs(o.redis_pids), l0 = read_procs(own_pids);
+    std::vector<double> r0_each = read_cpu_each(o.redis_pids);
     int64_t m0 = mono_ns();
     double window = 0, settle = 0;
     long churn_done = 0;
@@ -1133,6 +1217,18 @@ int main(int argc, char** argv) {
         window = double(mono_ns() - m0) * 1e-9;
     }
     proc_sample s1 = read_procs(o.server_pids), r1 = read_procs(o.redis_pids), l1 = read_procs(own_pids);
+    std::vector<double> r1_each = read_cpu_each(o.redis_pids);
+    std::string redis_each = ",\"redis_cpu_each_s\":[";
+    for (size_t i = 0; i < r1_each.size(); ++i) {
+        char num[32];
+        snprintf(num, sizeof num, "%s%.4f", i ? "," : "", r1_each[i] - r0_each[i]);
+        redis_each += num;
+    }
+    redis_each += "],\"pub_links\":[";
+    for (size_t i = 0; i < pub.links.size(); ++i)
+        redis_each += (i ? ",{\"port\":" : "{\"port\":") + std::to_string(pub.links[i].port) + ",\"sent\":" +
+                      std::to_string(pub.links[i].sent) + "}";
+    redis_each += "]";
     send_ctl(kids, 'S');
     pump(kids, nullptr, 0, 30, [&] { return std::all_of(kids.begin(), kids.end(), [](auto& k) { return k.done; }); });
     for (auto& k : kids) { close(k.ctl); int st; waitpid(k.pid, &st, 0); }
@@ -1169,7 +1265,7 @@ int main(int argc, char** argv) {
            "\"lat_p999_ms\":%.4f,\"lat_max_ms\":%.4f,\"lat_mean_ms\":%.4f,\"procs\":%d,"
            "\"server_cpu_stat_s\":%.3f,\"redis_cpu_stat_s\":%.3f,\"cpu_source\":\"%s\",\"loadgen_cpu_s\":%.4f,"
            "\"server_switches\":%ld,\"server_switches_per_delivery\":%.3f,"
-           "\"slab_base_kib\":%ld,\"slab_idle_kib\":%ld,\"loadgen_rss_idle_kib\":%ld%s}\n",
+           "\"slab_base_kib\":%ld,\"slab_idle_kib\":%ld,\"loadgen_rss_idle_kib\":%ld%s%s}\n",
            o.churn ? o.churn : o.conns, established, failed, all_ready ? "true" : "false", connect_s, agg[3], agg[4],
            s_base.rss_kib, s_idle.rss_kib, s1.rss_kib,
            conns > 0 ? double(s_idle.rss_kib - s_base.rss_kib) / double(conns) : 0.0, pub.sent, pub.replies,
@@ -1182,6 +1278,6 @@ int main(int argc, char** argv) {
            (s0.sched_ok && s1.sched_ok) ? "schedstat" : "stat", l1.sched_ok && l0.sched_ok ? l1.sched_s - l0.sched_s : l1.cpu_s - l0.cpu_s,
            s1.sched_slices - s0.sched_slices,
            deliveries ? double(s1.sched_slices - s0.sched_slices) / double(deliveries) : 0.0,
-           slab_base, slab_idle, l0.rss_kib, plan_json.c_str());
+           slab_base, slab_idle, l0.rss_kib, redis_each.c_str(), plan_json.c_str());
     return 0;
 }

@@ -7,43 +7,18 @@ password is a clear log line, /readyz 503 and backed-off retries."""
 import json
 import os
 import re
-import shlex
 import unittest
 
 from ssegw_testlib import (http_request, FailureAwareMixin, GatewayTestCase, assert_redis_refused_cleanly,
-                           is_position_block, wait_until)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ADMIN = ("admin", "admin-password-for-the-test")
-
-
-def readme_acl_line():
-    """The one ACL SETUSER line of the README's "Redis credentials and TLS" section."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    section = text[text.index("### Redis credentials and TLS"):]
-    block = re.search(r"^```\n(.*?)^```", section, re.S | re.M).group(1).strip()
-    assert block.startswith("ACL SETUSER ") and "\n" not in block, block
-    return block
+                           install_readme_acl, is_position_block, wait_until)
 
 
 class AclTest(FailureAwareMixin, GatewayTestCase):
 
     def setUp(self):
         super().setUp()
-        self.acl = shlex.split(readme_acl_line())
-        self.user = self.acl[2]
-        self.password = next(a[1:] for a in self.acl if a.startswith(">"))
         self.redis = self.start_redis()
-        # An admin for the test itself, then the README's user, then no default user.
-        self.redis.cli("ACL", "SETUSER", ADMIN[0], "on", ">" + ADMIN[1], "~*", "&*", "+@all")
-        self.redis.auth = ADMIN
-        self.redis.cli(*self.acl)
-        self.redis.cli("ACL", "SETUSER", "default", "off")
-        with self.assertRaises(Exception, msg="the default user must be off"):
-            self.redis.auth = None
-            self.redis.cli("GET", "x")
-        self.redis.auth = ADMIN
+        self.user, self.password = install_readme_acl(self.redis)
 
     def url(self, userinfo=""):
         return "redis://%s127.0.0.1:%d" % (userinfo, self.redis.port)

@@ -16,71 +16,15 @@ import threading
 import time
 import unittest
 
-from ssegw_testlib import (FailureAwareMixin, GatewayTestCase, RedisCluster, RespClient,
-                           RespError, SseClient, http_request, wait_until)
+from ssegw_testlib import (ClusterPublisher, FailureAwareMixin, GatewayTestCase, RedisCluster,
+                           SseClient, http_request, wait_until)
+from ssegw_testlib import cluster_key as key_of
 
 
 def history_config(max_len=1000):
     return {"redis": {"mode": "cluster", "reconnect_min_ms": 50, "reconnect_max_ms": 500},
             "history": {"enabled": True, "max_len": max_len},
             "sse": {"heartbeat_seconds": 1, "retry_ms": 500}}
-
-
-def key_of(channel):
-    return "sse:{%s}" % channel
-
-
-class ClusterPublisher:
-    """FCALL sse_publish like a cluster-aware client: MOVED re-routes, ASK is followed with
-    ASKING on the target (what redis-py's RedisCluster does during a slot migration)."""
-
-    def __init__(self, cluster):
-        self.cluster = cluster
-        self.clients = {}
-        self.owner = {}
-
-    def _client(self, port):
-        if port not in self.clients:
-            self.clients[port] = RespClient(port, timeout=5)
-        return self.clients[port]
-
-    def close(self):
-        for c in self.clients.values():
-            c.close()
-
-    def fcall(self, channel, payload, deadline_s=20.0):
-        key = key_of(channel)
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        end = time.monotonic() + deadline_s
-        port = self.owner.get(key) or self.cluster.owner(key)
-        asking = False
-        while time.monotonic() < end:
-            try:
-                c = self._client(port)
-                if asking:
-                    c.call("ASKING")
-                r = c.call("FCALL", "sse_publish", "1", key, data)
-                self.owner[key] = port if not asking else self.owner.get(key, port)
-                return r.decode() if isinstance(r, bytes) else r
-            except RespError as e:
-                text = str(e)
-                if text.startswith("MOVED "):
-                    port, asking = int(text.rsplit(":", 1)[1]), False
-                    self.owner[key] = port
-                elif text.startswith("ASK "):
-                    port, asking = int(text.rsplit(":", 1)[1]), True
-                elif text.startswith(("CLUSTERDOWN", "TRYAGAIN", "LOADING")):
-                    time.sleep(0.05)
-                    port, asking = self.cluster.owner(key), False
-                else:
-                    raise
-            except OSError:
-                dead = self.clients.pop(port, None)
-                if dead is not None:
-                    dead.close()
-                time.sleep(0.1)
-                port, asking = self.cluster.owner(key), False
-        raise AssertionError("FCALL to %s not acknowledged in %.0f s" % (key, deadline_s))
 
 
 class ClusterHistoryCase(FailureAwareMixin, GatewayTestCase):

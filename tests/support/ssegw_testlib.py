@@ -26,7 +26,9 @@ import json
 import os
 import queue
 import random
+import re
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -701,6 +703,7 @@ class RedisCluster:
 
     def __init__(self, workdir, primaries=3, replicas=1, node_timeout_ms=2000):
         self.dir = workdir
+        self.auth = None  # (user, password) of the test's own connections: set_auth()
         self.nodes = []
         for port in free_cluster_ports(primaries * (1 + replicas)):
             self.nodes.append(RedisServer(port=port, workdir=workdir, extra_args=(
@@ -726,6 +729,12 @@ class RedisCluster:
     def kill(self):
         for n in self.nodes:
             n.kill()
+
+    def set_auth(self, auth):
+        """The test's own connections (cli, call, shards, owner) log in as `auth` from now on."""
+        self.auth = auth
+        for n in self.nodes:
+            n.auth = auth
 
     @property
     def url(self):
@@ -794,7 +803,7 @@ class RedisCluster:
         port = ports[0]
         for _ in range(5):
             try:
-                with RespClient(port, timeout=5) as c:
+                with RespClient(port, timeout=5, auth=self.auth) as c:
                     return _decode(c.call(*args))
             except RespError as e:
                 text = str(e)
@@ -802,6 +811,113 @@ class RedisCluster:
                     raise
                 port = int(text.rsplit(":", 1)[1])
         raise AssertionError("too many redirects for %s" % (args,))
+
+
+def cluster_key(channel, prefix="sse:"):
+    """A channel's Redis name in cluster mode: its history key and its sharded channel."""
+    return "%s{%s}" % (prefix, channel)
+
+
+class ClusterPublisher:
+    """A backend publishing like a cluster-aware client (FCALL sse_publish, SPUBLISH): MOVED
+    re-routes, ASK is followed with ASKING on the target (what redis-py's RedisCluster does
+    during a slot migration), CLUSTERDOWN/TRYAGAIN and dead links are retried until
+    `deadline_s`. auth: (user, password) its connections log in with."""
+
+    def __init__(self, cluster, auth=None):
+        self.cluster = cluster
+        self.auth = auth
+        self.clients = {}
+        self.owner = {}
+
+    def _client(self, port):
+        if port not in self.clients:
+            self.clients[port] = RespClient(port, timeout=5, auth=self.auth)
+        return self.clients[port]
+
+    def close(self):
+        for c in self.clients.values():
+            c.close()
+
+    def fcall(self, channel, payload, deadline_s=20.0):
+        """FCALL sse_publish: the entry id (<epoch>-<seq>)."""
+        key = cluster_key(channel)
+        return self.routed(key, ["FCALL", "sse_publish", "1", key, _payload_text(payload)],
+                           deadline_s)
+
+    def spublish(self, channel, payload, deadline_s=20.0):
+        """SPUBLISH (live only): the number of subscribers Redis delivered it to."""
+        key = cluster_key(channel)
+        return self.routed(key, ["SPUBLISH", key, _payload_text(payload)], deadline_s)
+
+    def routed(self, key, command, deadline_s=20.0):
+        end = time.monotonic() + deadline_s
+        port = self.owner.get(key) or self.cluster.owner(key)
+        asking = False
+        while time.monotonic() < end:
+            try:
+                c = self._client(port)
+                if asking:
+                    c.call("ASKING")
+                r = c.call(*command)
+                self.owner[key] = port if not asking else self.owner.get(key, port)
+                return r.decode() if isinstance(r, bytes) else r
+            except RespError as e:
+                text = str(e)
+                if text.startswith("MOVED "):
+                    port, asking = int(text.rsplit(":", 1)[1]), False
+                    self.owner[key] = port
+                elif text.startswith("ASK "):
+                    port, asking = int(text.rsplit(":", 1)[1]), True
+                elif text.startswith(("CLUSTERDOWN", "TRYAGAIN", "LOADING")):
+                    time.sleep(0.05)
+                    port, asking = self.cluster.owner(key), False
+                else:
+                    raise
+            except OSError:
+                dead = self.clients.pop(port, None)
+                if dead is not None:
+                    dead.close()
+                time.sleep(0.1)
+                port, asking = self.cluster.owner(key), False
+        raise AssertionError("%s to %s not acknowledged in %.0f s" % (command[0], key, deadline_s))
+
+
+def _payload_text(payload):
+    return payload if isinstance(payload, str) else json.dumps(payload)
+
+
+def readme_redis_acl_line():
+    """The one `ACL SETUSER` line of the README's "Redis credentials and TLS" section: the tests
+    run the gateway under exactly it, so README and tests cannot drift apart."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Redis credentials and TLS"):]
+    block = re.search(r"^```\n(.*?)^```", section, re.S | re.M).group(1).strip()
+    assert block.startswith("ACL SETUSER ") and "\n" not in block, block
+    return block
+
+
+TEST_ADMIN = ("admin", "admin-password-for-the-test")
+
+
+def install_readme_acl(server):
+    """On one redis-server (or cluster node): an admin user the test's own connections log in
+    as from now on, the README's user exactly as written, then the default user off (checked).
+    Returns the README user's (name, password)."""
+    acl = shlex.split(readme_redis_acl_line())
+    server.cli("ACL", "SETUSER", TEST_ADMIN[0], "on", ">" + TEST_ADMIN[1], "~*", "&*", "+@all")
+    server.auth = TEST_ADMIN
+    server.cli(*acl)
+    server.cli("ACL", "SETUSER", "default", "off")
+    with RespClient(server.port) as c:
+        try:
+            c.call("GET", "x")
+        except RespError as e:
+            if not str(e).startswith("NOAUTH"):
+                raise
+        else:
+            raise AssertionError("the default user must be off")
+    return acl[2], next(a[1:] for a in acl if a.startswith(">"))
 
 
 def _decode(reply):
@@ -992,16 +1108,19 @@ class Gateway:
 def assert_redis_refused_cleanly(testcase, gw, attempts_metric, seconds=2.0, min_gap_s=0.1,
                                  links=2):
     """While Redis keeps refusing the gateway's links for `seconds`: /readyz stays 503, the
-    process stays up, and `attempts_metric` (a counter of failed attempts) grows by at most one
-    per link per reconnect_min (`min_gap_s`): retries back off instead of spinning. Returns the
+    process stays up, and `attempts_metric` (the name of the gateway's counter of failed
+    attempts, or a function counting them elsewhere, e.g. in Redis) grows by at most one per
+    link per reconnect_min (`min_gap_s`): retries back off instead of spinning. Returns the
     number of attempts seen."""
-    start = gw.metric(attempts_metric)
+    attempts = attempts_metric if callable(attempts_metric) else (
+        lambda: gw.metric(attempts_metric))
+    start = attempts()
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
         testcase.assertEqual(gw.readyz(), 503)
         testcase.assertTrue(gw.running(), gw.log_tail())
         time.sleep(0.2)
-    tries = gw.metric(attempts_metric) - start
+    tries = attempts() - start
     testcase.assertLessEqual(tries, links * seconds / min_gap_s + links, "retries must back off")
     return tries
 
