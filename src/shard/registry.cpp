@@ -7,7 +7,7 @@ namespace ssegw {
 bool registry::add(std::string_view channel, session* s) {
     auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) {
-        by_channel_.try_emplace(std::string(channel)).first->second.push_back(s);
+        by_channel_.try_emplace(make_key(channel)).first->second.push_back(s);
         return true;
     }
     it->second.push_back(s);
