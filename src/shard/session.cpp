@@ -184,7 +184,7 @@ void session::pump_replay() {
         queue_.push_back(std::move(built.bytes));
         queued_bytes_ += queue_.back()->size();
     }
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
     if (resume_->next < entries.size()) return;
     finish_replay();
 }
@@ -205,7 +205,7 @@ void session::enqueue(const frame& f) {
     if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
     queued_bytes_ += f->size();
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
 }
 
 void session::drop_as_slow_consumer() {
@@ -219,48 +219,42 @@ void session::drop_as_slow_consumer() {
 }
 
 void session::discard_queue() {
-    queue_.clear();
-    // What a write in flight still holds stays counted: on_write() takes it off when it ends.
+    // The frames of a write in flight stay (the kernel may still be reading them) and stay
+    // counted: on_write() takes them off when it ends.
+    queue_.erase(queue_.begin() + writing_, queue_.end());
     queued_bytes_ = 0;
-    for (const auto& f : writing_) queued_bytes_ += f->size();
+    for (const auto& f : queue_) queued_bytes_ += f->size();
 }
 
 void session::do_write() {
     if (queue_.empty() || closed_) return;
-    write_in_flight_ = true;
+    writing_ = static_cast<std::uint8_t>(std::min(queue_.size(), max_gather));
     write_started_tick_ = shard_.now_tick();
-    if (queue_.size() <= max_gather) {
-        writing_.swap(queue_);
-    } else {
-        writing_.assign(std::make_move_iterator(queue_.begin()),
-                        std::make_move_iterator(queue_.begin() + max_gather));
-        queue_.erase(queue_.begin(), queue_.begin() + max_gather);
-    }
     auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
         self->on_write(ec, n);
     };
-    if (writing_.size() == 1) {
-        asio::async_write(socket_, asio::buffer(*writing_.front()), std::move(handler));
+    // The buffers point into the frames' strings, not into queue_: frames queued meanwhile may
+    // move the vector's elements, never the bytes.
+    if (writing_ == 1) {
+        asio::async_write(socket_, asio::buffer(*queue_.front()), std::move(handler));
         return;
     }
     // Gathered write: one writev for everything queued since the last write.
-    gather_ = std::make_unique<asio::const_buffer[]>(writing_.size());
-    for (std::size_t i = 0; i < writing_.size(); ++i)
-        gather_[i] = asio::const_buffer(writing_[i]->data(), writing_[i]->size());
-    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_.size()},
+    gather_ = std::make_unique<asio::const_buffer[]>(writing_);
+    for (std::size_t i = 0; i < writing_; ++i)
+        gather_[i] = asio::const_buffer(queue_[i]->data(), queue_[i]->size());
+    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_},
                       std::move(handler));
 }
 
 void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
-    write_in_flight_ = false;
-    for (const auto& f : writing_) queued_bytes_ -= f->size();
-    writing_.clear();
+    for (std::size_t i = 0; i < writing_; ++i) queued_bytes_ -= queue_[i]->size();
+    queue_.erase(queue_.begin(), queue_.begin() + writing_);
+    writing_ = 0;
     gather_.reset();
     if (queue_.empty()) {
-        // Caught up: give the vectors' blocks back. An idle stream (nearly all of them, nearly
-        // always) then holds none, instead of 64 bytes for one frame pointer in each of two
-        // vectors; the next event costs one allocation again.
-        std::vector<frame>().swap(writing_);
+        // Caught up: give the vector's block back. An idle stream (nearly all of them, nearly
+        // always) then holds none; the next event costs one allocation again.
         std::vector<frame>().swap(queue_);
     }
     if (closed_) return;
@@ -274,10 +268,10 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     last_write_tick_ = shard_.now_tick();
     if (resume_ && resume_->replay) pump_replay();
     if (!queue_.empty()) {
-        if (!write_in_flight_) do_write();
+        if (!write_in_flight()) do_write();
         return;
     }
-    if (close_after_flush_ && !write_in_flight_) {
+    if (close_after_flush_ && !write_in_flight()) {
         boost::system::error_code ignored;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         close(pending_reason_);
@@ -323,7 +317,7 @@ void session::close_gracefully(const frame& last, close_reason why) {
     queue_.push_back(last);
     queued_bytes_ += last->size();
     close_after_flush_ = true;
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
 }
 
 void session::close(close_reason why) {
@@ -340,7 +334,7 @@ void session::close(close_reason why) {
 void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     if (closed_) return;
     const auto& cfg = shard_.config().sse;
-    if (write_in_flight_) {
+    if (write_in_flight()) {
         if (now_tick - write_started_tick_ >= cfg.write_timeout_seconds)
             close(close_reason::write_stalled);
         return;
@@ -428,7 +422,7 @@ void session::pump_cluster_replay() {
         queue_.push_back(std::move(built.bytes));
         queued_bytes_ += queue_.back()->size();
     }
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
     if (resume_->next < entries.size()) return;
     // Every event of each channel up to its tip was before the position or replayed; held
     // events beyond the tips follow, filtered per channel.
