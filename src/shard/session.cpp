@@ -55,18 +55,19 @@ struct session::resume_state {
 session::session(shard& owner, shard_socket socket, std::string user,
                  std::vector<std::string> channels, std::int64_t expires_at_unix,
                  bool awaits_history, std::int64_t issued_at_unix, std::uint64_t jti_tag)
-    : shard_(owner), socket_(std::move(socket)), channels_(std::move(channels)),
+    : shard_(owner), socket_(std::move(socket)),
       resume_(awaits_history ? std::make_unique<resume_state>() : nullptr),
       expires_at_unix_(expires_at_unix), issued_at_(issued_at_unix), jti_tag_(jti_tag) {
     // user() reads the id back from the user's channel; a caller that broke that rule would
     // see every per-user feature (limits, presence, disconnect) address someone else.
-    if (channels_.empty() || channels_.front() != user_channel(user))
-        channels_.insert(channels_.begin(), user_channel(user));
+    if (channels.empty() || channels.front() != user_channel(user))
+        channels.insert(channels.begin(), user_channel(user));
+    channels_ = channel_list(channels);
 }
 
 std::string_view session::user() const noexcept {
     static const std::size_t prefix = user_channel("").size(); // "user:"
-    return std::string_view(channels_.front()).substr(prefix);
+    return channels_.front().substr(prefix);
 }
 
 session::~session() = default;
@@ -383,7 +384,7 @@ void session::accept_per_session(const routed_event& ev) {
     if (!cursor_) return;
     // Within a channel positions are totally ordered: what the client has (replayed, or routed
     // twice around a move) is skipped.
-    if (!cursor_->advance(channel_index(channels_, ev.channel), ev.at)) return;
+    if (!cursor_->advance(channels_.index_of(ev.channel), ev.at)) return;
     enqueue(ev.bytes);
     enqueue(cursor_->id_tail());
 }
@@ -402,7 +403,7 @@ void session::on_cluster_history(std::shared_ptr<const history_read> read,
         enqueue(truncated_notice("trimmed", read->truncated));
     }
     resume_->asked_at = req.asked_at;
-    cursor_ = std::make_unique<composite_position>(channels_, read->channel_from);
+    cursor_ = std::make_unique<composite_position>(channels_.to_vector(), read->channel_from);
     resume_->replay = std::move(read);
     pump_cluster_replay();
 }
@@ -415,7 +416,7 @@ void session::pump_cluster_replay() {
     auto& c = shard_.counters();
     while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
         const auto& e = entries[resume_->next++];
-        if (!cursor_->advance(channel_index(channels_, e.channel), e.at)) continue;
+        if (!cursor_->advance(channels_.index_of(e.channel), e.at)) continue;
         auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->format());
         if (built.dropped) continue; // the live path drops it the same way
         shard_counters::bump(c.replayed_events);

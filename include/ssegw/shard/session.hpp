@@ -17,6 +17,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "ssegw/core/channel_list.hpp"
 #include "ssegw/core/history.hpp"
 #include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/composite_position.hpp"
@@ -77,7 +78,7 @@ public:
     /// Bytes queued or being written: bounded by sse.max_queue_bytes.
     std::uint64_t queued_bytes() const noexcept { return queued_bytes_; }
     std::uint32_t opened_tick() const noexcept { return opened_tick_; }
-    const std::vector<std::string>& channels() const noexcept { return channels_; }
+    const channel_list& channels() const noexcept { return channels_; }
     /// The token's iat (-1 = none) and jti tag (0 = none): what revocations match.
     std::int64_t issued_at() const noexcept { return issued_at_; }
     std::uint64_t jti_tag() const noexcept { return jti_tag_; }
@@ -118,7 +119,7 @@ private:
 
     shard& shard_;
     shard_socket socket_;
-    std::vector<std::string> channels_; ///< front(): the user's channel
+    channel_list channels_; ///< front(): the user's channel
     /// The frames of the write in flight (the first writing_), then those waiting for the next:
     /// one vector, not one for each (24 bytes less per session).
     std::vector<frame> queue_;
@@ -143,9 +144,9 @@ private:
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;
     std::uint8_t writing_ = 0; ///< frames at the front of queue_ the write in flight owns (<= 64)
-    // One byte for the flags: with the 8-byte gather_ and the one queue_ above, the object
-    // stays within 232 bytes and its block (with make_shared's counts) within a 256-byte malloc
-    // chunk (272 with a second vector).
+    // One byte for the flags: with the 8-byte gather_ and channels_ and the one queue_ above,
+    // the object stays within 216 bytes and its block (with make_shared's counts) within a
+    // 240-byte malloc chunk (272 with a vector of names and a second frame vector).
     bool close_after_flush_ : 1 = false;
     bool closed_ : 1 = false;
     bool expiry_noticed_ : 1 = false;
