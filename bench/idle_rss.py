@@ -3,7 +3,7 @@
 with --redis), opens N idle streams (each reads its response head, then sits), and reports the
 gateway's RSS growth per connection.
 
-    bench/idle_rss.py [N] [THREADS] [PRESENCE] [--redis] [--burst] [--settle S]
+    bench/idle_rss.py [N] [THREADS] [PRESENCE] [--redis] [--burst] [--settle S] [--hold S]
         (defaults: 10000 connections, 2 threads, presence on, standalone, 1 s settle)
 
 PRESENCE off sets presence.enabled false (each stream is a different user here, so presence's
@@ -15,6 +15,11 @@ once (a reconnect storm) instead of one after the other.
 --redis starts a throwaway redis-server on a free loopback port and points the gateway at it
 (per-channel SUBSCRIBE, history on): the subscriber's per-channel state and the new-stream
 history read are then part of the figure, as in a real deployment.
+
+--hold keeps the streams open that many seconds after the figure is printed (with the
+gateway's pid), for a look from outside while they are held: a heap profiler's snapshot (run the
+gateway under heaptrack's preload library through SSEGW_BINARY and kill -9 it meanwhile: what is
+still allocated is what the held streams use), /proc/PID/smaps.
 
 The process-wide open-file limit here is 20,000, so N must stay below ~19,500 (the client side
 of each connection lives in this process)."""
@@ -61,6 +66,8 @@ def parse_args():
     p.add_argument("--burst", action="store_true",
                    help="open every connection first, then send every request: all handshakes "
                         "in flight at once, as in a reconnect storm")
+    p.add_argument("--hold", type=float, default=0.0,
+                   help="seconds to keep the streams open after printing the figure")
     p.add_argument("--log-level", default="warn", help="the gateway's --log-level")
     return p.parse_args()
 
@@ -126,6 +133,10 @@ def main():
               "KiB, %.0f bytes (%.2f KiB) per connection; opened in %.1f s"
               % (n, threads, "on" if presence else "off", "redis" if redis else "standalone",
                  before, after, per, per / 1024.0, opened))
+        if args.hold > 0:
+            print("holding the streams for %.0f s: gateway pid %d" % (args.hold, gw.pid),
+                  flush=True)
+            time.sleep(args.hold)
         for s in socks:
             s.close()
     finally:

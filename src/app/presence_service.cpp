@@ -115,7 +115,7 @@ void presence_service::on_presence(unsigned, presence_report report) {
         } else if (it != local_.end()) {
             it->second = static_cast<std::uint32_t>(now);
         } else {
-            local_.emplace(user, static_cast<std::uint32_t>(now));
+            local_.try_emplace(make_key(user), static_cast<std::uint32_t>(now));
         }
         if (redis_) dirty_.insert(std::move(user));
     }
@@ -149,7 +149,7 @@ void presence_service::flush() {
         std::vector<std::pair<std::string, std::uint32_t>> chunk;
         std::vector<count_chunk> chunks;
         for (const auto& [user, count] : local_) {
-            chunk.emplace_back(user, count);
+            chunk.emplace_back(key_view(user), count);
             if (chunk.size() == users_per_call) {
                 chunks.push_back(std::move(chunk));
                 chunk.clear();

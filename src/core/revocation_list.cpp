@@ -17,7 +17,7 @@ bool revocation_list::add(const control_message& m) {
         } else if (full) {
             return false;
         } else {
-            users_.emplace(m.user, user_record{m.at, m.until});
+            users_.try_emplace(make_key(m.user), user_record{m.at, m.until});
         }
     }
     if (!m.jti.empty()) {
@@ -27,7 +27,7 @@ bool revocation_list::add(const control_message& m) {
         else if (size() >= max_entries)
             return false;
         else
-            jtis_.emplace(m.jti, m.until);
+            jtis_.try_emplace(make_key(m.jti), m.until);
     }
     return true;
 }

@@ -239,7 +239,7 @@ private:
         // after that, so the control loop subscribes before it reads history.
         std::weak_ptr<session> weak = s;
         shards_.request_history(
-            s->channels(), std::move(from),
+            s->channels().to_vector(), std::move(from),
             [&owner = shard_, weak, resume](std::shared_ptr<const history_read> read) {
                 boost::asio::post(owner.context(),
                                   [weak, read = std::move(read), resume]() mutable {

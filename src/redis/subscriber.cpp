@@ -35,7 +35,7 @@ constexpr std::size_t names_per_command = 512;
 // One flat map entry per name rather than one node per name in each of three sets: a process
 // subscribes to a channel per user it holds, so this is per-stream memory. Three
 // std::unordered_sets cost ~210 bytes per channel (a 64-byte node and a bucket slot in each);
-// the flat map ~60 (a 40-byte slot at its load factor). See docs/benchmarks.md, "Memory per
+// the flat map ~50 (a 32-byte slot at its load factor). See docs/benchmarks.md, "Memory per
 // idle stream".
 struct name_set {
     std::string_view subscribe_cmd;
@@ -65,7 +65,7 @@ struct name_set {
         auto it = names.find(name);
         if (it == names.end()) {
             if (!on) return;
-            it = names.emplace(std::string(name), state{}).first;
+            it = names.try_emplace(make_key(name)).first;
         }
         auto& st = it->second;
         if (f == confirmed && on != ((st.flags & confirmed) != 0)) {
@@ -79,7 +79,7 @@ struct name_set {
     }
     void add_leaving(std::string_view name) {
         auto it = names.find(name);
-        if (it == names.end()) it = names.emplace(std::string(name), state{}).first;
+        if (it == names.end()) it = names.try_emplace(make_key(name)).first;
         ++it->second.leaving;
     }
     /// One UNSUBSCRIBE confirmed (or all of them forgotten, when `all`).
@@ -188,7 +188,7 @@ struct subscriber::impl : connection_owner, std::enable_shared_from_this<impl> {
             std::vector<std::string_view> names;
             for (auto& [name, st] : set->names) {
                 if ((st.flags & name_set::desired) == 0) continue;
-                names.push_back(name);
+                names.push_back(key_view(name));
                 st.flags |= name_set::expected;
             }
             append_commands(out, set->subscribe_cmd, names, set->per_command);

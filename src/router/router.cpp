@@ -34,7 +34,7 @@ router::router(std::size_t max_event_bytes, batch_sink& shards, broker& subscrip
 void router::on_interest(unsigned shard_id, const std::string& channel, bool held) {
     const std::uint64_t bit = std::uint64_t{1} << shard_id;
     if (held) {
-        auto [it, inserted] = masks_.try_emplace(channel, 0);
+        auto [it, inserted] = masks_.try_emplace(make_key(channel), 0);
         const bool was_empty = it->second == 0;
         it->second |= bit;
         if (was_empty) subscriptions_.want(channel, true);
@@ -167,7 +167,7 @@ void router::adopt_position(const stream_position& tip) {
 std::vector<std::string> router::wanted_channels() const {
     std::vector<std::string> out;
     out.reserve(masks_.size());
-    for (const auto& [name, mask] : masks_) out.push_back(name);
+    for (const auto& [name, mask] : masks_) out.emplace_back(key_view(name));
     return out;
 }
 
@@ -180,7 +180,7 @@ void router::route_channel_history(std::string_view channel, const channel_posit
     if (it == masks_.end()) return count_drop(route_drop::no_local_subscriber);
     auto found = channel_states_.find(channel); // no key string built per event
     if (found == channel_states_.end())
-        found = channel_states_.try_emplace(std::string(channel)).first;
+        found = channel_states_.try_emplace(make_key(channel)).first;
     auto& st = found->second;
     if (st.holding) {
         if (st.overflow || held_bytes_ + payload.size() > max_held_bytes) {
@@ -217,7 +217,7 @@ void router::deliver_channel_history(std::string_view channel, std::uint64_t mas
 
 std::optional<channel_position> router::begin_channel_catch_up(std::string_view channel) {
     if (masks_.find(channel) == masks_.end()) return std::nullopt;
-    auto& st = channel_states_.try_emplace(std::string(channel)).first->second;
+    auto& st = channel_states_.try_emplace(make_key(channel)).first->second;
     st.holding = true;
     if (!st.known) return std::nullopt;
     return st.last;

@@ -46,11 +46,4 @@ void composite_position::append_to(std::string& out) const {
     }
 }
 
-std::size_t channel_index(const std::vector<std::string>& channels,
-                          std::string_view channel) noexcept {
-    for (std::size_t i = 0; i < channels.size(); ++i)
-        if (channels[i] == channel) return i;
-    return channels.size();
-}
-
 } // namespace ssegw

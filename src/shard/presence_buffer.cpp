@@ -7,13 +7,13 @@ namespace ssegw {
 namespace {
 
 /// "topic:a", "topic:b" (and the user and broadcast channels, left out) -> "a,b".
-std::string topics_of(const std::vector<std::string>& channels) {
+std::string topics_of(const channel_list& channels) {
     constexpr std::string_view topic = "topic:";
     std::string out;
-    for (const auto& ch : channels) {
+    for (const auto ch : channels) {
         if (!ch.starts_with(topic)) continue;
         if (!out.empty()) out += ',';
-        out.append(ch, topic.size());
+        out.append(ch.substr(topic.size()));
     }
     return out;
 }
@@ -24,13 +24,13 @@ presence_buffer::presence_buffer(boost::asio::io_context& ioc, std::chrono::mill
                                  bool lifecycle, report_fn report)
     : timer_(ioc), interval_(interval), lifecycle_(lifecycle), report_(std::move(report)) {}
 
-void presence_buffer::opened(std::string_view user, const std::vector<std::string>& channels) {
+void presence_buffer::opened(std::string_view user, const channel_list& channels) {
     changed(user, +1);
     if (lifecycle_) records_.push_back({true, std::string(user), topics_of(channels), {}, 0});
 }
 
-void presence_buffer::closed(std::string_view user, const std::vector<std::string>& channels,
-                             close_reason why, std::uint32_t duration_seconds) {
+void presence_buffer::closed(std::string_view user, const channel_list& channels, close_reason why,
+                             std::uint32_t duration_seconds) {
     changed(user, -1);
     if (lifecycle_)
         records_.push_back({false, std::string(user), topics_of(channels),

@@ -1,13 +1,11 @@
 #include "ssegw/shard/registry.hpp"
 
-#include <algorithm>
-
 namespace ssegw {
 
 bool registry::add(std::string_view channel, session* s) {
     auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) {
-        by_channel_.try_emplace(std::string(channel)).first->second.push_back(s);
+        by_channel_.try_emplace(make_key(channel)).first->second.push_back(s);
         return true;
     }
     it->second.push_back(s);
@@ -18,17 +16,12 @@ bool registry::remove(std::string_view channel, session* s) {
     auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) return false;
     auto& list = it->second;
-    // Order within a channel does not matter: swap-and-pop keeps removal O(position).
-    auto pos = std::find(list.begin(), list.end(), s);
-    if (pos == list.end()) return false;
-    *pos = list.back();
-    list.pop_back();
-    if (!list.empty()) return false;
+    if (!list.erase(s) || !list.empty()) return false;
     by_channel_.erase(it);
     return true;
 }
 
-const registry::session_list* registry::find(std::string_view channel) const {
+const session_list* registry::find(std::string_view channel) const {
     auto it = by_channel_.find(channel);
     return it == by_channel_.end() ? nullptr : &it->second;
 }

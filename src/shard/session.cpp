@@ -55,18 +55,19 @@ struct session::resume_state {
 session::session(shard& owner, shard_socket socket, std::string user,
                  std::vector<std::string> channels, std::int64_t expires_at_unix,
                  bool awaits_history, std::int64_t issued_at_unix, std::uint64_t jti_tag)
-    : shard_(owner), socket_(std::move(socket)), channels_(std::move(channels)),
+    : shard_(owner), socket_(std::move(socket)),
       resume_(awaits_history ? std::make_unique<resume_state>() : nullptr),
       expires_at_unix_(expires_at_unix), issued_at_(issued_at_unix), jti_tag_(jti_tag) {
     // user() reads the id back from the user's channel; a caller that broke that rule would
     // see every per-user feature (limits, presence, disconnect) address someone else.
-    if (channels_.empty() || channels_.front() != user_channel(user))
-        channels_.insert(channels_.begin(), user_channel(user));
+    if (channels.empty() || channels.front() != user_channel(user))
+        channels.insert(channels.begin(), user_channel(user));
+    channels_ = channel_list(channels);
 }
 
 std::string_view session::user() const noexcept {
     static const std::size_t prefix = user_channel("").size(); // "user:"
-    return std::string_view(channels_.front()).substr(prefix);
+    return channels_.front().substr(prefix);
 }
 
 session::~session() = default;
@@ -184,7 +185,7 @@ void session::pump_replay() {
         queue_.push_back(std::move(built.bytes));
         queued_bytes_ += queue_.back()->size();
     }
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
     if (resume_->next < entries.size()) return;
     finish_replay();
 }
@@ -205,7 +206,7 @@ void session::enqueue(const frame& f) {
     if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
     queued_bytes_ += f->size();
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
 }
 
 void session::drop_as_slow_consumer() {
@@ -219,48 +220,42 @@ void session::drop_as_slow_consumer() {
 }
 
 void session::discard_queue() {
-    queue_.clear();
-    // What a write in flight still holds stays counted: on_write() takes it off when it ends.
+    // The frames of a write in flight stay (the kernel may still be reading them) and stay
+    // counted: on_write() takes them off when it ends.
+    queue_.erase(queue_.begin() + writing_, queue_.end());
     queued_bytes_ = 0;
-    for (const auto& f : writing_) queued_bytes_ += f->size();
+    for (const auto& f : queue_) queued_bytes_ += f->size();
 }
 
 void session::do_write() {
     if (queue_.empty() || closed_) return;
-    write_in_flight_ = true;
+    writing_ = static_cast<std::uint8_t>(std::min(queue_.size(), max_gather));
     write_started_tick_ = shard_.now_tick();
-    if (queue_.size() <= max_gather) {
-        writing_.swap(queue_);
-    } else {
-        writing_.assign(std::make_move_iterator(queue_.begin()),
-                        std::make_move_iterator(queue_.begin() + max_gather));
-        queue_.erase(queue_.begin(), queue_.begin() + max_gather);
-    }
     auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
         self->on_write(ec, n);
     };
-    if (writing_.size() == 1) {
-        asio::async_write(socket_, asio::buffer(*writing_.front()), std::move(handler));
+    // The buffers point into the frames' strings, not into queue_: frames queued meanwhile may
+    // move the vector's elements, never the bytes.
+    if (writing_ == 1) {
+        asio::async_write(socket_, asio::buffer(*queue_.front()), std::move(handler));
         return;
     }
     // Gathered write: one writev for everything queued since the last write.
-    gather_ = std::make_unique<asio::const_buffer[]>(writing_.size());
-    for (std::size_t i = 0; i < writing_.size(); ++i)
-        gather_[i] = asio::const_buffer(writing_[i]->data(), writing_[i]->size());
-    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_.size()},
+    gather_ = std::make_unique<asio::const_buffer[]>(writing_);
+    for (std::size_t i = 0; i < writing_; ++i)
+        gather_[i] = asio::const_buffer(queue_[i]->data(), queue_[i]->size());
+    asio::async_write(socket_, buffer_view{gather_.get(), gather_.get() + writing_},
                       std::move(handler));
 }
 
 void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
-    write_in_flight_ = false;
-    for (const auto& f : writing_) queued_bytes_ -= f->size();
-    writing_.clear();
+    for (std::size_t i = 0; i < writing_; ++i) queued_bytes_ -= queue_[i]->size();
+    queue_.erase(queue_.begin(), queue_.begin() + writing_);
+    writing_ = 0;
     gather_.reset();
     if (queue_.empty()) {
-        // Caught up: give the vectors' blocks back. An idle stream (nearly all of them, nearly
-        // always) then holds none, instead of 64 bytes for one frame pointer in each of two
-        // vectors; the next event costs one allocation again.
-        std::vector<frame>().swap(writing_);
+        // Caught up: give the vector's block back. An idle stream (nearly all of them, nearly
+        // always) then holds none; the next event costs one allocation again.
         std::vector<frame>().swap(queue_);
     }
     if (closed_) return;
@@ -274,10 +269,10 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
     last_write_tick_ = shard_.now_tick();
     if (resume_ && resume_->replay) pump_replay();
     if (!queue_.empty()) {
-        if (!write_in_flight_) do_write();
+        if (!write_in_flight()) do_write();
         return;
     }
-    if (close_after_flush_ && !write_in_flight_) {
+    if (close_after_flush_ && !write_in_flight()) {
         boost::system::error_code ignored;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         close(pending_reason_);
@@ -323,7 +318,7 @@ void session::close_gracefully(const frame& last, close_reason why) {
     queue_.push_back(last);
     queued_bytes_ += last->size();
     close_after_flush_ = true;
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
 }
 
 void session::close(close_reason why) {
@@ -340,7 +335,7 @@ void session::close(close_reason why) {
 void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
     if (closed_) return;
     const auto& cfg = shard_.config().sse;
-    if (write_in_flight_) {
+    if (write_in_flight()) {
         if (now_tick - write_started_tick_ >= cfg.write_timeout_seconds)
             close(close_reason::write_stalled);
         return;
@@ -389,7 +384,7 @@ void session::accept_per_session(const routed_event& ev) {
     if (!cursor_) return;
     // Within a channel positions are totally ordered: what the client has (replayed, or routed
     // twice around a move) is skipped.
-    if (!cursor_->advance(channel_index(channels_, ev.channel), ev.at)) return;
+    if (!cursor_->advance(channels_.index_of(ev.channel), ev.at)) return;
     enqueue(ev.bytes);
     enqueue(cursor_->id_tail());
 }
@@ -408,7 +403,7 @@ void session::on_cluster_history(std::shared_ptr<const history_read> read,
         enqueue(truncated_notice("trimmed", read->truncated));
     }
     resume_->asked_at = req.asked_at;
-    cursor_ = std::make_unique<composite_position>(channels_, read->channel_from);
+    cursor_ = std::make_unique<composite_position>(channels_.to_vector(), read->channel_from);
     resume_->replay = std::move(read);
     pump_cluster_replay();
 }
@@ -421,14 +416,14 @@ void session::pump_cluster_replay() {
     auto& c = shard_.counters();
     while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
         const auto& e = entries[resume_->next++];
-        if (!cursor_->advance(channel_index(channels_, e.channel), e.at)) continue;
+        if (!cursor_->advance(channels_.index_of(e.channel), e.at)) continue;
         auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->format());
         if (built.dropped) continue; // the live path drops it the same way
         shard_counters::bump(c.replayed_events);
         queue_.push_back(std::move(built.bytes));
         queued_bytes_ += queue_.back()->size();
     }
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight()) do_write();
     if (resume_->next < entries.size()) return;
     // Every event of each channel up to its tip was before the position or replayed; held
     // events beyond the tips follow, filtered per channel.

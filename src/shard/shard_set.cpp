@@ -46,11 +46,10 @@ void shard_set::join() {
     for (auto* s : ptrs_) s->join();
 }
 
-void shard_set::interest_changed(unsigned shard_id, const std::string& channel, bool held) {
+void shard_set::interest_changed(unsigned shard_id, std::string_view channel, bool held) {
     if (interest_ == nullptr) return; // not started (unit tests drive a shard alone)
-    boost::asio::post(control(), [sink = interest_, shard_id, channel, held] {
-        sink->on_interest(shard_id, channel, held);
-    });
+    boost::asio::post(control(), [sink = interest_, shard_id, channel = std::string(channel),
+                                  held] { sink->on_interest(shard_id, channel, held); });
 }
 
 void shard_set::presence_changed(unsigned shard_id, presence_report report) {

@@ -88,7 +88,7 @@ private:
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
     /// user -> open streams here. One entry per distinct user, so per-stream memory when each
-    /// stream is a different user: a flat table (~60 B per user) rather than nodes (~75).
+    /// stream is a different user: a flat table (~50 B per user) rather than nodes (~75).
     string_map<std::uint32_t> local_;
     std::unordered_set<std::string> dirty_; ///< changed since the last send (released after)
     std::deque<stream_lifecycle> lifecycle_;

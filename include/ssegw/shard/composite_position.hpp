@@ -40,8 +40,4 @@ private:
     std::uint64_t left_out_ = 0; ///< bit i: channel i collides with an earlier one
 };
 
-/// Index of `channel` in channels, or channels.size().
-std::size_t channel_index(const std::vector<std::string>& channels,
-                          std::string_view channel) noexcept;
-
 } // namespace ssegw

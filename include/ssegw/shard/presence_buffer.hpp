@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "ssegw/core/channel_list.hpp"
 #include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/presence_sink.hpp"
 
@@ -28,8 +29,8 @@ public:
     presence_buffer(boost::asio::io_context& ioc, std::chrono::milliseconds interval,
                     bool lifecycle, report_fn report);
 
-    void opened(std::string_view user, const std::vector<std::string>& channels);
-    void closed(std::string_view user, const std::vector<std::string>& channels, close_reason why,
+    void opened(std::string_view user, const channel_list& channels);
+    void closed(std::string_view user, const channel_list& channels, close_reason why,
                 std::uint32_t duration_seconds);
     /// Reports now what is gathered (the timer's work; also for tests). What a shard gathers
     /// is bounded by the streams it opens and closes in one interval; the presence service

@@ -6,9 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include <boost/container/small_vector.hpp>
-
 #include "ssegw/core/string_map.hpp"
+#include "ssegw/shard/session_list.hpp"
 
 namespace ssegw {
 
@@ -16,10 +15,6 @@ class session;
 
 class registry {
 public:
-    /// A channel's sessions. Most channels are one user's, held by one stream: that pointer
-    /// lives in the table slot itself, not in a heap block of its own (32 bytes per user).
-    using session_list = boost::container::small_vector<session*, 1>;
-
     /// Adds s to channel; returns true when the channel was not held on this shard before
     /// (the process may need to subscribe to it).
     bool add(std::string_view channel, session* s);

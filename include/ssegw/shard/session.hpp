@@ -17,6 +17,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "ssegw/core/channel_list.hpp"
 #include "ssegw/core/history.hpp"
 #include "ssegw/shard/close_reason.hpp"
 #include "ssegw/shard/composite_position.hpp"
@@ -77,7 +78,7 @@ public:
     /// Bytes queued or being written: bounded by sse.max_queue_bytes.
     std::uint64_t queued_bytes() const noexcept { return queued_bytes_; }
     std::uint32_t opened_tick() const noexcept { return opened_tick_; }
-    const std::vector<std::string>& channels() const noexcept { return channels_; }
+    const channel_list& channels() const noexcept { return channels_; }
     /// The token's iat (-1 = none) and jti tag (0 = none): what revocations match.
     std::int64_t issued_at() const noexcept { return issued_at_; }
     std::uint64_t jti_tag() const noexcept { return jti_tag_; }
@@ -104,6 +105,7 @@ private:
     frame current_position() const;
     /// Ends the resume: records its latency and hands what was held back to accept().
     void release_held();
+    bool write_in_flight() const noexcept { return writing_ != 0; }
     void do_write();
     void on_write(const boost::system::error_code& ec, std::size_t bytes);
     void do_watch();
@@ -117,11 +119,12 @@ private:
 
     shard& shard_;
     shard_socket socket_;
-    std::vector<std::string> channels_; ///< front(): the user's channel
-    std::vector<frame> queue_;          ///< waiting for the next write
-    std::vector<frame> writing_;        ///< owned by the write in flight
-    /// Buffer views of writing_ for a multi-frame write, only while it is in flight (8 bytes
-    /// here instead of a 24-byte vector kept for the stream's life).
+    channel_list channels_; ///< front(): the user's channel
+    /// The frames of the write in flight (the first writing_), then those waiting for the next:
+    /// one vector, not one for each (24 bytes less per session).
+    std::vector<frame> queue_;
+    /// Buffer views of the write in flight when it has several frames, only while it is in flight
+    /// (8 bytes here instead of a 24-byte vector kept for the stream's life).
     std::unique_ptr<boost::asio::const_buffer[]> gather_;
     /// Position block (make_position_frame) of where the client stands: shared with every
     /// session at the same place (the shard's position_frame(), a routed event's position).
@@ -140,9 +143,10 @@ private:
     std::uint32_t last_write_tick_ = 0;
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;
-    // One byte for the four flags: with the 8-byte gather_ above, the object stays within 248
-    // bytes and its block (with make_shared's counts) within a 272-byte malloc chunk, not 304.
-    bool write_in_flight_ : 1 = false;
+    std::uint8_t writing_ = 0; ///< frames at the front of queue_ the write in flight owns (<= 64)
+    // One byte for the flags: with the 8-byte gather_ and channels_ and the one queue_ above,
+    // the object stays within 216 bytes and its block (with make_shared's counts) within a
+    // 240-byte malloc chunk (272 with a vector of names and a second frame vector).
     bool close_after_flush_ : 1 = false;
     bool closed_ : 1 = false;
     bool expiry_noticed_ : 1 = false;

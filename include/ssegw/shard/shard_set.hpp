@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -91,7 +92,7 @@ public:
     // ---- messages from a shard to the control loop (called on the shard's thread) ----
 
     /// A shard gained its first or lost its last session of a channel.
-    void interest_changed(unsigned shard_id, const std::string& channel, bool held);
+    void interest_changed(unsigned shard_id, std::string_view channel, bool held);
     /// A shard's presence report (presence_buffer), for the presence sink.
     void presence_changed(unsigned shard_id, presence_report report);
     /// True when streams start by reading what they missed (history.enabled).

@@ -17,7 +17,7 @@ TEST(presence_buffer, reports_net_changes_once_per_interval) {
     boost::asio::io_context ioc;
     std::vector<presence_report> reports;
     presence_buffer buf(ioc, 20ms, false, [&](presence_report r) { reports.push_back(r); });
-    const std::vector<std::string> channels = {"user:a", "broadcast"};
+    const channel_list channels({"user:a", "broadcast"});
     for (int i = 0; i < 100; ++i) buf.opened("a", channels);
     buf.opened("b", channels);
     buf.closed("b", channels, close_reason::client_gone, 0); // cancels out: not reported
@@ -37,7 +37,7 @@ TEST(presence_buffer, lifecycle_records_with_topics_reason_and_duration) {
     boost::asio::io_context ioc;
     std::vector<presence_report> reports;
     presence_buffer buf(ioc, 10ms, true, [&](presence_report r) { reports.push_back(r); });
-    const std::vector<std::string> channels = {"user:u", "broadcast", "topic:a", "topic:b.c"};
+    const channel_list channels({"user:u", "broadcast", "topic:a", "topic:b.c"});
     buf.opened("u", channels);
     buf.closed("u", channels, close_reason::revoked, 42);
     buf.flush();
