@@ -379,7 +379,7 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
 namespace ssegw {
 
 frame session::current_position() const {
-    if (cursor_) return make_position_frame(cursor_->format());
+    if (cursor_) return make_position_frame(cursor_->id());
     return position_;
 }
 
@@ -422,7 +422,7 @@ void session::pump_cluster_replay() {
     while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
         const auto& e = entries[resume_->next++];
         if (!cursor_->advance(channel_index(channels_, e.channel), e.at)) continue;
-        auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->format());
+        auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->id());
         if (built.dropped) continue; // the live path drops it the same way
         shard_counters::bump(c.replayed_events);
         queue_.push_back(std::move(built.bytes));
