@@ -199,12 +199,14 @@ void session::finish_replay() {
     release_held();
 }
 
-void session::enqueue(const frame& f) {
+void session::enqueue(const frame& f, const frame& then) {
     if (closed_ || close_after_flush_) return;
     const auto limit = shard_.config().sse.max_queue_bytes;
-    if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
+    const auto size = f->size() + (then ? then->size() : 0);
+    if (queued_bytes_ + size > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
-    queued_bytes_ += f->size();
+    if (then) queue_.push_back(then);
+    queued_bytes_ += size;
     if (!write_in_flight_) do_write();
 }
 
@@ -390,8 +392,7 @@ void session::accept_per_session(const routed_event& ev) {
     // Within a channel positions are totally ordered: what the client has (replayed, or routed
     // twice around a move) is skipped.
     if (!cursor_->advance(channel_index(channels_, ev.channel), ev.at)) return;
-    enqueue(ev.bytes);
-    enqueue(cursor_->id_tail());
+    enqueue(ev.bytes, cursor_->id_tail());
 }
 
 void session::on_cluster_history(std::shared_ptr<const history_read> read,

@@ -91,8 +91,11 @@ public:
 private:
     struct resume_state;
 
-    /// Queues a frame; a queue that would exceed sse.max_queue_bytes marks a slow consumer.
-    void enqueue(const frame& f);
+    /// Queues a frame, and `then` right after it in the same write (a shared body and this
+    /// session's id tail: queued one by one, an idle session would send the body at once and
+    /// the tail in a second write). A queue that would exceed sse.max_queue_bytes marks a slow
+    /// consumer.
+    void enqueue(const frame& f, const frame& then = nullptr);
     void accept(const routed_event& ev);
     void pump_replay();
     void finish_replay();
