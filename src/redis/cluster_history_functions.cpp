@@ -214,6 +214,17 @@ std::vector<std::string> cluster_publish_command(std::string_view prefix, std::s
     return {"FCALL", "sse_publish", "1", function_key(prefix, channel), std::move(payload)};
 }
 
+std::optional<channel_position> parse_cluster_publish_reply(const reply& r) {
+    if (r.type != reply::kind::string) return std::nullopt;
+    const std::string_view id(r.str);
+    const auto dash = id.find('-');
+    channel_position at;
+    if (dash == std::string_view::npos || !to_u64(id.substr(0, dash), at.epoch) ||
+        !to_u64(id.substr(dash + 1), at.seq))
+        return std::nullopt;
+    return at;
+}
+
 std::vector<std::string> cluster_history_command(std::string_view prefix, std::string_view channel,
                                                  const std::optional<channel_position>& from,
                                                  bool note_routed) {

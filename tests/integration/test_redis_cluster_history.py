@@ -146,10 +146,15 @@ class ClusterHistoryTest(ClusterHistoryCase):
             self.pub.fcall("broadcast", {"data": "all-%d" % round_})
             for u in users:
                 expected[u].append("all-%d" % round_)
-        # POST /publish with history on either gateway, routed by slot.
+        # POST /publish with history on either gateway, routed by slot. Its id is the channel's
+        # component as a one-component cursor: the event's place in its channel, which the id
+        # of every stream that receives it carries (checked below).
+        admin_ids = {}
         for i, u in enumerate(users[:6]):
             status, body = self.gws[i % 2].publish({"channel": "user:" + u, "data": "admin-" + u})
             self.assertEqual(status, 202, body)
+            self.assertRegex(body.get("id", ""), r"^2:[0-9a-z]+\.[0-9a-z]+\.[0-9a-z]+$", body)
+            admin_ids[u] = body["id"]
             expected[u].append("admin-" + u)
         for u in users:
             clients[u].wait_for(lambda c, u=u: len(self.data(c)) >= len(expected[u]), 10,
@@ -163,6 +168,9 @@ class ClusterHistoryTest(ClusterHistoryCase):
                                  [d for d in expected[u] if d.startswith(prefix)], u)
             for e in clients[u].snapshot():
                 self.assertTrue(e["id"].startswith("2:") and e["id"].count(",") == 2, e)
+        for u, id_ in admin_ids.items():
+            e = next(e for e in clients[u].snapshot() if e["data"] == "admin-" + u)
+            self.assertIn(id_[2:], e["id"][2:].split(","), "the reply's component is in the id")
 
         # A stream whose user, topic and broadcast channels live on three different shards.
         b_owner = self.cluster.owner(key_of("broadcast"))

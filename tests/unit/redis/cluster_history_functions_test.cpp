@@ -77,5 +77,15 @@ TEST(cluster_history_functions, refuses_malformed_replies_clearly) {
     EXPECT_FALSE(parse_cluster_history_reply(odd, "user:1").ok);
 }
 
+TEST(cluster_history_functions, reads_the_published_entry_id) {
+    EXPECT_EQ(parse_cluster_publish_reply(str("1764594933123-42")),
+              (channel_position{1764594933123, 42}));
+    EXPECT_EQ(parse_cluster_publish_reply(str("0-0")), (channel_position{0, 0}));
+    for (const char* junk : {"", "-", "1-", "-1", "1764594933123", "1-2-3", "a-1", "1-1 ",
+                             "18446744073709551616-1"})
+        EXPECT_FALSE(parse_cluster_publish_reply(str(junk))) << junk;
+    EXPECT_FALSE(parse_cluster_publish_reply(integer(1)));
+}
+
 } // namespace
 } // namespace ssegw
