@@ -254,14 +254,15 @@ struct server::impl {
             });
     }
 
-    /// 202 {"ok":true,"id":"<position>"} (id only when published with history), or 503 with
-    /// the broker's error.
+    /// 202 {"ok":true,"id":"<position>"} (id only when published with history: in Redis
+    /// Cluster mode the channel's component as a one-component cursor, "2:<h>.<E>.<s>"), or 503
+    /// with the broker's error.
     static void publish_reply(const std::function<void(unsigned, std::string)>& reply, bool ok,
                               const std::string& detail) {
         nlohmann::json body = {{"ok", ok}};
         if (!ok)
             body["error"] = detail;
-        else if (stream_position::parse(detail))
+        else if (stream_position::parse(detail) || cluster_cursor::parse(detail))
             body["id"] = detail;
         reply(ok ? 202 : 503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }

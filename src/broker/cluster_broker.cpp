@@ -126,13 +126,24 @@ void cluster_broker::publish(std::string channel, std::string payload, bool with
             return;
         }
         auto cmd = cluster_publish_command(cfg_.redis.prefix, channel, std::move(payload));
-        return call_function(key, std::move(cmd),
-                             [done = std::move(done)](std::optional<reply> r, std::string error) {
-                                 if (!done) return;
-                                 if (!error.empty()) return done(false, error);
-                                 if (r->type == reply::kind::error) return done(false, r->str);
-                                 done(true, r->str); // the entry id, <epoch>-<seq>
-                             });
+        return call_function(
+            key, std::move(cmd),
+            [channel = std::move(channel), done = std::move(done)](std::optional<reply> r,
+                                                                  std::string error) {
+                if (!done) return;
+                if (!error.empty()) return done(false, error);
+                if (r->type == reply::kind::error) return done(false, r->str);
+                // Single mode answers the event's id, the same for every receiver. Here each
+                // stream's id is its own cursor; what they share is this channel's component,
+                // which every receiver's id carries once it has the event. Answered as a
+                // one-component cursor: as a Last-Event-ID it resumes the channel right after
+                // the event (and a stream's other channels from their tips).
+                const auto at = parse_cluster_publish_reply(*r);
+                if (!at) return done(true, r->str); // published; no position to tell
+                cluster_cursor one;
+                one.components.push_back({cursor_hash(channel), *at});
+                done(true, one.format());
+            });
     }
     cluster_->execute(key, {"SPUBLISH", key, std::move(payload)},
                       [done = std::move(done)](std::optional<reply> r, std::string error) {

@@ -15,7 +15,8 @@ int digit_of(char c) noexcept {
     return -1;
 }
 
-void append_base36(std::string& out, std::uint64_t v) {
+/// Writes v in base36 to out (room for 13 bytes); returns the number of digits.
+std::size_t write_base36(char* out, std::uint64_t v) noexcept {
     char buf[16];
     std::size_t n = 0;
     do {
@@ -23,7 +24,13 @@ void append_base36(std::string& out, std::uint64_t v) {
         buf[n++] = static_cast<char>(d < 10 ? '0' + d : 'a' + d - 10);
         v /= 36;
     } while (v != 0);
-    while (n != 0) out.push_back(buf[--n]);
+    for (std::size_t i = 0; i < n; ++i) out[i] = buf[n - 1 - i];
+    return n;
+}
+
+void append_base36(std::string& out, std::uint64_t v) {
+    char buf[16];
+    out.append(buf, write_base36(buf, v));
 }
 
 } // namespace
@@ -60,9 +67,14 @@ std::optional<std::uint64_t> from_base36(std::string_view s) noexcept {
 void append_component(std::string& out, const cursor_component& c) {
     append_base36(out, c.hash);
     out.push_back('.');
-    append_base36(out, c.at.epoch);
-    out.push_back('.');
-    append_base36(out, c.at.seq);
+    char buf[max_position_text];
+    out.append(buf, write_position(buf, c.at));
+}
+
+std::size_t write_position(char* out, const channel_position& at) noexcept {
+    std::size_t n = write_base36(out, at.epoch);
+    out[n++] = '.';
+    return n + write_base36(out + n, at.seq);
 }
 
 std::string cluster_cursor::format() const {

@@ -107,13 +107,23 @@ end
 
 -- Reply: { tip_epoch, tip_seq, truncated(0|1), then per entry: epoch, seq, t, payload }.
 -- KEYS: the stream, and optionally its loss notes (a hash in the same slot: epoch -> the highest
--- sequence of the previous epoch some gateway routed before it started).
+-- sequence some gateway routed in that epoch, recorded when the stream turned out to lack it).
 -- ARGV: [epoch seq ['note']] of the position in this channel; none: only the tip.
 -- After (E, s) the next event is (E, s + 1), or the start of a new epoch that names (E, s') as
--- its predecessor with s' <= s and no gateway routed beyond s in E (a failover can promote a
--- replica that missed events gateways had already delivered). Anything else after a position
--- means events are gone. 'note': the caller (a gateway catching a channel up from what it
--- routed) records that it routed up to seq, so later resumes from before that are told.
+-- its predecessor with s' <= s. A failover can promote a replica that missed events gateways had
+-- already delivered: every epoch start (pe, ps) in what is returned, first or further in, is
+-- checked against the notes of pe: a gateway that routed beyond ps there means events are gone
+-- that the reader did not have. Anything else after a position means events are gone too.
+-- 'note': the caller (a gateway catching a channel up from what it routed) records its position
+-- when this stream lacks it, before or after the new writer opened its epoch.
+local function note_routed(lost_key, fe, fs)
+  local field_e = string.format('%d', fe)
+  if fs > tonumber(redis.call('HGET', lost_key, field_e) or '0') then
+    redis.call('HSET', lost_key, field_e, string.format('%d', fs))
+    redis.call('EXPIRE', lost_key, TTL)
+  end
+end
+
 local function history(keys, args)
   local key = checked_key(keys[1])
   local lost_key = keys[2]
@@ -148,25 +158,34 @@ local function history(keys, args)
       if not follows and s1 == 1 then
         local pe, ps = tonumber(field(first[2], 'pe')), tonumber(field(first[2], 'ps'))
         follows = pe == fe and ps ~= nil and ps <= fs
-        if follows and lost_key then
-          local field_e = string.format('%d', e1)
-          local upto = tonumber(redis.call('HGET', lost_key, field_e) or '0')
-          if args[3] == 'note' and ps < fs and fs > upto then
-            redis.call('HSET', lost_key, field_e, string.format('%d', fs))
-            redis.call('EXPIRE', lost_key, TTL)
-            upto = fs
-          end
-          if upto > fs then follows = false end
+        if follows and ps < fs and args[3] == 'note' and lost_key then
+          note_routed(lost_key, fe, fs)
         end
       end
       if not follows then out[3] = 1 end
     elseif not last then
       -- Gone altogether: expired, or lost with a failed primary.
       out[3] = 1
+    elseif te == fe and ts < fs and args[3] == 'note' and lost_key then
+      -- A promoted replica that has not written yet: its epoch will name (fe, ts) as its
+      -- predecessor, and what the caller routed after ts is gone.
+      note_routed(lost_key, fe, fs)
     end
   end
-  for _, entry in ipairs(entries) do
+  for i, entry in ipairs(entries) do
     local e, s = split_id(entry[1])
+    if s == 1 and lost_key then
+      local pe, ps = tonumber(field(entry[2], 'pe')), tonumber(field(entry[2], 'ps'))
+      if pe and ps then
+        -- The reader has its predecessor's events up to ps (up to its position, for the first
+        -- entry after it); a gateway that routed more of that epoch means they are gone.
+        local had = ps
+        if i == 1 and pe == fe then had = math.max(ps, fs) end
+        if tonumber(redis.call('HGET', lost_key, string.format('%d', pe)) or '0') > had then
+          out[3] = 1
+        end
+      end
+    end
     out[#out + 1] = string.format('%d', e)
     out[#out + 1] = string.format('%d', s)
     out[#out + 1] = field(entry[2], 't') or '0'
@@ -195,6 +214,17 @@ std::string cluster_history_library_source(std::string_view prefix, std::uint32_
 std::vector<std::string> cluster_publish_command(std::string_view prefix, std::string_view channel,
                                                  std::string payload) {
     return {"FCALL", "sse_publish", "1", function_key(prefix, channel), std::move(payload)};
+}
+
+std::optional<channel_position> parse_cluster_publish_reply(const reply& r) {
+    if (r.type != reply::kind::string) return std::nullopt;
+    const std::string_view id(r.str);
+    const auto dash = id.find('-');
+    channel_position at;
+    if (dash == std::string_view::npos || !to_u64(id.substr(0, dash), at.epoch) ||
+        !to_u64(id.substr(dash + 1), at.seq))
+        return std::nullopt;
+    return at;
 }
 
 std::vector<std::string> cluster_history_command(std::string_view prefix, std::string_view channel,

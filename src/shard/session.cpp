@@ -168,18 +168,18 @@ void session::release_held() {
 }
 
 void session::pump_replay() {
-    if (cursor_) return pump_cluster_replay();
     if (!resume_ || !resume_->replay || leaving()) return;
     const auto& cfg = shard_.config().sse;
     const auto& entries = resume_->replay->entries;
     auto& c = shard_.counters();
+    std::string id_text; // single mode's id, one buffer for the whole slice
     // Queue in slices of half the queue limit, the rest as writes complete: a long replay
     // neither trips the slow-consumer cut nor holds the whole backlog in frames at once.
     while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
         const auto& e = entries[resume_->next++];
-        if (e.position.seq <= last_seq_) continue;
-        last_seq_ = e.position.seq;
-        auto built = build_frame(e.payload, cfg.max_event_bytes, e.position.format());
+        const auto id = replayed_id(e, id_text);
+        if (!id) continue; // the client has it
+        auto built = build_frame(e.payload, cfg.max_event_bytes, *id);
         if (built.dropped) continue; // the live path drops it the same way
         shard_counters::bump(c.replayed_events);
         queue_.push_back(std::move(built.bytes));
@@ -190,22 +190,45 @@ void session::pump_replay() {
     finish_replay();
 }
 
+std::optional<std::string_view> session::replayed_id(const history_entry& e,
+                                                     std::string& id_text) {
+    if (cursor_) {
+        // Per channel: what the client has (its cursor's component) is skipped.
+        if (!cursor_->advance(channels_.index_of(e.channel), e.at)) return std::nullopt;
+        return cursor_->id();
+    }
+    if (e.position.seq <= last_seq_) return std::nullopt;
+    last_seq_ = e.position.seq;
+    id_text = e.position.format();
+    return id_text;
+}
+
 void session::finish_replay() {
-    const auto& tip = resume_->replay->tip;
+    const auto& read = *resume_->replay;
+    if (cursor_) {
+        // Every event of each channel up to its tip was before the position or replayed; held
+        // events beyond the tips follow, filtered per channel.
+        for (std::size_t i = 0; i < read.channel_tips.size(); ++i)
+            cursor_->advance(i, read.channel_tips[i]);
+        if (auto p = current_position()) enqueue(p);
+        return release_held();
+    }
     // Every event of our channels up to the tip was either before the position or replayed,
     // including those whose live copy has not arrived yet: they will be skipped.
-    last_seq_ = std::max(last_seq_, tip.seq);
-    position_ = shard_.position_frame(tip);
+    last_seq_ = std::max(last_seq_, read.tip.seq);
+    position_ = shard_.position_frame(read.tip);
     if (position_) enqueue(position_);
     release_held();
 }
 
-void session::enqueue(const frame& f) {
+void session::enqueue(const frame& f, const frame& then) {
     if (closed_ || close_after_flush_) return;
     const auto limit = shard_.config().sse.max_queue_bytes;
-    if (queued_bytes_ + f->size() > limit) return drop_as_slow_consumer();
+    const auto size = f->size() + (then ? then->size() : 0);
+    if (queued_bytes_ + size > limit) return drop_as_slow_consumer();
     queue_.push_back(f);
-    queued_bytes_ += f->size();
+    if (then) queue_.push_back(then);
+    queued_bytes_ += size;
     if (!write_in_flight()) do_write();
 }
 
@@ -374,7 +397,7 @@ void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
 namespace ssegw {
 
 frame session::current_position() const {
-    if (cursor_) return make_position_frame(cursor_->format());
+    if (cursor_) return make_position_frame(cursor_->id());
     return position_;
 }
 
@@ -385,8 +408,7 @@ void session::accept_per_session(const routed_event& ev) {
     // Within a channel positions are totally ordered: what the client has (replayed, or routed
     // twice around a move) is skipped.
     if (!cursor_->advance(channels_.index_of(ev.channel), ev.at)) return;
-    enqueue(ev.bytes);
-    enqueue(cursor_->id_tail());
+    enqueue(ev.bytes, cursor_->id_tail());
 }
 
 void session::on_cluster_history(std::shared_ptr<const history_read> read,
@@ -405,32 +427,7 @@ void session::on_cluster_history(std::shared_ptr<const history_read> read,
     resume_->asked_at = req.asked_at;
     cursor_ = std::make_unique<composite_position>(channels_.to_vector(), read->channel_from);
     resume_->replay = std::move(read);
-    pump_cluster_replay();
-}
-
-void session::pump_cluster_replay() {
-    if (!resume_ || !resume_->replay || leaving()) return;
-    const auto& cfg = shard_.config().sse;
-    const auto& read = *resume_->replay;
-    const auto& entries = read.entries;
-    auto& c = shard_.counters();
-    while (resume_->next < entries.size() && queued_bytes_ < cfg.max_queue_bytes / 2) {
-        const auto& e = entries[resume_->next++];
-        if (!cursor_->advance(channels_.index_of(e.channel), e.at)) continue;
-        auto built = build_frame(e.payload, cfg.max_event_bytes, cursor_->format());
-        if (built.dropped) continue; // the live path drops it the same way
-        shard_counters::bump(c.replayed_events);
-        queue_.push_back(std::move(built.bytes));
-        queued_bytes_ += queue_.back()->size();
-    }
-    if (!write_in_flight()) do_write();
-    if (resume_->next < entries.size()) return;
-    // Every event of each channel up to its tip was before the position or replayed; held
-    // events beyond the tips follow, filtered per channel.
-    for (std::size_t i = 0; i < read.channel_tips.size(); ++i)
-        cursor_->advance(i, read.channel_tips[i]);
-    if (auto p = current_position()) enqueue(p);
-    release_held();
+    pump_replay();
 }
 
 } // namespace ssegw

@@ -7,9 +7,11 @@ cluster (3 primaries + 3 replicas), two gateways.
                         on three different shards resumes on the OTHER gateway with exactly the
                         missed events; a single-mode id is an unknown position (truncated + tip)
   ClusterHistoryMovesTest  a slot migration (stream MIGRATEd, publisher following ASK), a
-                        CLUSTER FAILOVER and a kill -9 of a primary (replica promoted) while
-                        publishing with history: every acknowledged event is delivered exactly
-                        once to the streams that stayed connected"""
+                        CLUSTER FAILOVER and a kill -9 of a primary (replica promoted, missing
+                        events the primary acknowledged) while publishing with history: every
+                        acknowledged event is delivered exactly once to the streams that stayed
+                        connected; a stream resuming from before the lost events is told
+                        (history-truncated), never skips them silently"""
 
 import json
 import threading
@@ -17,7 +19,7 @@ import time
 import unittest
 
 from ssegw_testlib import (ClusterPublisher, FailureAwareMixin, GatewayTestCase, RedisCluster,
-                           SseClient, http_request, wait_until)
+                           SseClient, Unacknowledged, http_request, wait_until)
 from ssegw_testlib import cluster_key as key_of
 
 
@@ -25,6 +27,38 @@ def history_config(max_len=1000):
     return {"redis": {"mode": "cluster", "reconnect_min_ms": 50, "reconnect_max_ms": 500},
             "history": {"enabled": True, "max_len": max_len},
             "sse": {"heartbeat_seconds": 1, "retry_ms": 500}}
+
+
+def check_exactly_once(test, label, connections, published):
+    """connections: one stream's connections in order, each a list of (event, data) as received;
+    published: (data, acknowledged) in publishing order. Every acknowledged event arrives
+    exactly once and in order, or is announced: a history-truncated earlier on the same
+    connection (a failover lost it, and the stream is told so). Unacknowledged ones (the node
+    died with the call in flight) arrive at most once, in their place. Nothing else arrives."""
+    index = {d: i for i, (d, _) in enumerate(published)}
+    seen, pos = set(), 0
+    for n, conn in enumerate(connections):
+        announced = False
+        for event, d in conn:
+            if event == "history-truncated":
+                announced = True
+                continue
+            test.assertIn(d, index, "%s: an event never published to it: %r" % (label, d))
+            test.assertNotIn(d, seen, "%s: %r delivered twice" % (label, d))
+            i = index[d]
+            test.assertGreaterEqual(i, pos, "%s: %r out of order" % (label, d))
+            skipped = [p for p, acked in published[pos:i] if acked]
+            test.assertTrue(not skipped or announced,
+                            "%s, connection %d: %d acknowledged events silently skipped before "
+                            "%r: %s" % (label, n + 1, len(skipped), d, skipped[:5]))
+            seen.add(d)
+            pos = i + 1
+    missing = [p for p, acked in published[pos:] if acked]
+    test.assertFalse(missing, "%s: acknowledged events never delivered: %s" % (label, missing[:5]))
+
+
+def received(client):
+    return [(e["event"], e["data"]) for e in client.snapshot()]
 
 
 class ClusterHistoryCase(FailureAwareMixin, GatewayTestCase):
@@ -90,10 +124,15 @@ class ClusterHistoryTest(ClusterHistoryCase):
             self.pub.fcall("broadcast", {"data": "all-%d" % round_})
             for u in users:
                 expected[u].append("all-%d" % round_)
-        # POST /publish with history on either gateway, routed by slot.
+        # POST /publish with history on either gateway, routed by slot. Its id is the channel's
+        # component as a one-component cursor: the event's place in its channel, which the id
+        # of every stream that receives it carries (checked below).
+        admin_ids = {}
         for i, u in enumerate(users[:6]):
             status, body = self.gws[i % 2].publish({"channel": "user:" + u, "data": "admin-" + u})
             self.assertEqual(status, 202, body)
+            self.assertRegex(body.get("id", ""), r"^2:[0-9a-z]+\.[0-9a-z]+\.[0-9a-z]+$", body)
+            admin_ids[u] = body["id"]
             expected[u].append("admin-" + u)
         for u in users:
             clients[u].wait_for(lambda c, u=u: len(self.data(c)) >= len(expected[u]), 10,
@@ -107,6 +146,9 @@ class ClusterHistoryTest(ClusterHistoryCase):
                                  [d for d in expected[u] if d.startswith(prefix)], u)
             for e in clients[u].snapshot():
                 self.assertTrue(e["id"].startswith("2:") and e["id"].count(",") == 2, e)
+        for u, id_ in admin_ids.items():
+            e = next(e for e in clients[u].snapshot() if e["data"] == "admin-" + u)
+            self.assertIn(id_[2:], e["id"][2:].split(","), "the reply's component is in the id")
 
         # A stream whose user, topic and broadcast channels live on three different shards.
         b_owner = self.cluster.owner(key_of("broadcast"))
@@ -228,11 +270,24 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
 
     def test_migration_and_failover_while_publishing(self):
         self.start_stack()
-        users = ["m%d" % i for i in range(9)]
+
+        def listed():  # replicas show in CLUSTER SHARDS a moment after cluster_state:ok
+            sh = self.cluster.shards()
+            return sh if len(sh) == 3 and all(r for _, r, _ in sh) else None
+
+        shards = wait_until(listed, 15, message="every shard's replica listed")
+        fo_primary, fo_replicas, _ = shards[0]  # CLUSTER FAILOVER
+        victim, victim_replicas, _ = shards[1]  # kill -9
+        # A user of the victim's shard whose stream leaves before the kill and resumes after it.
+        resumer = next(u for u in ("k%d" % i for i in range(2000))
+                       if self.cluster.owner(key_of("user:" + u)) == victim)
+        users = ["m%d" % i for i in range(9)] + [resumer]
         clients = {u: self.connect(self.gws[i % 2], u) for i, u in enumerate(users)}
+        leaving = self.connect(self.gws[1], resumer)
         wait_until(lambda: all(self.subscribed("user:" + u) for u in users), 20)
 
         acked = {u: [] for u in users}
+        published = {u: [] for u in users}  # (data, acknowledged), in publishing order
         stop = threading.Event()
         errors = []
 
@@ -243,7 +298,12 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
                 while not stop.is_set() and n < 3000:
                     for u in users:
                         d = "%s-%d" % (u, n)
-                        pub.fcall("user:" + u, {"data": d})
+                        try:
+                            pub.fcall("user:" + u, {"data": d}, retry_unsure=False)
+                        except Unacknowledged:
+                            published[u].append((d, False))
+                            continue
+                        published[u].append((d, True))
                         acked[u].append(d)
                     n += 1
                     time.sleep(0.01)
@@ -283,24 +343,33 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
         wait_until(lambda: len(acked[moved]) >= n_at_move + 20, 20, message="publishing stalled")
 
         # 2. CLUSTER FAILOVER of one shard while events flow.
-        primary, replicas, _ = self.cluster.shards()[0]
-        self.cluster.fail_over_to(replicas[0])
+        self.cluster.fail_over_to(fo_replicas[0])
         n_at_fo = min(len(acked[u]) for u in users)
         wait_until(lambda: min(len(acked[u]) for u in users) >= n_at_fo + 20, 20)
 
-        # 3. kill -9 of a primary the failover did not touch, its replica in sync: the links to
-        # it die, the cluster promotes the replica, the gateways re-subscribe there and catch up.
-        # Calls to the dead node are not acknowledged; what it acknowledged was either delivered
-        # live before it died or replicated (WAIT-free, so a loss is possible in principle: it
-        # would show as history-truncated, which the checks below would report).
-        victim, victim_replicas, _ = next(
-            sh for sh in self.cluster.shards() if sh[0] not in (primary, replicas[0]))
-        wait_until(lambda: "master_link_status:up" in
-                   self.cluster.node(victim_replicas[0]).cli("INFO", "replication"), 15)
+        # 3. kill -9 of the other shard's primary after it acknowledged events its replica
+        # never got: the replica's link is cut (CLIENT KILL) and cannot come back (its
+        # masterauth is refused by a primary without a password), so what the primary
+        # acknowledges from then on, and the gateways deliver live, is gone once the replica is
+        # promoted. Connected streams got those events live; the stream that left before and
+        # resumes after must be told (history-truncated), never skip them silently.
+        victim_shard = [u for u in users if self.cluster.owner(key_of("user:" + u)) == victim]
+        replica = self.cluster.node(victim_replicas[0])
+        wait_until(lambda: "master_link_status:up" in replica.cli("INFO", "replication"), 15)
+        leaving.close()  # its reader has stopped: what it got and its last id agree
+        leaving_got = received(leaving)
+        resume_from = leaving.parser.last_event_id
+        replica.cli("CONFIG", "SET", "masterauth", "not-the-password")
+        self.cluster.node(victim).cli("CLIENT", "KILL", "TYPE", "replica")
+        wait_until(lambda: "master_link_status:down" in replica.cli("INFO", "replication"), 10)
+        n_at_cut = len(acked[resumer])
+        wait_until(lambda: len(acked[resumer]) >= n_at_cut + 20, 20,
+                   message="publishing stalled on the victim's shard")
         self.cluster.node(victim).kill()
         wait_until(lambda: any(p in victim_replicas for p, _, _ in self.cluster.shards())
                    and all(p is not None for p, _, _ in self.cluster.shards()), 30,
                    interval=0.2, message="the replica was never promoted")
+        replica.cli("CONFIG", "SET", "masterauth", "")
         n_at_kill = min(len(acked[u]) for u in users)
         wait_until(lambda: min(len(acked[u]) for u in users) >= n_at_kill + 20, 30,
                    message="publishing did not resume after the promotion")
@@ -308,23 +377,39 @@ class ClusterHistoryMovesTest(ClusterHistoryCase):
         th.join(30)
         self.assertFalse(errors, errors)
 
+        # The scenario happened: the promoted replica lacks events its primary acknowledged.
+        with replica.client() as c:
+            entries = c.call("XRANGE", key_of("user:" + resumer), "-", "+")
+        in_history = {json.loads(fields[fields.index(b"p") + 1])["data"]
+                      for _, fields in entries}
+        lost = [d for d in acked[resumer] if d not in in_history]
+        self.assertGreater(len(lost), 0, "the promoted replica has every acknowledged event")
+
         for u in users:
             clients[u].wait_for(lambda c, u=u: acked[u][-1] in self.data(c), 20,
                                 "last acknowledged event of " + u)
-        time.sleep(0.3)
+        back = self.connect(self.gws[0], resumer, last_event_id=resume_from)
+        back.wait_for(lambda c: acked[resumer][-1] in self.data(c), 20, "the resumed stream")
+        time.sleep(0.3)  # would-be duplicates have had time to arrive
         for u in users:
-            got = self.data(clients[u])
-            self.assertEqual(got, acked[u], "%s: exactly the acknowledged events, in order "
-                             "(%d got, %d acked)" % (u, len(got), len(acked[u])))
+            check_exactly_once(self, u, [received(clients[u])], published[u])
             self.assertFalse(clients[u].closed.is_set(), "the stream stayed connected")
-            # A migration and a planned failover lose nothing: no stream is told otherwise.
-            self.assertNotIn("history-truncated", clients[u].event_names(), u)
+            if u not in victim_shard:
+                # A migration and a planned failover lose nothing: no stream is told otherwise.
+                self.assertNotIn("history-truncated", clients[u].event_names(), u)
+        check_exactly_once(self, resumer + " (left and resumed)",
+                           [leaving_got, received(back)], published[resumer])
+        self.assertIn("history-truncated", back.event_names(),
+                      "a resume from before the lost events is told they are gone")
+        unsure = sum(1 for u in users for _, ok in published[u] if not ok)
         caught_up = [g.metric("ssegw_history_caught_up_events_total") for g in self.gws]
         moves = [g.metric("ssegw_redis_channel_moves_total") for g in self.gws]
-        print("\ncluster history: %d acknowledged events across a slot migration, a CLUSTER "
-              "FAILOVER and a kill -9, each delivered exactly once; channel moves per gateway "
-              "%s, events caught up from history after a move %s"
-              % (sum(len(a) for a in acked.values()), moves, caught_up))
+        print("\ncluster history: %d acknowledged events (%d calls cut by the kill, outcome "
+              "unknown) across a slot migration, a CLUSTER FAILOVER and a kill -9, each delivered "
+              "exactly once to the connected streams; %d acknowledged by the killed primary and "
+              "missing on its promoted replica, announced to the resumed stream; channel moves "
+              "per gateway %s, events caught up from history after a move %s"
+              % (sum(len(a) for a in acked.values()), unsure, len(lost), moves, caught_up))
 
 
 if __name__ == "__main__":

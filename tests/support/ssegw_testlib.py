@@ -818,6 +818,10 @@ def cluster_key(channel, prefix="sse:"):
     return "%s{%s}" % (prefix, channel)
 
 
+class Unacknowledged(Exception):
+    """The connection died after the call was sent: the node may or may not have run it."""
+
+
 class ClusterPublisher:
     """A backend publishing like a cluster-aware client (FCALL sse_publish, SPUBLISH): MOVED
     re-routes, ASK is followed with ASKING on the target (what redis-py's RedisCluster does
@@ -839,26 +843,30 @@ class ClusterPublisher:
         for c in self.clients.values():
             c.close()
 
-    def fcall(self, channel, payload, deadline_s=20.0):
-        """FCALL sse_publish: the entry id (<epoch>-<seq>)."""
+    def fcall(self, channel, payload, deadline_s=20.0, retry_unsure=True):
+        """FCALL sse_publish: the entry id (<epoch>-<seq>). retry_unsure=False: a connection lost
+        after the call was sent raises Unacknowledged instead of sending it again (the dead node
+        may have run it, and a second copy would count as a duplicate delivery)."""
         key = cluster_key(channel)
         return self.routed(key, ["FCALL", "sse_publish", "1", key, _payload_text(payload)],
-                           deadline_s)
+                           deadline_s, retry_unsure)
 
     def spublish(self, channel, payload, deadline_s=20.0):
         """SPUBLISH (live only): the number of subscribers Redis delivered it to."""
         key = cluster_key(channel)
         return self.routed(key, ["SPUBLISH", key, _payload_text(payload)], deadline_s)
 
-    def routed(self, key, command, deadline_s=20.0):
+    def routed(self, key, command, deadline_s=20.0, retry_unsure=True):
         end = time.monotonic() + deadline_s
         port = self.owner.get(key) or self.cluster.owner(key)
         asking = False
         while time.monotonic() < end:
+            sent = False
             try:
                 c = self._client(port)
                 if asking:
                     c.call("ASKING")
+                sent = True
                 r = c.call(*command)
                 self.owner[key] = port if not asking else self.owner.get(key, port)
                 return r.decode() if isinstance(r, bytes) else r
@@ -878,6 +886,8 @@ class ClusterPublisher:
                 dead = self.clients.pop(port, None)
                 if dead is not None:
                     dead.close()
+                if sent and not retry_unsure:
+                    raise Unacknowledged(command[-1])
                 time.sleep(0.1)
                 port, asking = self.cluster.owner(key), False
         raise AssertionError("%s to %s not acknowledged in %.0f s" % (command[0], key, deadline_s))

@@ -59,6 +59,13 @@ struct cluster_cursor {
 /// Appends "<h>.<E>.<s>" (no separator) to out.
 void append_component(std::string& out, const cursor_component& c);
 
+/// Longest "<E>.<s>" text: two 64-bit numbers in base36 and the dot.
+inline constexpr std::size_t max_position_text = 13 + 1 + 13;
+/// Writes "<E>.<s>" (the part of a component that moves) to out, which has room for
+/// max_position_text bytes; returns its length. No allocation: a session rewrites this part of
+/// its cached id on every delivery (shard/composite_position.hpp).
+std::size_t write_position(char* out, const channel_position& at) noexcept;
+
 /// The envelope the cluster library's sse_publish puts on SPUBLISH:
 /// "\x1e" "2:" <E> "." <s> "\n" <payload>, E and s base36.
 struct cluster_envelope {

@@ -34,6 +34,10 @@ std::string cluster_history_library_source(std::string_view prefix, std::uint32_
 std::vector<std::string> cluster_publish_command(std::string_view prefix, std::string_view channel,
                                                  std::string payload);
 
+/// The published event's place in its channel, from sse_publish's reply; nullopt for anything
+/// but "<epoch>-<seq>" in decimal.
+std::optional<channel_position> parse_cluster_publish_reply(const reply& r);
+
 /// FCALL sse_history 2 <prefix>{<channel>} <prefix>{<channel>}:lost [<epoch> <seq> [note]]:
 /// the channel's tip, and with a position every entry after it and whether something after it
 /// is gone. note_routed (a gateway catching up from what it routed): when a failover lost

@@ -92,15 +92,20 @@ public:
 private:
     struct resume_state;
 
-    /// Queues a frame; a queue that would exceed sse.max_queue_bytes marks a slow consumer.
-    void enqueue(const frame& f);
+    /// Queues a frame, and `then` right after it in the same write (a shared body and this
+    /// session's id tail: queued one by one, an idle session would send the body at once and
+    /// the tail in a second write). A queue that would exceed sse.max_queue_bytes marks a slow
+    /// consumer.
+    void enqueue(const frame& f, const frame& then = nullptr);
     void accept(const routed_event& ev);
     void pump_replay();
+    /// The id a replayed entry is written with, or nullopt when the client already has it
+    /// (single mode: its sequence, formatted into id_text; cluster: the session's cursor).
+    std::optional<std::string_view> replayed_id(const history_entry& e, std::string& id_text);
     void finish_replay();
-    // Redis Cluster history (session_cluster.cpp): a position per channel, ids per session.
+    // Redis Cluster history (end of session.cpp): a position per channel, ids per session.
     void on_cluster_history(std::shared_ptr<const history_read> read, const resume_request& req);
     void accept_per_session(const routed_event& ev);
-    void pump_cluster_replay();
     /// The client's position block: the composite cursor in cluster mode, else position_.
     frame current_position() const;
     /// Ends the resume: records its latency and hands what was held back to accept().

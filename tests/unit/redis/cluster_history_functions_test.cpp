@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "redis_fixture.hpp"
+
 namespace ssegw {
 namespace {
 
@@ -75,6 +77,85 @@ TEST(cluster_history_functions, refuses_malformed_replies_clearly) {
     odd.type = reply::kind::array;
     odd.elements = {str("1"), str("2"), integer(0), str("1")};
     EXPECT_FALSE(parse_cluster_history_reply(odd, "user:1").ok);
+}
+
+TEST(cluster_history_functions, reads_the_published_entry_id) {
+    EXPECT_EQ(parse_cluster_publish_reply(str("1764594933123-42")),
+              (channel_position{1764594933123, 42}));
+    EXPECT_EQ(parse_cluster_publish_reply(str("0-0")), (channel_position{0, 0}));
+    for (const char* junk : {"", "-", "1-", "-1", "1764594933123", "1-2-3", "a-1", "1-1 ",
+                             "18446744073709551616-1"})
+        EXPECT_FALSE(parse_cluster_publish_reply(str(junk))) << junk;
+    EXPECT_FALSE(parse_cluster_publish_reply(integer(1)));
+}
+
+// The library on a real (standalone) redis-server: a channel's history as a failover leaves
+// it, written by hand. Epoch 100 reached seq 5 on the old primary and gateways routed all five;
+// the promoted replica had only 1..3 and opened epoch 200 after them (pe 100, ps 3).
+TEST(cluster_history_functions, a_failover_inside_a_replayed_range_is_reported) {
+    test::redis_server server;
+    const auto port = server.port();
+    ASSERT_EQ(test::run_command(port, {"FUNCTION", "LOAD",
+                                       cluster_history_library_source("sse:", 1000, 86400)})
+                  .type,
+              reply::kind::string);
+    const std::string key = "sse:{user:1}";
+    for (int s = 1; s <= 3; ++s)
+        test::run_command(port, {"XADD", key, "100-" + std::to_string(s), "w", "old", "t", "1",
+                                 "p", "e" + std::to_string(s)});
+    test::run_command(port, {"XADD", key, "200-1", "w", "new", "t", "2", "p", "n1", "pe", "100",
+                             "ps", "3"});
+    test::run_command(port, {"XADD", key, "200-2", "w", "new", "t", "2", "p", "n2"});
+    const auto read = [&](std::uint64_t seq, bool note = false) {
+        return parse_cluster_history_reply(
+            test::run_command(port, cluster_history_command("sse:", "user:1",
+                                                            channel_position{100, seq}, note)),
+            "user:1");
+    };
+    const auto payloads = [](const channel_history& h) {
+        std::vector<std::string> out;
+        for (const auto& e : h.entries) out.push_back(e.payload);
+        return out;
+    };
+
+    // Until a gateway says it routed 4 and 5, nothing is known to be missing.
+    EXPECT_FALSE(read(1).truncated);
+    // A gateway catching up from what it routed (5): it has 4 and 5, and notes them.
+    auto h = read(5, true);
+    ASSERT_TRUE(h.ok) << h.error;
+    EXPECT_FALSE(h.truncated);
+    EXPECT_EQ(payloads(h), (std::vector<std::string>{"n1", "n2"}));
+    // A client at 3 or 4: the first entry after it opens the epoch that lost 4 and 5.
+    EXPECT_TRUE(read(3).truncated);
+    EXPECT_TRUE(read(4).truncated);
+    // A client at 1: the range crosses that epoch start further in; the replay would step over
+    // 4 and 5 without a word (it did, before the check covered every epoch start in a range).
+    h = read(1);
+    EXPECT_TRUE(h.truncated);
+    EXPECT_EQ(payloads(h), (std::vector<std::string>{"e2", "e3", "n1", "n2"}));
+    EXPECT_FALSE(read(5).truncated) << "a client that got 5 lost nothing";
+
+    // The gateway may catch up before the promoted replica writes anything: the stream ends at
+    // 3 and the new epoch does not exist yet. Its note must still count once the epoch starts.
+    const std::string key2 = "sse:{user:2}";
+    for (int s = 1; s <= 3; ++s)
+        test::run_command(port, {"XADD", key2, "100-" + std::to_string(s), "w", "old", "t", "1",
+                                 "p", "e" + std::to_string(s)});
+    const auto read2 = [&](std::uint64_t seq, bool note = false) {
+        return parse_cluster_history_reply(
+            test::run_command(port, cluster_history_command("sse:", "user:2",
+                                                            channel_position{100, seq}, note)),
+            "user:2");
+    };
+    h = read2(5, true);
+    ASSERT_TRUE(h.ok) << h.error;
+    EXPECT_FALSE(h.truncated) << "the gateway has what it routed";
+    EXPECT_TRUE(h.entries.empty());
+    test::run_command(port, {"XADD", key2, "200-1", "w", "new", "t", "2", "p", "n1", "pe", "100",
+                             "ps", "3"});
+    EXPECT_TRUE(read2(1).truncated);
+    EXPECT_TRUE(read2(3).truncated);
+    EXPECT_FALSE(read2(5).truncated);
 }
 
 } // namespace

@@ -2,9 +2,11 @@
 
 #include <array>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
@@ -26,7 +28,9 @@ struct stalled_stream : ::testing::Test {
         cfg.sse.max_queue_bytes = 256 * 1024;
     }
 
-    std::shared_ptr<session> open(shard& sh) {
+    std::shared_ptr<session> open(shard& sh,
+                                  std::vector<std::string> channels = {"user:u"},
+                                  bool awaits_history = false) {
         tcp::acceptor acceptor(sh.context(), {asio::ip::make_address("127.0.0.1"), 0});
         client = std::make_unique<tcp::socket>(sh.context());
         client->open(tcp::v4());
@@ -38,8 +42,8 @@ struct stalled_stream : ::testing::Test {
         server.set_option(asio::socket_base::send_buffer_size(4096));
         EXPECT_TRUE(sh.set().users().try_acquire("u"));
         sh.reserve_slot();
-        auto s = std::make_shared<session>(sh, std::move(server), "u",
-                                           std::vector<std::string>{"user:u"}, 0, false);
+        auto s = std::make_shared<session>(sh, std::move(server), "u", std::move(channels), 0,
+                                           awaits_history);
         sh.attach(s, make_comment_frame("connected"));
         return s;
     }
@@ -119,6 +123,147 @@ TEST_F(stalled_stream, frames_queued_while_writes_are_in_flight_arrive_once_and_
     EXPECT_TRUE(got == want) << "frames lost, repeated or out of order";
     EXPECT_EQ(s->queued_bytes(), 0u);
     s->close(close_reason::client_gone);
+}
+
+/// What the client end can read within `limit` without the shard running (blocking reads
+/// would hang a failing test): polls `available()`, bounded in time.
+std::string read_until_blank_line(tcp::socket& client, std::chrono::milliseconds limit) {
+    std::string got;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end && !got.ends_with("\n\n")) {
+        boost::system::error_code ec;
+        const auto n = client.available(ec);
+        if (ec) break;
+        if (n == 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+        }
+        std::string chunk(n, '\0');
+        chunk.resize(client.read_some(asio::buffer(chunk), ec));
+        got += chunk;
+    }
+    return got;
+}
+
+TEST_F(stalled_stream, cluster_event_leaves_as_one_write_of_body_and_id) {
+    // A history event in cluster mode is a shared body plus this session's own id line. On an
+    // idle stream both must go in the write that delivery starts: queued one by one, the body
+    // left at once and the id waited for the shard to run again (a second write, a second TCP
+    // segment, for every delivery).
+    shards.emplace(1, cfg);
+    shard& sh = (*shards)[0];
+    const std::vector<std::string> channels{"user:u", "broadcast"};
+    auto s = open(sh, channels, true);
+    auto read = std::make_shared<history_read>();
+    read->ok = true;
+    read->channel_from = read->channel_tips = {{10, 1}, {20, 1}};
+    resume_request req;
+    req.asked_at = std::chrono::steady_clock::now();
+    s->on_history(read, req);
+    for (int i = 0; i < 200 && s->queued_bytes() != 0; ++i)
+        sh.context().run_one_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(s->queued_bytes(), 0u) << "the head and position block were never written";
+    const auto head = read_until_blank_line(*client, std::chrono::seconds(2));
+    ASSERT_NE(head.find("event: ssegw-position"), std::string::npos) << head;
+
+    auto ev = std::make_shared<routed_event>();
+    ev->channel = "broadcast";
+    ev->bytes = std::make_shared<const std::string>("data: hello\n");
+    ev->per_session_id = true;
+    ev->at = {20, 2};
+    sh.deliver({ev}); // the shard's loop does not run again below
+    composite_position expected(channels, {{10, 1}, {20, 2}});
+    EXPECT_EQ(read_until_blank_line(*client, std::chrono::seconds(2)),
+              "data: hello\n" + *expected.id_tail());
+}
+
+// What a delivery costs a shard, end to end on loopback: the session's work and its write, for
+// a shared frame (single mode, live events) and for a cluster history event, whose id each
+// session writes itself (3 and 34 channels). 200 idle streams, one event at a time to all of
+// them, as a broadcast. Printed, not asserted; docs/architecture.md ("Per-session ids") quotes
+// runs.
+TEST(SessionMeasure, MeasureBroadcastDeliveryCost) {
+    gateway_config cfg;
+    cfg.server.max_connections_per_user = 4;
+    cfg.sse.max_queue_bytes = 1 << 20;
+    constexpr int streams = 200, rounds = 10, events_per_round = 20;
+    struct variant {
+        const char* name;
+        bool cluster;
+        int topics;
+    };
+    for (const auto& [name, cluster, topics] :
+         {variant{"shared frame", false, 1}, variant{"cluster, 3 channels", true, 1},
+          variant{"cluster, 34 channels", true, 32}}) {
+        shard_set shards(1, cfg);
+        shard& sh = shards[0];
+        tcp::acceptor acceptor(sh.context(), {asio::ip::make_address("127.0.0.1"), 0});
+        std::vector<std::unique_ptr<tcp::socket>> clients;
+        std::vector<std::shared_ptr<session>> sessions;
+        for (int i = 0; i < streams; ++i) {
+            auto client = std::make_unique<tcp::socket>(sh.context());
+            client->connect(acceptor.local_endpoint());
+            client->non_blocking(true);
+            shard_socket server(sh.context());
+            acceptor.accept(server);
+            const auto user = "u" + std::to_string(i);
+            std::vector<std::string> channels{"user:" + user, "broadcast"};
+            for (int t = 0; t < topics; ++t) channels.push_back("topic:t" + std::to_string(t));
+            ASSERT_TRUE(shards.users().try_acquire(user));
+            sh.reserve_slot();
+            auto s = std::make_shared<session>(sh, std::move(server), user, channels, 0, cluster);
+            sh.attach(s, make_comment_frame("connected"));
+            if (cluster) {
+                auto read = std::make_shared<history_read>();
+                read->ok = true;
+                read->channel_from = read->channel_tips =
+                    std::vector<channel_position>(channels.size(), {1764594933123, 1000});
+                resume_request req;
+                req.asked_at = std::chrono::steady_clock::now();
+                s->on_history(read, req);
+            }
+            sessions.push_back(std::move(s));
+            clients.push_back(std::move(client));
+        }
+        const auto drain = [&] {
+            std::array<char, 65536> sink;
+            for (auto& c : clients) {
+                boost::system::error_code ec;
+                while (c->read_some(asio::buffer(sink), ec) > 0 && !ec) {
+                }
+            }
+        };
+        sh.context().poll();
+        drain();
+        std::uint64_t seq = 1000;
+        std::chrono::nanoseconds spent{0};
+        for (int r = 0; r < rounds; ++r) {
+            for (int e = 0; e < events_per_round; ++e) {
+                auto ev = std::make_shared<routed_event>();
+                ev->channel = "broadcast";
+                if (cluster) {
+                    ev->bytes = std::make_shared<const std::string>("data: hello\n");
+                    ev->per_session_id = true;
+                    ev->at = {1764594933123, ++seq};
+                } else {
+                    ev->bytes = std::make_shared<const std::string>("data: hello\n\n");
+                }
+                const auto t0 = std::chrono::steady_clock::now();
+                sh.deliver({ev});
+                sh.context().poll(); // the writes' completions
+                spent += std::chrono::steady_clock::now() - t0;
+            }
+            drain(); // outside the clock: the clients' side
+        }
+        std::size_t queued = 0;
+        for (const auto& s : sessions) queued += s->queued_bytes() + (s->leaving() ? 1 : 0);
+        EXPECT_EQ(queued, 0u) << "every stream kept up";
+        std::printf("%s: %.0f ns per delivery (%d streams x %d events)\n", name,
+                    double(spent.count()) / (streams * rounds * events_per_round), streams,
+                    rounds * events_per_round);
+        for (auto& s : sessions) s->close(close_reason::client_gone);
+        sh.context().poll();
+    }
 }
 
 } // namespace
