@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "ssegw/broker/control_store.hpp"
@@ -154,35 +156,42 @@ void redis_broker::read_history(std::vector<std::string> channels,
 }
 
 void redis_broker::read_tip(std::vector<std::string> channels, history_done done) {
-    // A new stream needs only where history stands: one MGET instead of a function call (every
-    // connect pays for this; the figures are in docs/benchmarks.md). The time is this host's
-    // clock: it only has to say when the position was handed out.
+    // A new stream needs only where history stands, and any MGET sent after its subscription
+    // was confirmed tells it: the streams asking within one loop turn (one burst of SUBSCRIBE
+    // confirmations, in a reconnect storm dozens) share one, sent at the end of the turn.
+    tip_waiters_.push_back({std::move(channels), std::move(done)});
+    if (tip_waiters_.size() == 1)
+        boost::asio::post(load_timer_.get_executor(), [this] { send_tip_read(); });
+}
+
+void redis_broker::send_tip_read() {
+    // One MGET instead of a function call (every connect pays for this; the figures are in
+    // docs/benchmarks.md). The time is this host's clock: it only has to say when the position
+    // was handed out.
     commands_->execute(
         {"MGET", cfg_.redis.prefix + "epoch", cfg_.redis.prefix + "seq"},
-        [this, channels = std::move(channels), done = std::move(done)](std::optional<reply> r,
-                                                                       std::string error) mutable {
-            if (!r || !error.empty() || r->type != reply::kind::array || r->elements.size() != 2) {
-                history_read failed;
-                failed.error = error.empty() ? "unexpected MGET reply" : error;
-                return done(std::move(failed));
-            }
-            const auto& epoch = r->elements[0];
-            const auto& seq = r->elements[1];
-            if (epoch.type != reply::kind::string) {
-                // Nothing was ever published with history: the function creates the epoch.
-                return call_history(std::move(channels), std::nullopt, std::move(done));
-            }
+        [this, waiters = std::exchange(tip_waiters_, {})](std::optional<reply> r,
+                                                          std::string error) mutable {
             history_read tip;
-            tip.tip.epoch = epoch.str;
-            tip.tip.time = static_cast<std::int64_t>(std::time(nullptr));
-            if (seq.type == reply::kind::string) {
-                if (!parse_whole_number(seq.str, tip.tip.seq)) {
-                    tip.error = "unexpected sequence value";
-                    return done(std::move(tip));
+            if (!r || !error.empty() || r->type != reply::kind::array || r->elements.size() != 2) {
+                tip.error = error.empty() ? "unexpected MGET reply" : error;
+            } else if (r->elements[0].type != reply::kind::string) {
+                // Nothing was ever published with history: the function creates the epoch.
+                for (auto& w : waiters)
+                    call_history(std::move(w.channels), std::nullopt, std::move(w.done));
+                return;
+            } else {
+                tip.tip.epoch = r->elements[0].str;
+                tip.tip.time = static_cast<std::int64_t>(std::time(nullptr));
+                tip.ok = true;
+                if (const auto& seq = r->elements[1]; seq.type == reply::kind::string) {
+                    if (!parse_whole_number(seq.str, tip.tip.seq)) {
+                        tip.ok = false;
+                        tip.error = "unexpected sequence value";
+                    }
                 }
             }
-            tip.ok = true;
-            done(std::move(tip));
+            for (auto& w : waiters) w.done(tip);
         });
 }
 

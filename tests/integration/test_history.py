@@ -400,6 +400,29 @@ class HistoryTest(HistoryFixture):
         self.wait_event_id(n, p)
         self.assertEqual(data_events(n), [("right-after", p, "x")])
 
+    def test_streams_opening_together_each_get_the_tip(self):
+        # Streams asking where history stands in the same loop turn share one read of it
+        # (redis_broker::read_tip): each must still get the tip, and miss nothing after it.
+        self.pub("broadcast", "before", 0)
+        users = [1000 + i for i in range(24)]
+        clients = [SseClient(self.gw.port, user=u, connect=False) for u in users]
+        for c in clients:
+            self.addCleanup(c.close)
+        threads = [threading.Thread(target=c.connect, daemon=True) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        for u, c in zip(users, clients):
+            self.assertEqual(c.status, 200, "user %d" % u)
+            c.wait_for(lambda cl: any(is_position_block(b) for b in cl.blocks), 5,
+                       "a position block for user %d" % u)
+            self.assertPosition(split_replay(c)[1]["id"], self.tip(), "user %d" % u)
+        mine = [self.pub("user:%d" % u, "mine", str(u)) for u in users]
+        for u, c, p in zip(users, clients, mine):
+            self.wait_event_id(c, p)
+            self.assertEqual(data_events(c), [("mine", p, str(u))], "user %d" % u)
+
     def test_live_publish_with_own_id_then_position_restored(self):
         c = self.open(42)
         self.wait_subscribed("sse:user:42")

@@ -54,8 +54,10 @@ private:
     std::unique_ptr<control_replayer> control_;
 
     void on_message(std::string_view redis_channel, std::string_view payload);
-    /// Where history stands (epoch, sequence): what a new stream needs.
+    /// Where history stands (epoch, sequence): what a new stream needs. Requests made within
+    /// one loop turn share one read (send_tip_read, posted by the first).
     void read_tip(std::vector<std::string> channels, history_done done);
+    void send_tip_read();
     /// sse_history: what channels hold after a position.
     void call_history(std::vector<std::string> channels, std::optional<stream_position> from,
                       history_done done);
@@ -77,6 +79,10 @@ private:
         std::vector<std::string> channels;
         std::function<void()> ready;
     };
+    struct tip_waiter {
+        std::vector<std::string> channels; ///< for the fallback when no epoch exists yet
+        history_done done;
+    };
 
     const gateway_config& cfg_;
     event_sink* sink_ = nullptr; ///< set by start(), before the subscriber can call back
@@ -94,6 +100,7 @@ private:
     std::uint64_t next_waiter_ = 0;
     std::unordered_map<std::uint64_t, waiter> waiters_;
     std::unordered_multimap<std::string, std::uint64_t> waiting_on_;
+    std::vector<tip_waiter> tip_waiters_; ///< read_tip()s of this loop turn
 };
 
 } // namespace ssegw
