@@ -221,8 +221,8 @@ std::optional<channel_position> parse_cluster_publish_reply(const reply& r) {
     const std::string_view id(r.str);
     const auto dash = id.find('-');
     channel_position at;
-    if (dash == std::string_view::npos || !to_u64(id.substr(0, dash), at.epoch) ||
-        !to_u64(id.substr(dash + 1), at.seq))
+    if (dash == std::string_view::npos || !parse_whole_number(id.substr(0, dash), at.epoch) ||
+        !parse_whole_number(id.substr(dash + 1), at.seq))
         return std::nullopt;
     return at;
 }
