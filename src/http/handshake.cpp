@@ -235,6 +235,9 @@ private:
 
     void request_history(const std::shared_ptr<session>& s, std::optional<stream_position> from,
                          const resume_request& resume) {
+        // Counted here, when the stream opens: a client that leaves before its history read
+        // answers still came back with a Last-Event-ID (clients count it when the head arrives).
+        if (resume.had_last_event_id) shard_counters::bump(shard_.counters().resumes);
         // The shard told the router about new channels in attach(); this request is posted
         // after that, so the control loop subscribes before it reads history.
         std::weak_ptr<session> weak = s;

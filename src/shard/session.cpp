@@ -122,7 +122,6 @@ void session::on_history(std::shared_ptr<const history_read> read, const resume_
         return close_gracefully(shard_.retry_hint(), close_reason::history_unavailable);
     }
     if (!read->channel_tips.empty()) return on_cluster_history(std::move(read), req);
-    if (req.had_last_event_id) shard_counters::bump(c.resumes);
     if (req.malformed || read->unknown_position) {
         shard_counters::bump(c.unknown_positions);
         shard_counters::bump(c.truncated_resumes);
@@ -414,7 +413,6 @@ void session::accept_per_session(const routed_event& ev) {
 void session::on_cluster_history(std::shared_ptr<const history_read> read,
                                  const resume_request& req) {
     auto& c = shard_.counters();
-    if (req.had_last_event_id) shard_counters::bump(c.resumes);
     if (req.malformed || read->unknown_position) {
         // A single-mode id, or junk: nothing to resume from; every channel starts at its tip.
         shard_counters::bump(c.unknown_positions);
