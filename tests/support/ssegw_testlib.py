@@ -724,6 +724,16 @@ class RedisCluster:
         wait_until(lambda: all("cluster_state:ok" in n.cli("CLUSTER", "INFO")
                                for n in self.nodes if n.running()), timeout, interval=0.1,
                    message="the cluster never reached cluster_state:ok")
+        if self.replicas:
+            # Replicas show in CLUSTER SHARDS a moment after cluster_state:ok: a test that picks
+            # a shard's replica (to fail over to it) must find it there.
+            primaries = len(self.nodes) // (self.replicas + 1)
+
+            def complete():
+                sh = self.shards()
+                return len(sh) == primaries and all(len(r) >= self.replicas for _, r, _ in sh)
+            wait_until(complete, timeout, interval=0.1,
+                       message=lambda: "replicas never listed: %s" % self.shards())
         return self
 
     def kill(self):
