@@ -1,5 +1,11 @@
 #include "ssegw/http/listener.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
@@ -16,7 +22,7 @@ using tcp = asio::ip::tcp;
 
 listener::listener(asio::io_context& ioc, const tcp::endpoint& at, shard_set& shards, shard* only,
                    const authenticator& auth)
-    : acceptor_(ioc), backoff_(ioc), shards_(shards), only_(only), auth_(auth) {
+    : acceptor_(ioc), protocol_(at.protocol()), backoff_(ioc), shards_(shards), only_(only), auth_(auth) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     if (only_ != nullptr)
@@ -41,30 +47,60 @@ shard& listener::pick() const { return only_ != nullptr ? *only_ : shards_.least
 
 void listener::do_accept() {
     if (!acceptor_.is_open()) return;
+    // Wait for readiness and accept with accept4 ourselves rather than async_accept: Asio's
+    // accept leaves the descriptor blocking (an ioctl at its first asynchronous operation) and
+    // marked a possible duplicate (an epoll_ctl DEL before close). See adopt_accepted().
+    acceptor_.async_wait(tcp::acceptor::wait_read,
+                         [self = shared_from_this()](boost::system::error_code ec) {
+                             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+                                 return;
+                             if (ec) return self->pause_accepting(ec);
+                             self->accept_pending();
+                         });
+}
+
+void listener::accept_pending() {
+    // Bounded per wake-up so a connection storm cannot starve this loop's other work; what is
+    // left is reported again at once by the next wait.
+    constexpr int max_per_wakeup = 64;
+    for (int i = 0; i < max_per_wakeup; ++i) {
+        const int fd =
+            ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            const int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK) break;
+            // The client reset before we took it, or a signal: nothing to do for this one.
+            if (err == ECONNABORTED || err == EINTR || err == EPROTO) continue;
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning on the error.
+            return pause_accepting(boost::system::error_code(err, boost::system::system_category()));
+        }
+        hand_over(fd);
+    }
+    do_accept();
+}
+
+void listener::hand_over(int fd) {
     shard& target = pick();
-    // The new socket belongs to the chosen shard's io_context from the start.
-    acceptor_.async_accept(
-        target.context(),
-        [self = shared_from_this(), &target](boost::system::error_code ec, shard_socket socket) {
-            if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-            if (ec) {
-                // EMFILE and friends: back off briefly instead of spinning on the error.
-                spdlog::warn("accept failed: {}; pausing accepts for 100 ms", ec.message());
-                self->backoff_.expires_after(std::chrono::milliseconds(100));
-                self->backoff_.async_wait([self](boost::system::error_code e) {
-                    if (!e) self->do_accept();
-                });
-                return;
-            }
-            boost::system::error_code ignored;
-            socket.set_option(tcp::no_delay(true), ignored);
-            target.reserve_slot();
-            asio::post(target.context(),
-                       [&target, &auth = self->auth_, s = std::move(socket)]() mutable {
-                           start_handshake(target, auth, std::move(s));
-                       });
-            self->do_accept();
-        });
+    // The socket belongs to the chosen shard's io_context (and reactor) from the start.
+    shard_socket socket(target.context());
+    if (auto ec = adopt_accepted(socket, protocol_, fd)) {
+        spdlog::warn("accepted connection dropped: {}", ec.message());
+        return;
+    }
+    const int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    target.reserve_slot();
+    asio::post(target.context(), [&target, &auth = auth_, s = std::move(socket)]() mutable {
+        start_handshake(target, auth, std::move(s));
+    });
+}
+
+void listener::pause_accepting(boost::system::error_code ec) {
+    spdlog::warn("accept failed: {}; pausing accepts for 100 ms", ec.message());
+    backoff_.expires_after(std::chrono::milliseconds(100));
+    backoff_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+        if (!e) self->do_accept();
+    });
 }
 
 } // namespace ssegw

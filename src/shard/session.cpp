@@ -302,12 +302,14 @@ void session::on_write(const boost::system::error_code& ec, std::size_t bytes) {
 }
 
 void session::do_watch() {
-    // The client never sends anything after its request; the socket turning readable means it
-    // left (EOF or reset) or sent stray bytes. A zero-byte wait holds no buffer and a smaller
-    // operation than a pending read; the read itself happens only when there is something.
-    socket_.async_wait(
-        shard_socket::wait_read,
-        [self = shared_from_this()](const boost::system::error_code& ec) { self->on_watch(ec); });
+    // The client never sends anything after its request; the read completing means it left (EOF
+    // or reset) or sent stray bytes. A one-byte read, not async_wait: Asio re-arms its
+    // edge-triggered epoll registration (epoll_ctl MOD) for every wait but not for a read that
+    // found nothing the last time, one system call per connection (docs/benchmarks.md "Fixed
+    // costs"); the read operation Asio holds per idle stream is ~32 bytes bigger than a wait's.
+    socket_.async_read_some(asio::buffer(&watch_byte_, 1),
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        std::size_t) { self->on_watch(ec); });
 }
 
 void session::on_watch(const boost::system::error_code& ec) {

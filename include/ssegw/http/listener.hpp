@@ -30,9 +30,14 @@ public:
 
 private:
     void do_accept();
+    /// Accepts what is waiting (up to a bound), then waits again.
+    void accept_pending();
+    void hand_over(int fd);
+    void pause_accepting(boost::system::error_code ec);
     shard& pick() const;
 
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp protocol_; ///< of the bound address, for the accepted sockets
     boost::asio::steady_timer backoff_;
     shard_set& shards_;
     shard* only_;

@@ -149,6 +149,7 @@ private:
     std::uint32_t write_started_tick_ = 0;
     close_reason pending_reason_ = close_reason::client_gone;
     std::uint8_t writing_ = 0; ///< frames at the front of queue_ the write in flight owns (<= 64)
+    char watch_byte_ = 0;      ///< where do_watch() reads a stray byte to (then drained)
     // One byte for the flags: with the 8-byte gather_ and channels_ and the one queue_ above,
     // the object stays within 216 bytes and its block (with make_shared's counts) within a
     // 240-byte malloc chunk (272 with a vector of names and a second frame vector).
