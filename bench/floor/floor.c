@@ -232,6 +232,8 @@ int main(int argc, char **argv) {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Accepted sockets inherit TCP_NODELAY from the listener on Linux (the gateway does the same). */
+    setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)atoi(argv[1]));
@@ -267,7 +269,6 @@ int main(int argc, char **argv) {
                     int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
                     if (c < 0) break;
                     if (c >= MAXFD) { close(c); continue; }
-                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     socks[c].state = 1;
                     socks[c].hlen = 0;
                     struct epoll_event ce = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = c};

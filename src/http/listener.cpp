@@ -1,7 +1,5 @@
 #include "ssegw/http/listener.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -27,6 +25,9 @@ listener::listener(asio::io_context& ioc, const tcp::endpoint& at, shard_set& sh
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     if (only_ != nullptr)
         acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux: set once here,
+    // not with one setsockopt per connection.
+    acceptor_.set_option(tcp::no_delay(true));
     acceptor_.bind(at);
     acceptor_.listen(asio::socket_base::max_listen_connections);
 }
@@ -87,8 +88,6 @@ void listener::hand_over(int fd) {
         spdlog::warn("accepted connection dropped: {}", ec.message());
         return;
     }
-    const int on = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     target.reserve_slot();
     asio::post(target.context(), [&target, &auth = auth_, s = std::move(socket)]() mutable {
         start_handshake(target, auth, std::move(s));

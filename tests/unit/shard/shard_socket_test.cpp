@@ -3,6 +3,7 @@
 #include "ssegw/shard/shard_socket.hpp"
 
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@ using tcp = asio::ip::tcp;
 TEST(AdoptAccepted, AsioSeesTheSocketNonBlockingAndItCarriesData) {
     asio::io_context ioc;
     tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor.set_option(tcp::no_delay(true)); // as the listener does, for every connection
     tcp::socket client(ioc);
     client.connect(acceptor.local_endpoint());
 
@@ -31,6 +33,10 @@ TEST(AdoptAccepted, AsioSeesTheSocketNonBlockingAndItCarriesData) {
     // The user-visible mode stays blocking: synchronous calls still wait as documented.
     EXPECT_FALSE(server.non_blocking());
     EXPECT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    // Linux copies TCP_NODELAY from the listening socket: the listener relies on it.
+    tcp::no_delay nodelay;
+    server.get_option(nodelay);
+    EXPECT_TRUE(nodelay.value());
 
     // An asynchronous read completes with what the peer wrote, then with EOF when it closes.
     char byte = 0;
