@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <boost/asio/post.hpp>
+#include <boost/container/small_vector.hpp>
 #include <spdlog/spdlog.h>
 
 #include "ssegw/broker/control_store.hpp"
@@ -273,23 +274,27 @@ bool redis_broker::is_live(const std::string& channel) const {
 
 void redis_broker::when_subscribed(const std::vector<std::string>& channels,
                                    std::function<void()> ready) {
-    std::vector<std::string> missing;
+    // Pointers, not copies, and inline: this runs for every new stream (no allocation when
+    // everything is live, one fewer per channel when not).
+    boost::container::small_vector<const std::string*, 4> missing;
     for (const auto& ch : channels)
-        if (!is_live(ch)) missing.push_back(ch);
+        if (!is_live(ch)) missing.push_back(&ch);
     if (missing.empty()) return ready();
     const auto id = next_waiter_++;
     if (cfg_.redis.mode != subscribe_mode::pattern)
-        for (const auto& ch : missing) waiting_on_.emplace(ch, id);
+        for (const auto* ch : missing) waiting_on_.emplace(*ch, id);
     waiters_.emplace(id, waiter{channels, std::move(ready)});
 }
 
 void redis_broker::recheck(const std::string& channel, bool release_anyway) {
     if (waiting_on_.empty()) return;
     auto [first, last] = waiting_on_.equal_range(channel);
-    std::vector<std::uint64_t> ids;
+    // Inline for the usual one or two waiters per confirmed channel: runs for every SUBSCRIBE
+    // confirmation, i.e. for every new user's stream.
+    boost::container::small_vector<std::uint64_t, 4> ids;
     for (auto it = first; it != last; ++it) ids.push_back(it->second);
     waiting_on_.erase(first, last);
-    std::vector<std::function<void()>> go;
+    boost::container::small_vector<std::function<void()>, 2> go;
     for (auto id : ids) {
         auto w = waiters_.find(id);
         if (w == waiters_.end()) continue;

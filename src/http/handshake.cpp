@@ -178,8 +178,7 @@ private:
         std::optional<stream_position> from;
         const auto resume = resume_point(sub, from);
         const bool awaits_history = shards_.has_history();
-        auto head = std::make_shared<const std::string>(
-            stream_head() + "retry: " + std::to_string(cfg_.sse.retry_ms) + "\n: connected\n\n");
+        auto head = opening_bytes();
         // The long-lived part keeps only the bare socket: no parser, buffer or stream timers.
         stream_.expires_never();
         auto channels = channels_of(user.user, sub);
@@ -191,6 +190,17 @@ private:
         parser_.reset();
         shard_.attach(s, std::move(head));
         if (awaits_history) request_history(s, std::move(from), resume);
+    }
+
+    /// The response head, the reconnect delay and a first comment (so proxies and clients see
+    /// bytes at once). The same bytes for every stream without CORS headers: shared per shard.
+    frame opening_bytes() {
+        auto cors = cors_headers();
+        if (cors.empty() && shard_.plain_stream_head()) return shard_.plain_stream_head();
+        auto bytes = std::make_shared<const std::string>(
+            stream_head() + "retry: " + std::to_string(cfg_.sse.retry_ms) + "\n: connected\n\n");
+        if (cors.empty()) shard_.plain_stream_head() = bytes;
+        return bytes;
     }
 
     static std::vector<std::string> channels_of(const std::string& user,

@@ -45,6 +45,12 @@ class CorsTest(GatewayTestCase):
         plain = self.sse(self.gw.port, user="3")
         self.assertEqual(plain.status, 200)
         self.assertNotIn("access-control-allow-origin", plain.headers)
+        # Streams without CORS headers share one opening per shard: a CORS stream after a
+        # plain one still gets its own headers, and a plain one after it none.
+        again = self.sse(self.gw.port, user="4", headers={"Origin": ALLOWED})
+        self.assertEqual(again.headers.get("access-control-allow-origin"), ALLOWED)
+        plain_again = self.sse(self.gw.port, user="5")
+        self.assertNotIn("access-control-allow-origin", plain_again.headers)
         self.assertEqual(self.gw.metric("ssegw_requests_rejected_total",
                                         reason="origin_not_allowed"), 1)
 

@@ -93,6 +93,10 @@ public:
     /// "retry: N" with N jittered in [retry_ms, 2 * retry_ms): clients told to come back
     /// do not all come back in the same instant.
     frame retry_hint();
+    /// The opening bytes of a stream that carries no CORS headers (nearly all): built once by
+    /// the handshake, which owns their text, and shared by every such stream of this shard
+    /// instead of built and allocated per connection.
+    frame& plain_stream_head() noexcept { return plain_stream_head_; }
     /// The position block (make_position_frame) of `at`, shared: the streams that start
     /// while nothing is published all stand at the same place, and each would otherwise hold
     /// its own ~130-byte copy for its whole idle life. Null when the id cannot be one.
@@ -121,6 +125,7 @@ private:
     std::vector<std::shared_ptr<session>> sessions_;
     revocation_list revocations_;
     frame heartbeat_;
+    frame plain_stream_head_;
     std::string position_text_; ///< position_frame()'s last position, and its block
     frame position_frame_;
     shard_counters counters_;
