@@ -356,39 +356,68 @@ void session::close(close_reason why) {
     shard_.detach(*this, why);
 }
 
-void session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
-    if (closed_) return;
+std::uint32_t session::on_tick(std::uint32_t now_tick, std::int64_t now_unix) {
+    const std::uint32_t soon = now_tick + 1;
+    if (closed_) return soon;
     const auto& cfg = shard_.config().sse;
     if (write_in_flight()) {
         if (now_tick - write_started_tick_ >= cfg.write_timeout_seconds)
             close(close_reason::write_stalled);
-        return;
+        return soon;
     }
     if (expires_at_unix_ != 0 && now_unix >= expires_at_unix_) {
         close_gracefully(shard_.retry_hint(), close_reason::token_expired);
-        return;
+        return soon;
     }
     if (expires_at_unix_ != 0 && !expiry_noticed_ && !resume_) {
         // expires_at_unix_ is exp + leeway (the close); the notice counts from exp itself, the
         // time the page's token would be refused without the leeway.
-        const auto& auth = shard_.config().auth;
-        const auto exp = expires_at_unix_ - static_cast<std::int64_t>(auth.jwt.leeway_seconds);
-        if (auth.expiry_notice_seconds != 0 &&
-            now_unix >= exp - static_cast<std::int64_t>(auth.expiry_notice_seconds)) {
+        if (auto at = expiry_notice_at(); at && now_unix >= *at) {
             expiry_noticed_ = true;
             shard_counters::bump(shard_.counters().expiry_notices);
+            const auto exp = expires_at_unix_ -
+                             static_cast<std::int64_t>(shard_.config().auth.jwt.leeway_seconds);
             enqueue(make_event_frame("token-expiring", std::to_string(exp)));
-            return;
+            return soon;
         }
     }
     if (leave_at_tick_ != 0 && now_tick >= leave_at_tick_) {
         close_gracefully(shard_.retry_hint(), close_reason::lifetime_reached);
-        return;
+        return soon;
     }
     if (queue_.empty() && now_tick - last_write_tick_ >= cfg.heartbeat_seconds) {
         shard_counters::bump(shard_.counters().heartbeats);
         enqueue(shard_.heartbeat());
+        return soon;
     }
+    return next_visit(now_tick, now_unix);
+}
+
+std::optional<std::int64_t> session::expiry_notice_at() const {
+    const auto& auth = shard_.config().auth;
+    if (expires_at_unix_ == 0 || auth.expiry_notice_seconds == 0) return std::nullopt;
+    const auto exp = expires_at_unix_ - static_cast<std::int64_t>(auth.jwt.leeway_seconds);
+    return exp - static_cast<std::int64_t>(auth.expiry_notice_seconds);
+}
+
+std::uint32_t session::next_visit(std::uint32_t now_tick, std::int64_t now_unix) const {
+    const std::uint32_t soon = now_tick + 1;
+    // Something in motion (a write, a resume, a close being flushed): every tick, as before.
+    if (write_in_flight() || !queue_.empty() || resume_ || close_after_flush_) return soon;
+    // Ticks are at least a second apart, so a deadline N seconds away in wall time is reached
+    // no earlier than N ticks from now.
+    auto tick_of = [&](std::int64_t unix_time) -> std::uint32_t {
+        if (unix_time <= now_unix) return soon;
+        return now_tick + static_cast<std::uint32_t>(
+                              std::min<std::int64_t>(unix_time - now_unix, 1 << 30));
+    };
+    std::uint32_t due = last_write_tick_ + shard_.config().sse.heartbeat_seconds;
+    if (expires_at_unix_ != 0) {
+        due = std::min(due, tick_of(expires_at_unix_));
+        if (auto at = expiry_notice_at(); at && !expiry_noticed_) due = std::min(due, tick_of(*at));
+    }
+    if (leave_at_tick_ != 0) due = std::min(due, leave_at_tick_);
+    return std::max(due, soon);
 }
 
 } // namespace ssegw

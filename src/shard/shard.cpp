@@ -74,6 +74,7 @@ void shard::attach(const std::shared_ptr<session>& s, frame head) {
     heap_trim_.handshake_done();
     s->slot = sessions_.size();
     sessions_.push_back(s);
+    visit_at_.push_back(tick_count_ + 1);
     for (const auto& ch : s->channels())
         if (registry_.add(ch, s.get())) set_.interest_changed(id_, ch, true);
     shard_counters::bump(counters_.opened);
@@ -97,6 +98,8 @@ void shard::detach(session& s, close_reason why) {
         sessions_[slot] = std::move(sessions_.back());
         sessions_[slot]->slot = slot;
         sessions_.pop_back();
+        visit_at_[slot] = visit_at_.back();
+        visit_at_.pop_back();
     }
     load_.fetch_sub(1, std::memory_order_relaxed);
     set_.connections_total().fetch_sub(1, std::memory_order_relaxed);
@@ -179,8 +182,11 @@ void shard::on_tick() {
     // stream, every second): a session that closes in on_tick() holds itself (close() takes
     // shared_from_this() before detach), so it outlives the call.
     for (std::size_t i = sessions_.size(); i-- > 0;) {
-        if (i >= sessions_.size()) continue;
-        sessions_[i]->on_tick(tick_count_, now_unix);
+        if (i >= sessions_.size() || visit_at_[i] > tick_count_) continue;
+        session* s = sessions_[i].get();
+        const auto next = s->on_tick(tick_count_, now_unix);
+        // A session that closed has left its slot to another one (already visited).
+        if (i < sessions_.size() && sessions_[i].get() == s) visit_at_[i] = next;
     }
     schedule_tick();
 }

@@ -67,9 +67,12 @@ public:
     /// Closes now; idempotent.
     void close(close_reason why);
 
-    /// Called by the shard once a second: heartbeat when idle, stall and expiry checks (with
-    /// `event: token-expiring` auth.expiry_notice_seconds before the token's exp).
-    void on_tick(std::uint32_t now_tick, std::int64_t now_unix);
+    /// Called by the shard at the tick it last asked for: heartbeat when idle, stall and expiry
+    /// checks (with `event: token-expiring` auth.expiry_notice_seconds before the token's exp).
+    /// Returns the next tick at which there may be something to do: every deadline it looks at
+    /// only ever moves later, so the shard skips the stream until then (a visit too early is
+    /// harmless, one too late is not possible).
+    std::uint32_t on_tick(std::uint32_t now_tick, std::int64_t now_unix);
 
     /// The user id: the tail of the first channel ("user:<id>"), not a copy of its own, which
     /// would be 32 bytes more per stream (and a heap block for ids past 15 bytes).
@@ -113,6 +116,10 @@ private:
     bool write_in_flight() const noexcept { return writing_ != 0; }
     void do_write();
     void on_write(const boost::system::error_code& ec, std::size_t bytes);
+    /// When `event: token-expiring` is due (unix seconds), if it is ever.
+    std::optional<std::int64_t> expiry_notice_at() const;
+    /// The earliest tick at which on_tick() may act (see there).
+    std::uint32_t next_visit(std::uint32_t now_tick, std::int64_t now_unix) const;
     void do_watch();
     void on_watch(const boost::system::error_code& ec);
     /// Reads what the client sent after its request without blocking: true while the

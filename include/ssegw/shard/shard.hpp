@@ -123,6 +123,11 @@ private:
     std::thread thread_;
     registry registry_;
     std::vector<std::shared_ptr<session>> sessions_;
+    /// Per slot of sessions_, the tick its session asked to be visited at (session::on_tick()):
+    /// the tick scans these 4 bytes per stream and touches only the streams due, instead of
+    /// every session object every second (111 ns per stream per second, the bulk of an idle
+    /// shard's CPU: docs/benchmarks.md "Fixed costs across the curves").
+    std::vector<std::uint32_t> visit_at_;
     revocation_list revocations_;
     frame heartbeat_;
     frame plain_stream_head_;

@@ -30,7 +30,7 @@ struct stalled_stream : ::testing::Test {
 
     std::shared_ptr<session> open(shard& sh,
                                   std::vector<std::string> channels = {"user:u"},
-                                  bool awaits_history = false) {
+                                  bool awaits_history = false, std::int64_t expires_at = 0) {
         tcp::acceptor acceptor(sh.context(), {asio::ip::make_address("127.0.0.1"), 0});
         client = std::make_unique<tcp::socket>(sh.context());
         client->open(tcp::v4());
@@ -42,8 +42,8 @@ struct stalled_stream : ::testing::Test {
         server.set_option(asio::socket_base::send_buffer_size(4096));
         EXPECT_TRUE(sh.set().users().try_acquire("u"));
         sh.reserve_slot();
-        auto s = std::make_shared<session>(sh, std::move(server), "u", std::move(channels), 0,
-                                           awaits_history);
+        auto s = std::make_shared<session>(sh, std::move(server), "u", std::move(channels),
+                                           expires_at, awaits_history);
         sh.attach(s, make_comment_frame("connected"));
         return s;
     }
@@ -182,6 +182,37 @@ TEST_F(stalled_stream, cluster_event_leaves_as_one_write_of_body_and_id) {
 // session writes itself (3 and 34 channels). 200 idle streams, one event at a time to all of
 // them, as a broadcast. Printed, not asserted; docs/architecture.md ("Per-session ids") quotes
 // runs.
+// The shard visits a stream only at the tick on_tick() asked for: an idle stream asks for its
+// first deadline (heartbeat, token expiry), a stream with something in motion for the next tick.
+TEST_F(stalled_stream, an_idle_stream_asks_to_be_visited_at_its_first_deadline) {
+    cfg.sse.heartbeat_seconds = 15;
+    cfg.auth.expiry_notice_seconds = 0;
+    cfg.auth.jwt.leeway_seconds = 0;
+    shards.emplace(1, cfg);
+    shard& sh = (*shards)[0];
+    const std::int64_t unix_now = 1'700'000'000;
+    auto plain = open(sh);
+    auto client_of_plain = std::move(client);
+    auto expiring = open(sh, {"user:u"}, false, unix_now + 5);
+    // Let both openings leave: nothing is in motion afterwards.
+    for (int i = 0; i < 200 && (plain->queued_bytes() != 0 || expiring->queued_bytes() != 0); ++i)
+        sh.context().run_one_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(plain->queued_bytes(), 0u);
+    const std::uint32_t t = sh.now_tick();
+    const auto& heartbeats = sh.counters().heartbeats;
+
+    EXPECT_EQ(plain->on_tick(t, unix_now), t + 15) << "next: the heartbeat";
+    EXPECT_EQ(expiring->on_tick(t, unix_now), t + 5) << "next: the token's expiry";
+    EXPECT_EQ(heartbeats.load(), 0u);
+
+    // At the heartbeat's tick it is written, and while it is in motion: every tick.
+    EXPECT_EQ(plain->on_tick(t + 15, unix_now + 15), t + 16);
+    EXPECT_EQ(heartbeats.load(), 1u);
+    // At the expiry's tick the stream is sent away (a retry hint, then closed).
+    EXPECT_EQ(expiring->on_tick(t + 5, unix_now + 5), t + 6);
+    EXPECT_TRUE(expiring->leaving());
+}
+
 TEST(SessionMeasure, MeasureBroadcastDeliveryCost) {
     gateway_config cfg;
     cfg.server.max_connections_per_user = 4;
