@@ -20,7 +20,8 @@ using tcp = asio::ip::tcp;
 
 listener::listener(asio::io_context& ioc, const tcp::endpoint& at, shard_set& shards, shard* only,
                    const authenticator& auth)
-    : acceptor_(ioc), protocol_(at.protocol()), backoff_(ioc), shards_(shards), only_(only), auth_(auth) {
+    : acceptor_(ioc), protocol_(at.protocol()), backoff_(ioc), shards_(shards), only_(only),
+      auth_(auth) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     if (only_ != nullptr)
@@ -73,7 +74,8 @@ void listener::accept_pending() {
             // The client reset before we took it, or a signal: nothing to do for this one.
             if (err == ECONNABORTED || err == EINTR || err == EPROTO) continue;
             // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning on the error.
-            return pause_accepting(boost::system::error_code(err, boost::system::system_category()));
+            return pause_accepting(
+                boost::system::error_code(err, boost::system::system_category()));
         }
         hand_over(fd);
     }

@@ -189,8 +189,7 @@ void session::pump_replay() {
     finish_replay();
 }
 
-std::optional<std::string_view> session::replayed_id(const history_entry& e,
-                                                     std::string& id_text) {
+std::optional<std::string_view> session::replayed_id(const history_entry& e, std::string& id_text) {
     if (cursor_) {
         // Per channel: what the client has (its cursor's component) is skipped.
         if (!cursor_->advance(channels_.index_of(e.channel), e.at)) return std::nullopt;
@@ -408,8 +407,8 @@ std::uint32_t session::next_visit(std::uint32_t now_tick, std::int64_t now_unix)
     // no earlier than N ticks from now.
     auto tick_of = [&](std::int64_t unix_time) -> std::uint32_t {
         if (unix_time <= now_unix) return soon;
-        return now_tick + static_cast<std::uint32_t>(
-                              std::min<std::int64_t>(unix_time - now_unix, 1 << 30));
+        return now_tick +
+               static_cast<std::uint32_t>(std::min<std::int64_t>(unix_time - now_unix, 1 << 30));
     };
     std::uint32_t due = last_write_tick_ + shard_.config().sse.heartbeat_seconds;
     if (expires_at_unix_ != 0) {

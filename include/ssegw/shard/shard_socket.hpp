@@ -19,7 +19,7 @@ using shard_socket =
 /// ioctl(FIONBIO)), and it is no duplicate (else Asio's close() removes it from epoll with an
 /// epoll_ctl DEL the kernel does by itself when the only descriptor closes). Two system calls
 /// per connection fewer (docs/benchmarks.md "Fixed costs"). On failure the descriptor is closed.
-boost::system::error_code adopt_accepted(shard_socket& socket,
-                                         const boost::asio::ip::tcp& protocol, int fd);
+boost::system::error_code adopt_accepted(shard_socket& socket, const boost::asio::ip::tcp& protocol,
+                                         int fd);
 
 } // namespace ssegw

@@ -28,8 +28,7 @@ struct stalled_stream : ::testing::Test {
         cfg.sse.max_queue_bytes = 256 * 1024;
     }
 
-    std::shared_ptr<session> open(shard& sh,
-                                  std::vector<std::string> channels = {"user:u"},
+    std::shared_ptr<session> open(shard& sh, std::vector<std::string> channels = {"user:u"},
                                   bool awaits_history = false, std::int64_t expires_at = 0) {
         tcp::acceptor acceptor(sh.context(), {asio::ip::make_address("127.0.0.1"), 0});
         client = std::make_unique<tcp::socket>(sh.context());
@@ -260,8 +259,7 @@ TEST(SessionMeasure, MeasureBroadcastDeliveryCost) {
             std::array<char, 65536> sink;
             for (auto& c : clients) {
                 boost::system::error_code ec;
-                while (c->read_some(asio::buffer(sink), ec) > 0 && !ec) {
-                }
+                while (c->read_some(asio::buffer(sink), ec) > 0 && !ec) {}
             }
         };
         sh.context().poll();

@@ -23,7 +23,8 @@ TEST(AdoptAccepted, AsioSeesTheSocketNonBlockingAndItCarriesData) {
     tcp::socket client(ioc);
     client.connect(acceptor.local_endpoint());
 
-    const int fd = ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     ASSERT_GE(fd, 0);
     ssegw::shard_socket server(ioc);
     ASSERT_FALSE(ssegw::adopt_accepted(server, tcp::v4(), fd));
@@ -45,7 +46,8 @@ TEST(AdoptAccepted, AsioSeesTheSocketNonBlockingAndItCarriesData) {
     server.async_read_some(asio::buffer(&byte, 1), [&](auto ec, std::size_t got) {
         first = ec;
         n = got;
-        server.async_read_some(asio::buffer(&byte, 1), [&](auto ec2, std::size_t) { second = ec2; });
+        server.async_read_some(asio::buffer(&byte, 1),
+                               [&](auto ec2, std::size_t) { second = ec2; });
         client.close();
     });
     asio::write(client, asio::buffer("x", 1));
