@@ -118,25 +118,40 @@ void resume_service::catch_up() {
     catch_up_running_ = true;
     const auto from = sink_.position();
     auto channels = from ? sink_.wanted_channels() : std::vector<std::string>{};
-    read_chunked(std::move(channels), from, [this](history_read r) {
-        catch_up_running_ = false;
-        if (stopped_) return;
-        if (!r.ok) {
-            spdlog::warn("history catch-up failed: {}; retrying", r.error);
-            return retry_catch_up_later();
+    read_chunked(std::move(channels), from, [this, from](history_read r) {
+        if (!stopped_ && r.ok && r.unknown_position && from && r.tip.epoch != from->epoch) {
+            // Redis has no record of the epoch routing got to: it lost its data (restarted
+            // empty, or a replica was promoted without any of it) or it is another server.
+            // Nothing it holds was routed here, so all of it is read; taking its tip as
+            // "routed" would skip what was published on it before this read, including the
+            // live events held meanwhile. (Same epoch but ahead of the tip is the other
+            // unknown case: an older snapshot, all of it routed already.)
+            return read_chunked(sink_.wanted_channels(),
+                                stream_position{r.tip.epoch, 0, r.tip.time},
+                                [this](history_read all) { finish_catch_up(std::move(all)); });
         }
-        if (!sink_.position()) {
-            sink_.adopt_position(r.tip); // start-up: nothing is owed to anyone yet
-            if (!sink_.catching_up()) return;
-        }
-        const bool complete = sink_.finish_catch_up(r);
-        sink_.flush();
-        if (rerun_ || !complete) {
-            rerun_ = false;
-            sink_.begin_catch_up();
-            catch_up(); // runs now if the feed is up, else at the next link-up
-        }
+        finish_catch_up(std::move(r));
     });
+}
+
+void resume_service::finish_catch_up(history_read r) {
+    catch_up_running_ = false;
+    if (stopped_) return;
+    if (!r.ok) {
+        spdlog::warn("history catch-up failed: {}; retrying", r.error);
+        return retry_catch_up_later();
+    }
+    if (!sink_.position()) {
+        sink_.adopt_position(r.tip); // start-up: nothing is owed to anyone yet
+        if (!sink_.catching_up()) return;
+    }
+    const bool complete = sink_.finish_catch_up(r);
+    sink_.flush();
+    if (rerun_ || !complete) {
+        rerun_ = false;
+        sink_.begin_catch_up();
+        catch_up(); // runs now if the feed is up, else at the next link-up
+    }
 }
 
 void resume_service::retry_catch_up_later() {

@@ -50,6 +50,7 @@ private:
     void read_chunked(std::vector<std::string> channels, std::optional<stream_position> from,
                       std::function<void(history_read)> done);
     void catch_up();
+    void finish_catch_up(history_read r);
     void retry_catch_up_later();
 
     broker& broker_;
