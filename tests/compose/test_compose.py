@@ -254,11 +254,18 @@ class RedisKillTest(unittest.TestCase):
             pos = redis_cli("FCALL", "sse_publish", "1", "broadcast",
                             json.dumps({"event": "after-fcall", "data": "x"}))
             self.assertTrue(pos, "FCALL sse_publish answered nothing")
-            for c in clients:
-                got = c.wait_for_events(3, 15, event="after")
-                self.assertEqual([e["data"] for e in got], ["0", "1", "2"])
-                e = c.wait_for_events(1, 15, event="after-fcall")[0]
-                self.assertEqual(e["id"], pos)
+            try:
+                for c in clients:
+                    got = c.wait_for_events(3, 15, event="after")
+                    self.assertEqual([e["data"] for e in got], ["0", "1", "2"])
+                    e = c.wait_for_events(1, 15, event="after-fcall")[0]
+                    self.assertEqual(e["id"], pos)
+            except AssertionError:
+                # The replicas' own account of the outage: reconnects, catch-up, epochs.
+                for gw in GATEWAYS:
+                    logs = podman("logs", "--tail", "40", container(gw), check=False)
+                    print("---- %s log (last 40 lines) ----\n%s%s" % (gw, logs.stdout, logs.stderr))
+                raise
         finally:
             for c in clients:
                 c.close()
