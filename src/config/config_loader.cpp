@@ -434,6 +434,7 @@ void validate(const gateway_config& cfg) {
                 std::numeric_limits<std::uint64_t>::max());
     check_range("sse.max_topics", sse.max_topics, 0, 1024);
     check_range("sse.max_event_bytes", sse.max_event_bytes, 16, 16777216);
+    check_range("sse.write_timeout_seconds", sse.write_timeout_seconds, 1, 3600);
     if (sse.max_lifetime_seconds != 0)
         check_range("sse.max_lifetime_seconds", sse.max_lifetime_seconds, 10, 31536000);
 

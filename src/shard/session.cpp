@@ -252,6 +252,8 @@ void session::do_write() {
     if (queue_.empty() || closed_) return;
     writing_ = static_cast<std::uint8_t>(std::min(queue_.size(), max_gather));
     write_started_tick_ = shard_.now_tick();
+    // An idle stream is next visited at its heartbeat; this write's stall check is due sooner.
+    shard_.visit_by(*this, write_started_tick_ + shard_.config().sse.write_timeout_seconds);
     auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
         self->on_write(ec, n);
     };

@@ -128,6 +128,12 @@ void shard::deliver(const std::vector<routed_event_ptr>& batch) {
     }
 }
 
+void shard::visit_by(const session& s, std::uint32_t tick) noexcept {
+    const auto slot = s.slot;
+    if (slot < sessions_.size() && sessions_[slot].get() == &s && visit_at_[slot] > tick)
+        visit_at_[slot] = tick;
+}
+
 std::uint32_t shard::jitter(std::uint32_t bound) noexcept {
     if (bound == 0) return 0;
     // xorshift64: a jitter source private to this thread.

@@ -1,11 +1,13 @@
 """Operational limits and browser-facing edges: CORS (preflight, allow-list, credentials),
-drains spread over the configured window, and the maximum stream lifetime."""
+drains spread over the configured window, the maximum stream lifetime, and the cut of a write
+that stalls."""
 
 import signal
+import socket
 import time
 import unittest
 
-from ssegw_testlib import GatewayTestCase, http_request, wait_until
+from ssegw_testlib import HOST, GatewayTestCase, http_request, wait_until
 
 ALLOWED = "http://app.example"
 OTHER = "http://evil.example"
@@ -106,6 +108,45 @@ class LifetimeTest(GatewayTestCase):
         self.assertLessEqual(took, lifetime + 2)
         self.assertEqual(self.gw.metric("ssegw_connections_closed_total",
                                         reason="lifetime_reached"), 1)
+
+
+class WriteStallTest(GatewayTestCase):
+    def test_a_write_that_stalls_on_an_idle_stream_is_cut_at_the_write_timeout(self):
+        # The shard visits an idle stream only at its next deadline (the heartbeat, 60 s here).
+        # A write that starts after that visit and stalls must still be cut write_timeout
+        # seconds after it started, not at the heartbeat's visit.
+        timeout = 2
+        self.gw = self.start_gateway({"auth": {"mode": "none"},
+                                      "sse": {"heartbeat_seconds": 60,
+                                              "write_timeout_seconds": timeout,
+                                              "max_queue_bytes": 64 << 20}})
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+        s.connect((HOST, self.gw.port))
+        s.sendall(b"GET /events?user=stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: self.gw.connections() == 1, 10)
+        # Let the stream's first visits pass (the shard ticks once a second): from then on it
+        # asks to be visited only at its heartbeat, 60 ticks away. The client never reads.
+        time.sleep(2.5)
+        # More than the kernel's send buffer can grow to (tcp_wmem's max, 4 MiB by default), so
+        # a write is left in flight; under the queue cap, so it is not a slow-consumer cut.
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            send_buffer_max = int(f.read().split()[2])
+        pad = "x" * 60000
+        events = send_buffer_max // len(pad) + 32
+        self.assertLess(events * len(pad), 64 << 20)
+        for i in range(events):
+            status, body = self.gw.publish({"channel": "user:stall", "data": "%d %s" % (i, pad)})
+            self.assertEqual(status, 202, body)
+        t0 = time.monotonic()
+        wait_until(lambda: self.gw.metric("ssegw_connections_closed_total",
+                                          reason="write_stalled") == 1, timeout + 8,
+                   message=lambda: "no write_stalled cut; log:\n" + self.gw.log_tail())
+        took = time.monotonic() - t0
+        self.assertLessEqual(took, timeout + 3)
+        self.assertEqual(self.gw.connections(), 0)
+        self.assertEqual(self.gw.metric("ssegw_slow_consumer_disconnects_total"), 0)
 
 
 if __name__ == "__main__":

@@ -70,11 +70,8 @@ public:
     /// Called by the shard at the tick it last asked for: heartbeat when idle, stall and expiry
     /// checks (with `event: token-expiring` auth.expiry_notice_seconds before the token's exp).
     /// Returns the next tick at which there may be something to do; the shard skips the stream
-    /// until then (a visit too early is harmless). Known gap: a write that starts between
-    /// visits and then stalls is only checked at that tick (up to sse.heartbeat_seconds late),
-    /// so the stall cut can come that much after sse.write_timeout_seconds; the queue limit
-    /// (sse.max_queue_bytes) still bounds its memory. The fix is for do_write() to pull the
-    /// shard's visit forward to its stall deadline.
+    /// until then (a visit too early is harmless). A write that starts between visits pulls
+    /// the next one forward to its stall deadline (do_write(), shard::visit_by()).
     std::uint32_t on_tick(std::uint32_t now_tick, std::int64_t now_unix);
 
     /// The user id: the tail of the first channel ("user:<id>"), not a copy of its own, which

@@ -88,6 +88,9 @@ public:
     void drain(std::chrono::milliseconds window);
 
     std::uint32_t now_tick() const noexcept { return tick_count_; }
+    /// Brings `s`'s next visit forward to `tick` if it was due later: a write started between
+    /// visits must be checked at its stall deadline, not at the idle stream's heartbeat.
+    void visit_by(const session& s, std::uint32_t tick) noexcept;
     /// The idle keep-alive comment, shared by every session of the shard.
     const frame& heartbeat() const noexcept { return heartbeat_; }
     /// "retry: N" with N jittered in [retry_ms, 2 * retry_ms): clients told to come back

@@ -302,6 +302,9 @@ TEST(validate, threads_and_sse_limits) {
               "sse.max_event_bytes: must be in 16..16777216, got 15");
     EXPECT_EQ(validate_error([](auto& c) { c.sse.max_event_bytes = 16777217; }),
               "sse.max_event_bytes: must be in 16..16777216, got 16777217");
+    // 0 would cut every write at the next tick, however fast the client reads.
+    EXPECT_EQ(validate_error([](auto& c) { c.sse.write_timeout_seconds = 0; }),
+              "sse.write_timeout_seconds: must be in 1..3600, got 0");
     EXPECT_EQ(validate_error([](auto& c) { c.sse.path = "events"; }),
               R"(sse.path: must start with '/', got "events")");
 
