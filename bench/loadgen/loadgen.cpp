@@ -977,7 +977,7 @@ std::string run_plan(const options& o, std::vector<child>& kids, publisher& pub,
         pub.enqueue_one();
         pub.flush();
         target += streams;
-        // From the payload's own stamp, like the streams' latencies: with 100 busy processes on
+        // From the payload's own stamp, like the streams' latencies: with ~110 busy processes on
         // two cores this process can be preempted for a second between the stamp and a clock read
         // here, which made "reached all" come out below the latency maximum at 1,000,000.
         int64_t tk = pub.last_stamp;
